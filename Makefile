@@ -1,0 +1,83 @@
+# Mnemo — memory for LLM chat. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.mnemo-setup
+SETUP_INPUTS := constraints.txt libs/pyproject.toml services/memory/pyproject.toml services/gateway/pyproject.toml scripts/setup_system.sh
+
+.PHONY: help setup run test test-redis7 lint fmt typecheck proto proto-check bench recall constraints images kind-up deploy e2e clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+
+setup: $(STAMP) ## create .venv and install everything (Python packages, Redis, the embedding model, test browser)
+
+$(STAMP): $(SETUP_INPUTS)
+	bash scripts/setup_system.sh
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -c constraints.txt torch==2.13.0
+	$(PIP) install -q -c constraints.txt -e "libs[dev]" -e services/memory -e services/gateway
+	touch $(STAMP)
+	@echo "setup done: 'make run' starts Mnemo, 'make test' runs the suite"
+
+run: setup ## start Redis, the memory service, the worker and the gateway on http://127.0.0.1:8000
+	$(PY) -m mnemo_gateway.devrun
+
+test: setup proto-check ## the whole suite (real Redis 8.2, Chroma, gRPC, HTTP), then the Redis suite on Redis 7.0
+	$(PY) -m pytest
+	$(MAKE) --no-print-directory test-redis7
+
+test-redis7: setup ## the memory service suite against Debian's Redis 7.0 (when installed)
+	@if [ -x /usr/bin/redis-server ]; then \
+	  echo "== memory service suite on $$(/usr/bin/redis-server --version | cut -d' ' -f3)"; \
+	  MNEMO_REDIS_SERVER=/usr/bin/redis-server $(PY) -m pytest -q -m "not browser" services/memory/tests; \
+	else echo "Debian redis-server not installed: Redis 7.0 suite not run (make setup installs it as root)"; \
+	  test -z "$$CI"; fi
+
+lint: setup ## ruff lint + format check, mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy libs/mnemo_common services/memory/mnemo_memory services/gateway/mnemo_gateway
+
+fmt: setup ## format the code
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+typecheck: setup ## mypy only
+	$(VENV)/bin/mypy libs/mnemo_common services/memory/mnemo_memory services/gateway/mnemo_gateway
+
+proto: ## regenerate libs/mnemo (the gRPC package) from proto/
+	$(PY) scripts/gen_proto.py
+
+proto-check: ## fail when the committed generated code has drifted from proto/
+	$(PY) scripts/gen_proto.py --check
+
+bench: setup ## run the benchmarks; results in bench/results/ and docs/benchmarks.md
+	$(PY) -m bench.run_all
+
+recall: setup ## LoCoMo recall evaluation (DATA=path/to/locomo.json)
+	$(PY) -m bench.recall --data $${DATA:-../shared/data/locomo/locomo-dev.json} --out bench/results/recall
+
+constraints: ## re-pin constraints.txt from the current venv (name==version only)
+	@{ head -2 constraints.txt; $(PIP) freeze --exclude-editable | grep -v ' @ ' | sed 's/^torch==\(.*\)+cpu/torch==\1/'; } > constraints.tmp && mv constraints.tmp constraints.txt
+
+images: ## build the container images (needs a Docker engine)
+	docker build -f services/memory/Dockerfile -t mnemo-memory:dev .
+	docker build -f services/gateway/Dockerfile -t mnemo-gateway:dev .
+
+kind-up: ## create a local kind cluster (deploy/kind/cluster.yaml)
+	kind create cluster --config deploy/kind/cluster.yaml
+
+deploy: ## build and deploy to the current kube context with skaffold
+	skaffold run
+
+e2e: setup ## end-to-end tests against the current kube context
+	$(PY) -m pytest -m e2e tests/e2e
+
+clean: ## remove local state (./var) and caches, keep .venv
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

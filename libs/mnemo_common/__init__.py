@@ -1,0 +1,1 @@
+"""Code shared by every Mnemo process (never deployed on its own)."""

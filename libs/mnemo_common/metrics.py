@@ -1,0 +1,70 @@
+"""Prometheus helpers: one registry per process, histograms with sensible buckets.
+
+Use :func:`registry` for every metric so tests can read a process's metrics without the
+default global registry's surprises, and :func:`start_metrics_server` for services that
+expose ``/metrics`` on their own port (the gateway mounts it in FastAPI instead).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    start_http_server,
+)
+
+#: seconds; from sub-millisecond Redis calls to multi-second LLM answers
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0,
+)
+#: tokens per request
+TOKEN_BUCKETS = (16, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
+
+_REGISTRY = CollectorRegistry(auto_describe=True)
+
+
+def registry() -> CollectorRegistry:
+    """The process-wide registry every Mnemo metric is registered in."""
+    return _REGISTRY
+
+
+def counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
+    return _get_or_create(Counter, name, doc, labels)
+
+
+def gauge(name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
+    return _get_or_create(Gauge, name, doc, labels)
+
+
+def histogram(
+    name: str,
+    doc: str,
+    labels: tuple[str, ...] = (),
+    buckets: tuple[float, ...] = LATENCY_BUCKETS,
+) -> Histogram:
+    return _get_or_create(Histogram, name, doc, labels, buckets=buckets)
+
+
+def _get_or_create(kind, name, doc, labels, **kwargs):  # type: ignore[no-untyped-def]
+    # Re-importing a module (tests, reloads) must return the same collector, not raise.
+    existing = _REGISTRY._names_to_collectors.get(name)  # noqa: SLF001
+    if existing is None and kind is Counter:
+        existing = _REGISTRY._names_to_collectors.get(name + "_total")  # noqa: SLF001
+    if existing is not None:
+        return existing
+    return kind(name, doc, labelnames=labels, registry=_REGISTRY, **kwargs)
+
+
+def render_latest() -> tuple[bytes, str]:
+    """Metrics in the Prometheus text format and its content type."""
+    return generate_latest(_REGISTRY), CONTENT_TYPE_LATEST
+
+
+def start_metrics_server(port: int, addr: str = "0.0.0.0") -> None:
+    """Serve ``/metrics`` for this process's registry on its own HTTP port."""
+    start_http_server(port, addr=addr, registry=_REGISTRY)

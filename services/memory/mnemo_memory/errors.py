@@ -1,0 +1,53 @@
+"""Domain errors of the memory service. Servicers map them to gRPC status codes
+(``server.py``); stores and the long-term layer raise them and nothing gRPC-specific."""
+
+from __future__ import annotations
+
+
+class MemoryError_(Exception):  # noqa: N801 - avoid shadowing the builtin MemoryError
+    """Base class of every domain error."""
+
+
+class InvalidArgumentError(MemoryError_):
+    """Bad input; ``field`` names the request field (→ INVALID_ARGUMENT)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class NotFoundError(MemoryError_):
+    """Unknown thread or memory (→ NOT_FOUND)."""
+
+
+class PermissionDeniedError(MemoryError_):
+    """The object belongs to another user (→ PERMISSION_DENIED)."""
+
+
+class RateLimitedError(MemoryError_):
+    """A rate-limit window is full (→ RESOURCE_EXHAUSTED, ``retry-after`` metadata)."""
+
+    def __init__(self, window: str, limit: int, retry_after_s: int) -> None:
+        super().__init__(f"rate limit of {limit} requests per {window} reached; "
+                         f"retry after {retry_after_s}s")
+        self.window = window
+        self.limit = limit
+        self.retry_after_s = retry_after_s
+
+
+class UnavailableError(MemoryError_):
+    """A backing store is unreachable (→ UNAVAILABLE); ``component`` names it."""
+
+    def __init__(self, component: str, detail: str = "") -> None:
+        super().__init__(f"{component} unavailable" + (f": {detail}" if detail else ""))
+        self.component = component
+
+
+class ConflictError(MemoryError_):
+    """The state changed underneath an operation (→ ABORTED)."""
+
+
+class ModelMismatchError(MemoryError_):
+    """The configured embedding model differs from the one a collection was built with
+    (→ FAILED_PRECONDITION)."""
