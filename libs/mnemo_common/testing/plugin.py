@@ -61,3 +61,11 @@ def fresh_redis(tmp_path) -> Iterator[RedisServer]:  # type: ignore[no-untyped-d
         yield server
     finally:
         server.stop()
+
+
+# Component fixtures live beside their code's test support and are registered here so every
+# suite (libs/, services/*/tests, tests/) sees the same ones.
+from .chroma import *  # noqa: E402,F403
+from .gateway import *  # noqa: E402,F403
+from .llm_fixtures import *  # noqa: E402,F403
+from .memory_server import *  # noqa: E402,F403

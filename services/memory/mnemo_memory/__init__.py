@@ -1,0 +1,1 @@
+"""Mnemo memory service: the gRPC server and the extraction worker (same package)."""

@@ -1,0 +1,40 @@
+"""Long-term memory (facts and episodes in a vector store).
+
+Seam with the rest of the service: ``build_longterm(settings, redis)`` returns an object
+with the :class:`LongTermAPI` methods, or ``None`` when long-term memory is not available
+(then the long-term RPCs answer UNIMPLEMENTED and PrepareTurn skips recall).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+from mnemo.memory.v1 import memory_pb2
+
+
+class LongTermAPI(Protocol):
+    async def recall(
+        self, user_id: str, query: str, options: memory_pb2.RecallOptions
+    ) -> list[memory_pb2.ScoredMemory]:
+        """Best-first memories for a turn; raises UnavailableError("vector_store")."""
+        ...
+
+    async def forget_user(self, user_id: str) -> dict[str, int]:
+        """Delete every fact and episode of the user; counts by kind ("facts", "episodes")."""
+        ...
+
+    def export_user(self, user_id: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """(section, JSON-able document) for everything long-term held about the user."""
+        ...
+
+    async def stats(self, user_id: str | None) -> dict[str, int]:
+        """{"vector_count": n} globally, plus "facts"/"episodes" for a user."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+def build_longterm(settings: Any, redis: Any) -> LongTermAPI | None:
+    """Placeholder until long-term memory lands."""
+    return None
