@@ -1,0 +1,1 @@
+"""The extraction worker: consumes jobs from the Redis Stream (``mnemo-memory worker``)."""
