@@ -1,0 +1,77 @@
+"""Settings of the memory service and the worker (one process image, two commands).
+
+``MemoryServiceSettings`` extends the shared :class:`CommonSettings` (``REDIS__*``,
+``MEMORY__*``, ``RATE_LIMIT__*``...) with the server's own group (``SERVER__*``), the
+worker's (``WORKER__*``) and a few short-term-memory knobs (``SHORTTERM__*``).
+``get_settings()`` returns the process singleton.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from mnemo_common.settings import CommonSettings, load_settings
+from pydantic import BaseModel, Field
+
+from mnemo_memory.worker.settings import WorkerSettings
+
+
+class ServerSettings(BaseModel):
+    """The gRPC server (``SERVER__*``)."""
+
+    # interface the gRPC server binds to
+    host: str = Field("0.0.0.0", description="gRPC bind address")
+    # gRPC port (0 = pick a free port; tests use this)
+    grpc_port: int = Field(50051, ge=0, le=65535, description="gRPC port")
+    # Prometheus /metrics HTTP port of the memory service (0 = disabled)
+    metrics_port: int = Field(9464, ge=0, le=65535, description="metrics HTTP port, 0 = off")
+    # serve grpc.reflection.v1alpha so grpcurl/grpcui can discover the API
+    reflection: bool = Field(True, description="enable gRPC server reflection")
+    # seconds in-flight RPCs get to finish after SIGTERM
+    grace_s: float = Field(10.0, ge=0, description="drain time on SIGTERM, seconds")
+    # seconds between Redis health probes (flip SERVING / NOT_SERVING)
+    health_probe_interval_s: float = Field(1.0, gt=0, description="Redis probe interval")
+    # seconds a health probe PING may take before Redis counts as down
+    health_probe_timeout_s: float = Field(0.5, gt=0, description="Redis probe timeout")
+    # seconds between refreshes of the Redis usage gauges (keys by kind, stream length)
+    stats_interval_s: float = Field(30.0, gt=0, description="usage gauge refresh period")
+    # largest request accepted, bytes (messages are additionally limited by MEMORY__*)
+    max_receive_message_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+
+
+class ShortTermSettings(BaseModel):
+    """Short-term memory knobs that are not part of the shared policy (``SHORTTERM__*``)."""
+
+    # idempotency keys remembered per thread (oldest pruned first; TTL also applies)
+    max_idempotency_keys_per_thread: int = Field(500, ge=10)
+    # after deleting a user through the index, SCAN the user's hash-tag pattern for
+    # leftovers (O(keyspace); turn off on very large shared instances)
+    erasure_scan_fallback: bool = True
+    # keys visited at most by one GetStats keys-by-kind scan; counts are extrapolated above
+    stats_scan_limit: int = Field(200_000, ge=100)
+    # keys of one user sampled with MEMORY USAGE for approx_bytes
+    stats_memory_samples: int = Field(25, ge=1)
+    # a summarize_thread job older than this without a result may be enqueued again
+    summary_job_stale_s: int = Field(900, ge=10)
+    # characters of the first user message kept as a thread title
+    title_chars: int = Field(80, ge=8)
+
+
+class MemoryServiceSettings(CommonSettings):
+    """Everything ``mnemo-memory serve`` and ``mnemo-memory worker`` read."""
+
+    server: ServerSettings = ServerSettings()
+    worker: WorkerSettings = WorkerSettings()
+    shortterm: ShortTermSettings = ShortTermSettings()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> MemoryServiceSettings:
+    """The process-wide settings, read once from the environment (and ``.env``)."""
+    return load_settings(MemoryServiceSettings)
+
+
+def build_settings(**overrides: Any) -> MemoryServiceSettings:
+    """Fresh settings with overrides (tests, fixtures); does not touch the singleton."""
+    return load_settings(MemoryServiceSettings, **overrides)

@@ -1,0 +1,139 @@
+"""The background job queue: a Redis Stream read by the worker's consumer group.
+
+Stream ``{prefix}:jobs``, consumer group ``workers`` (created idempotently with MKSTREAM),
+dead letters in ``{prefix}:jobs:dead``. Neither stream ever has a TTL and neither is
+trimmed by MAXLEN: an unprocessed job must never be evicted or dropped. The worker XACKs
+and then XDELs each finished entry, so the stream's length is the backlog and the
+erasure scan below (XRANGE over the whole stream) stays cheap.
+
+Message fields (all strings)::
+
+    job_id           unique id of the job (not the stream entry id)
+    type             extract_facts | summarize_thread | create_episode
+    user_id          owner of the thread
+    thread_id        the thread
+    enqueued_at_ms   Unix epoch ms
+
+    extract_facts:    new_messages     messages added since the previous extraction
+                      upto_message_id  id of the newest message to extract from; the
+                                       job covers the `new_messages` messages ending there
+    summarize_thread: message_count    messages held when the job was enqueued; the worker
+                                       summarises all but the newest MEMORY__SUMMARY_KEEP_RECENT
+                                       and calls ThreadStore.replace_oldest_with_summary
+    create_episode:   reason           "closed" (CloseThread) or "idle" (worker's idle scan)
+
+Jobs are enqueued by ``ThreadStore.append_turn`` (inside its Lua script when the
+deployment allows cross-slot scripts, otherwise right after it, through :meth:`enqueue`)
+and by CloseThread. Dead-letter entries carry the original fields plus ``error``,
+``attempts``, ``failed_at_ms`` and ``original_entry_id`` (the worker writes them).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from mnemo_common.ids import new_id
+from redis.exceptions import ResponseError
+
+from .keys import KeyBuilder, checked_id
+
+GROUP = "workers"
+JOB_TYPES = ("extract_facts", "summarize_thread", "create_episode")
+_SCAN_BATCH = 1000
+
+
+class JobQueue:
+    """Enqueue, inspect and erase jobs; the worker consumes with XREADGROUP on ``GROUP``."""
+
+    def __init__(self, redis: Any, keys: KeyBuilder) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.stream = keys.jobs()
+        self.dead_stream = keys.dead_letters()
+        self.group = GROUP
+
+    async def ensure_group(self) -> None:
+        """Create the stream and consumer group if missing (BUSYGROUP means it exists)."""
+        try:
+            await self.redis.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def enqueue(self, type: str, user_id: str, thread_id: str,  # noqa: A002
+                      *, job_id: str | None = None, now_ms: int | None = None,
+                      **fields: Any) -> str:
+        """XADD one job; returns its ``job_id``. Extra ``fields`` are stored as strings."""
+        if type not in JOB_TYPES:
+            raise ValueError(f"unknown job type {type!r}")
+        checked_id(user_id, "user_id")
+        checked_id(thread_id, "thread_id")
+        job_id = job_id or new_id("job-")
+        body = job_fields(job_id, type, user_id, thread_id, now_ms, **fields)
+        await self.redis.xadd(self.stream, body)
+        return job_id
+
+    async def _scan(self, stream: str) -> list[tuple[str, dict[str, str]]]:
+        entries: list[tuple[str, dict[str, str]]] = []
+        start = "-"
+        while True:
+            batch = await self.redis.xrange(stream, min=start, max="+", count=_SCAN_BATCH)
+            if not batch:
+                return entries
+            entries.extend(batch)
+            if len(batch) < _SCAN_BATCH:
+                return entries
+            start = "(" + batch[-1][0]
+
+    async def pending_for_user(self, user_id: str, *,
+                               include_dead: bool = True) -> list[dict[str, str]]:
+        """Jobs (backlog, and dead letters) that name ``user_id``; XRANGE scan, oldest first."""
+        checked_id(user_id, "user_id")
+        found = []
+        streams = [self.stream] + ([self.dead_stream] if include_dead else [])
+        for stream in streams:
+            for entry_id, fields in await self._scan(stream):
+                if fields.get("user_id") == user_id:
+                    found.append({**fields, "entry_id": entry_id, "stream": stream})
+        return found
+
+    async def delete_for_user(self, user_id: str) -> int:
+        """XDEL every job and dead letter naming ``user_id``; returns how many.
+
+        Entries already delivered to a worker but not yet acked are deleted too: the
+        worker then finds no entry (XCLAIM/XAUTOCLAIM return none) and must drop the job.
+        """
+        deleted = 0
+        for job in await self.pending_for_user(user_id):
+            deleted += int(await self.redis.xdel(job["stream"], job["entry_id"]))
+        return deleted
+
+    async def stats(self) -> dict[str, int]:
+        """``stream_length``, ``pending`` (delivered, not acked), ``dead_letter_length``."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xlen(self.stream)
+        pipe.xlen(self.dead_stream)
+        length, dead = await pipe.execute()
+        pending = 0
+        try:
+            info = await self.redis.xpending(self.stream, GROUP)
+            pending = int(info.get("pending", 0) if isinstance(info, dict) else info[0])
+        except ResponseError:  # no group yet
+            pending = 0
+        return {"stream_length": int(length), "pending": pending,
+                "dead_letter_length": int(dead)}
+
+
+def job_fields(job_id: str, type: str, user_id: str, thread_id: str,  # noqa: A002
+               now_ms: int | None = None, **extra: Any) -> dict[str, str]:
+    """The stream fields of one job (all strings), as documented above."""
+    body = {
+        "job_id": job_id,
+        "type": type,
+        "user_id": user_id,
+        "thread_id": thread_id,
+        "enqueued_at_ms": str(now_ms if now_ms is not None else int(time.time() * 1000)),
+    }
+    body.update({k: str(v) for k, v in extra.items()})
+    return body

@@ -1,0 +1,134 @@
+"""Every Redis key the memory service writes, built in one place from validated ids.
+
+Layout (``P`` = ``REDIS__KEY_PREFIX``, default ``mnemo``; ``{uid}`` is a Cluster hash tag,
+so all of one user's keys live in one slot and one Lua script can update them atomically)::
+
+    P:u:{uid}:threads              zset  thread_id -> last activity ms   TTL thread TTL
+    P:u:{uid}:t:TID:messages       list  JSON messages, oldest first      TTL thread TTL
+    P:u:{uid}:t:TID:meta           hash  owner, created/updated, counts   TTL thread TTL
+    P:u:{uid}:t:TID:summary        str   running summary of older turns   TTL thread TTL
+    P:u:{uid}:t:TID:idem           zset  idempotency key -> commit ms     TTL thread TTL
+    P:u:{uid}:prefs                hash  preference key -> value          TTL user TTL
+    P:u:{uid}:ratelimit            hash  window:bucket -> count           TTL 2 days
+    P:t:TID:owner                  str   user id owning the thread        TTL thread TTL
+    P:threads:activity             zset  "uid:tid" -> last activity ms    no TTL (pruned)
+    P:jobs                         stream background jobs                 never expires
+    P:jobs:dead                    stream dead letters                    never expires
+
+Thread ids are global (two users cannot own the same thread id), which is what lets a
+request for someone else's thread answer PERMISSION_DENIED instead of NOT_FOUND; the owner
+key is the one per-thread key outside the user's slot. ``docs/adr/0003`` explains why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mnemo_common.ids import InvalidIdError, validate_id
+
+from mnemo_memory.errors import InvalidArgumentError
+
+
+def checked_id(value: str | None, field: str) -> str:
+    """``value`` when it is a valid id; else InvalidArgumentError naming ``field``."""
+    try:
+        return validate_id(value, field)
+    except InvalidIdError as exc:
+        raise InvalidArgumentError(exc.field, exc.reason) from None
+
+
+#: key kinds by the last path component (``kind_of``), used by stats and erasure receipts
+_SUFFIX_KINDS = {
+    "messages": "messages",
+    "meta": "thread_meta",
+    "summary": "summaries",
+    "idem": "idempotency_keys",
+    "threads": "thread_index",
+    "prefs": "preferences",
+    "ratelimit": "rate_limit_keys",
+    "owner": "thread_owners",
+}
+
+
+@dataclass(frozen=True)
+class KeyBuilder:
+    """Builds keys under ``prefix``; every id argument is validated (field-named errors)."""
+
+    prefix: str = "mnemo"
+
+    # --- per user (hash-tagged) ---
+    def user_base(self, user_id: str) -> str:
+        return f"{self.prefix}:u:{{{checked_id(user_id, 'user_id')}}}"
+
+    def user_pattern(self, user_id: str) -> str:
+        """SCAN MATCH pattern of every per-user key of ``user_id`` (the erasure fallback)."""
+        return self.user_base(user_id) + ":*"
+
+    def thread_index(self, user_id: str) -> str:
+        return self.user_base(user_id) + ":threads"
+
+    def thread_base(self, user_id: str, thread_id: str) -> str:
+        return f"{self.user_base(user_id)}:t:{checked_id(thread_id, 'thread_id')}"
+
+    def messages(self, user_id: str, thread_id: str) -> str:
+        return self.thread_base(user_id, thread_id) + ":messages"
+
+    def meta(self, user_id: str, thread_id: str) -> str:
+        return self.thread_base(user_id, thread_id) + ":meta"
+
+    def summary(self, user_id: str, thread_id: str) -> str:
+        return self.thread_base(user_id, thread_id) + ":summary"
+
+    def idempotency(self, user_id: str, thread_id: str) -> str:
+        return self.thread_base(user_id, thread_id) + ":idem"
+
+    def thread_keys(self, user_id: str, thread_id: str) -> list[str]:
+        """The per-user keys of one thread (all in the user's slot)."""
+        base = self.thread_base(user_id, thread_id)
+        return [base + s for s in (":messages", ":meta", ":summary", ":idem")]
+
+    def preferences(self, user_id: str) -> str:
+        return self.user_base(user_id) + ":prefs"
+
+    def rate_limit(self, user_id: str) -> str:
+        return self.user_base(user_id) + ":ratelimit"
+
+    def user_keys(self, user_id: str) -> list[str]:
+        """Per-user keys that are not per thread."""
+        return [self.thread_index(user_id), self.preferences(user_id), self.rate_limit(user_id)]
+
+    # --- global ---
+    def thread_owner(self, thread_id: str) -> str:
+        return f"{self.prefix}:t:{checked_id(thread_id, 'thread_id')}:owner"
+
+    def activity_index(self) -> str:
+        return f"{self.prefix}:threads:activity"
+
+    def jobs(self) -> str:
+        return f"{self.prefix}:jobs"
+
+    def dead_letters(self) -> str:
+        return f"{self.prefix}:jobs:dead"
+
+    @staticmethod
+    def activity_member(user_id: str, thread_id: str) -> str:
+        """Member of the activity index; ids never contain ``:`` so it splits back."""
+        return f"{user_id}:{thread_id}"
+
+    @staticmethod
+    def split_activity_member(member: str) -> tuple[str, str]:
+        user_id, _, thread_id = member.partition(":")
+        return user_id, thread_id
+
+    def kind_of(self, key: str) -> str:
+        """The kind of a key under this prefix (stats' keys-by-kind), ``other`` if unknown."""
+        if not key.startswith(self.prefix + ":"):
+            return "foreign"
+        if key in (self.jobs(), self.dead_letters()):
+            return "jobs"
+        if key == self.activity_index():
+            return "activity_index"
+        rest = key[len(self.prefix) + 1 :]
+        if not (rest.startswith("u:{") or rest.startswith("t:")):
+            return "other"
+        return _SUFFIX_KINDS.get(key.rsplit(":", 1)[-1], "other")

@@ -1,0 +1,127 @@
+"""Lua scripts of :mod:`.threads` (each runs atomically on one Redis node).
+
+Keys 1-5 are one user's thread keys (one Cluster slot). Global keys (thread owner,
+activity index, job stream) follow only when the deployment allows cross-slot scripts
+(``inline == '1'``); on Cluster the caller writes them in separate commands.
+"""
+
+from __future__ import annotations
+
+from .lua import LuaScript
+
+# KEYS: 1 messages, 2 meta, 3 idem, 4 user thread index, 5 summary,
+#       [6 owner, 7 activity index, 8 job stream]  (inline only)
+# ARGV: 1 now_ms, 2 user_id, 3 thread_id, 4 idempotency key, 5 user msg json,
+#       6 assistant msg json, 7 assistant msg id, 8 max messages, 9 thread ttl ms,
+#       10 idem ttl ms, 11 idem cap, 12 extract every, 13 summary threshold,
+#       14 summary stale ms, 15 inline, 16 title, 17 extract job id, 18 summary job id,
+#       19 activity member
+# Returns {status, message_count, created, extract(0/1), new_messages, summarize(0/1)}
+APPEND_TURN = LuaScript("append_turn", r"""
+local now = tonumber(ARGV[1])
+local inline = ARGV[15] == '1'
+local ttl = tonumber(ARGV[9])
+if inline then
+  local owner = redis.call('GET', KEYS[6])
+  if owner and owner ~= ARGV[2] then return {'denied', 0, 0, 0, 0, 0} end
+end
+if redis.call('ZSCORE', KEYS[3], ARGV[4]) then
+  return {'duplicate', redis.call('LLEN', KEYS[1]), 0, 0, 0, 0}
+end
+local created = 0
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  created = 1
+  redis.call('HSET', KEYS[2], 'user_id', ARGV[2], 'thread_id', ARGV[3],
+             'created_at_ms', now, 'title', ARGV[16], 'total_messages', 0,
+             'since_extract', 0, 'summary_job_ms', 0)
+end
+redis.call('RPUSH', KEYS[1], ARGV[5], ARGV[6])
+local len = redis.call('LLEN', KEYS[1])
+local max = tonumber(ARGV[8])
+if len > max then
+  redis.call('LTRIM', KEYS[1], len - max, -1)
+  len = max
+end
+redis.call('HINCRBY', KEYS[2], 'total_messages', 2)
+local since = redis.call('HINCRBY', KEYS[2], 'since_extract', 2)
+redis.call('HSET', KEYS[2], 'updated_at_ms', now, 'message_count', len, 'closed', 0)
+-- idempotency keys: remember this one, forget expired ones, cap the set
+redis.call('ZADD', KEYS[3], now, ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[10]))
+local nidem = redis.call('ZCARD', KEYS[3])
+local cap = tonumber(ARGV[11])
+if nidem > cap then redis.call('ZREMRANGEBYRANK', KEYS[3], 0, nidem - cap - 1) end
+redis.call('ZADD', KEYS[4], now, ARGV[3])
+for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], ttl) end
+-- background jobs
+local extract = 0
+local new_messages = 0
+if since >= tonumber(ARGV[12]) then
+  extract = 1
+  new_messages = since
+  redis.call('HSET', KEYS[2], 'since_extract', 0)
+end
+local summarize = 0
+if len > tonumber(ARGV[13]) then
+  local pending = tonumber(redis.call('HGET', KEYS[2], 'summary_job_ms') or '0')
+  if pending == 0 or now - pending > tonumber(ARGV[14]) then
+    summarize = 1
+    redis.call('HSET', KEYS[2], 'summary_job_ms', now)
+  end
+end
+if inline then
+  redis.call('SET', KEYS[6], ARGV[2], 'PX', ttl)
+  redis.call('ZADD', KEYS[7], now, ARGV[19])
+  if extract == 1 then
+    redis.call('XADD', KEYS[8], '*', 'job_id', ARGV[17], 'type', 'extract_facts',
+               'user_id', ARGV[2], 'thread_id', ARGV[3], 'enqueued_at_ms', tostring(now),
+               'new_messages', tostring(new_messages), 'upto_message_id', ARGV[7])
+  end
+  if summarize == 1 then
+    redis.call('XADD', KEYS[8], '*', 'job_id', ARGV[18], 'type', 'summarize_thread',
+               'user_id', ARGV[2], 'thread_id', ARGV[3], 'enqueued_at_ms', tostring(now),
+               'message_count', tostring(len))
+  end
+end
+return {'ok', len, created, extract, new_messages, summarize}
+""")
+
+# KEYS: 1 messages, 2 meta, 3 summary
+# ARGV: 1 now_ms, 2 thread ttl ms, 3 summary text, 4.. message ids (oldest first)
+# Returns 1 when replaced, 0 when the oldest messages are not exactly those ids.
+REPLACE_WITH_SUMMARY = LuaScript("replace_oldest_with_summary", r"""
+local n = #ARGV - 3
+if n < 1 or redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+local head = redis.call('LRANGE', KEYS[1], 0, n - 1)
+if #head ~= n then return 0 end
+for i = 1, n do
+  local ok, msg = pcall(cjson.decode, head[i])
+  if not ok or type(msg) ~= 'table' or msg['id'] ~= ARGV[3 + i] then return 0 end
+end
+redis.call('LTRIM', KEYS[1], n, -1)
+local ttl = tonumber(ARGV[2])
+redis.call('SET', KEYS[3], ARGV[3], 'PX', ttl)
+redis.call('HSET', KEYS[2], 'message_count', redis.call('LLEN', KEYS[1]),
+           'summary_updated_at_ms', ARGV[1], 'summary_job_ms', 0)
+redis.call('HINCRBY', KEYS[2], 'summarized_messages', n)
+return 1
+""")
+
+# KEYS: 1 messages, 2 meta, 3 idem, 4 summary, 5 user thread index,
+#       [6 owner, 7 activity index] (inline only)
+# ARGV: 1 thread_id, 2 user_id, 3 inline, 4 activity member
+# Returns the number of messages deleted, or -1 when the thread did not exist.
+DELETE_THREAD = LuaScript("delete_thread", r"""
+local existed = redis.call('EXISTS', KEYS[2]) + redis.call('EXISTS', KEYS[1])
+local n = redis.call('LLEN', KEYS[1])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+local indexed = redis.call('ZREM', KEYS[5], ARGV[1])
+if ARGV[3] == '1' then
+  if redis.call('GET', KEYS[6]) == ARGV[2] then
+    existed = existed + redis.call('DEL', KEYS[6])
+  end
+  redis.call('ZREM', KEYS[7], ARGV[4])
+end
+if existed + indexed == 0 then return -1 end
+return n
+""")
