@@ -1,0 +1,168 @@
+"""The vector-store interface of long-term memory and the record it stores.
+
+Two implementations (``chroma.py``, ``redis_index.py``) keep the same contract, tested by
+one parametrised suite. Every query and listing takes a :class:`VectorFilter` whose
+``user_id`` is mandatory: there is no way to search across users.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+import numpy as np
+
+#: kinds of long-term memory (the proto's MemoryKind without the prefix)
+KINDS = ("fact", "preference", "event", "episode")
+
+
+@dataclass(frozen=True)
+class MemoryRecord:
+    """One fact or episode as stored (timestamps in epoch milliseconds)."""
+
+    id: str
+    user_id: str
+    text: str
+    kind: str = "fact"
+    importance: int = 5
+    created_at_ms: int = 0
+    updated_at_ms: int = 0
+    valid_from_ms: int = 0
+    valid_to_ms: int = 0  # 0 = still valid
+    source_thread_id: str = ""
+    source_message_ids: tuple[str, ...] = ()
+    superseded_by: str = ""
+    # "subject attribute" slot for contradiction detection ("user|lives_in"), may be ""
+    slot: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    def with_changes(self, **changes: Any) -> MemoryRecord:
+        return replace(self, **changes)
+
+    def to_flat(self) -> dict[str, str | int]:
+        """Scalar fields for stores whose metadata cannot hold lists or maps."""
+        return {
+            "user_id": self.user_id,
+            "kind": self.kind,
+            "importance": int(self.importance),
+            "created_at_ms": int(self.created_at_ms),
+            "updated_at_ms": int(self.updated_at_ms),
+            "valid_from_ms": int(self.valid_from_ms),
+            "valid_to_ms": int(self.valid_to_ms),
+            "thread_id": self.source_thread_id,
+            "source_message_ids": json.dumps(list(self.source_message_ids)),
+            "superseded_by": self.superseded_by,
+            "slot": self.slot,
+            "metadata": json.dumps(self.metadata, sort_keys=True),
+        }
+
+    @classmethod
+    def from_flat(cls, record_id: str, text: str, flat: dict[str, Any]) -> MemoryRecord:
+        def s(name: str) -> str:
+            v = flat.get(name, "")
+            return v.decode() if isinstance(v, bytes) else str(v if v is not None else "")
+
+        def i(name: str) -> int:
+            v = s(name)
+            return int(float(v)) if v else 0
+
+        return cls(
+            id=record_id,
+            user_id=s("user_id"),
+            text=text,
+            kind=s("kind") or "fact",
+            importance=i("importance"),
+            created_at_ms=i("created_at_ms"),
+            updated_at_ms=i("updated_at_ms"),
+            valid_from_ms=i("valid_from_ms"),
+            valid_to_ms=i("valid_to_ms"),
+            source_thread_id=s("thread_id"),
+            source_message_ids=tuple(json.loads(s("source_message_ids") or "[]")),
+            superseded_by=s("superseded_by"),
+            slot=s("slot"),
+            metadata=json.loads(s("metadata") or "{}"),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able document (export)."""
+        doc = self.__dict__.copy()
+        doc["source_message_ids"] = list(self.source_message_ids)
+        return doc
+
+
+@dataclass(frozen=True)
+class VectorFilter:
+    """Which memories a query or listing may see. ``user_id`` is required."""
+
+    user_id: str
+    kinds: tuple[str, ...] = ()  # empty = all kinds
+    min_importance: int = 0  # 0 = no minimum
+    since_ms: int = 0  # valid_from_ms >= since (0 = unbounded)
+    until_ms: int = 0  # valid_from_ms <= until (0 = unbounded)
+    thread_id: str = ""  # empty = all threads
+    include_superseded: bool = False  # False = only valid_to_ms == 0
+
+    def __post_init__(self) -> None:
+        if not self.user_id:
+            raise ValueError("VectorFilter.user_id is required")
+
+    def matches(self, r: MemoryRecord) -> bool:
+        """The same predicate in Python (used by tests and in-memory post-filtering)."""
+        return (
+            r.user_id == self.user_id
+            and (not self.kinds or r.kind in self.kinds)
+            and r.importance >= self.min_importance
+            and (not self.since_ms or r.valid_from_ms >= self.since_ms)
+            and (not self.until_ms or r.valid_from_ms <= self.until_ms)
+            and (not self.thread_id or r.source_thread_id == self.thread_id)
+            and (self.include_superseded or r.valid_to_ms == 0)
+        )
+
+
+@dataclass(frozen=True)
+class VectorHit:
+    record: MemoryRecord
+    similarity: float  # cosine similarity, -1..1 (higher is closer)
+
+
+class VectorStore(Protocol):
+    """Async interface both backends implement. Unreachable backend → UnavailableError."""
+
+    name: str
+
+    async def open(self) -> None:
+        """Create or open the collection/index; ModelMismatchError if built by another model."""
+        ...
+
+    async def upsert(self, records: list[MemoryRecord], vectors: np.ndarray) -> None: ...
+
+    async def get(self, ids: list[str]) -> list[MemoryRecord]:
+        """Records by id (missing ids are skipped), any user: callers check ownership."""
+        ...
+
+    async def delete(self, ids: list[str]) -> int: ...
+
+    async def query(self, vector: np.ndarray, flt: VectorFilter, k: int) -> list[VectorHit]:
+        """Up to ``k`` nearest records matching ``flt``, closest first."""
+        ...
+
+    async def list(
+        self, flt: VectorFilter, offset: int, limit: int
+    ) -> tuple[list[MemoryRecord], int]:
+        """A page of matching records, newest (created_at_ms) first, and the total."""
+        ...
+
+    async def delete_user(self, user_id: str) -> dict[str, int]:
+        """Delete every record of the user; counts by kind."""
+        ...
+
+    async def count(self, user_id: str | None = None) -> dict[str, int]:
+        """Counts by kind (one user, or all records with ``user_id=None``)."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+def as_float32(vectors: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))

@@ -1,0 +1,310 @@
+"""Redis vector-index backend (seed 001's design): one HASH per memory and a RediSearch
+index ``FT.CREATE ... VECTOR HNSW FLOAT32 DIM 384 DISTANCE_METRIC COSINE`` with TAG fields
+for the user, kind and thread, and NUMERIC importance and timestamps.
+
+Keys: ``{prefix}:mem:<memory_id>`` (memory ids are hashes that include the user id, so they
+are unique; RediSearch indexes one shard, so no Cluster hash tag is needed); index ``{prefix}:idx:memories``; the model that built the index is recorded
+in the hash ``{prefix}:idx:memories:model``. Needs RediSearch (Redis 8 / Redis Stack).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import numpy as np
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from mnemo_memory.embed import ModelInfo
+from mnemo_memory.errors import UnavailableError
+
+from .base import MemoryRecord, VectorFilter, VectorHit, as_float32
+
+log = logging.getLogger(__name__)
+
+_TAG_SPECIAL = re.compile(r"([^A-Za-z0-9_])")
+_FIELDS = [
+    "user_id",
+    "kind",
+    "importance",
+    "created_at_ms",
+    "updated_at_ms",
+    "valid_from_ms",
+    "valid_to_ms",
+    "thread_id",
+    "source_message_ids",
+    "superseded_by",
+    "slot",
+    "metadata",
+    "text",
+]
+_PAGE = 1000
+
+
+def escape_tag(value: str) -> str:
+    """Escape a TAG value for a RediSearch query (``.``/``-`` and friends are syntax)."""
+    return _TAG_SPECIAL.sub(r"\\\1", value)
+
+
+def redis_query(flt: VectorFilter) -> str:
+    """The RediSearch filter expression of a filter (user id always first)."""
+    parts = [f"@user_id:{{{escape_tag(flt.user_id)}}}"]
+    if flt.kinds:
+        parts.append("@kind:{" + "|".join(escape_tag(k) for k in flt.kinds) + "}")
+    if flt.min_importance:
+        parts.append(f"@importance:[{int(flt.min_importance)} +inf]")
+    if flt.since_ms or flt.until_ms:
+        lo = int(flt.since_ms) if flt.since_ms else "-inf"
+        hi = int(flt.until_ms) if flt.until_ms else "+inf"
+        parts.append(f"@valid_from_ms:[{lo} {hi}]")
+    if flt.thread_id:
+        parts.append(f"@thread_id:{{{escape_tag(flt.thread_id)}}}")
+    if not flt.include_superseded:
+        parts.append("@valid_to_ms:[0 0]")
+    return " ".join(parts)
+
+
+def _s(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+class RedisVectorStore:
+    """Facts and episodes in Redis hashes indexed by RediSearch."""
+
+    name = "redis"
+
+    def __init__(
+        self, *, url: str, model: ModelInfo, prefix: str = "mnemo", socket_timeout_s: float = 5.0
+    ) -> None:
+        self.model = model
+        self.prefix = prefix
+        self.index = f"{prefix}:idx:memories"
+        self.model_key = f"{self.index}:model"
+        # binary-safe RESP2 client: vectors are raw FLOAT32 bytes, FT.* replies are flat lists
+        self.redis = aioredis.Redis.from_url(
+            url,
+            decode_responses=False,
+            protocol=2,
+            socket_timeout=socket_timeout_s,
+            socket_connect_timeout=2.0,
+        )
+        self._opened = False
+
+    def key(self, memory_id: str) -> str:
+        return f"{self.prefix}:mem:{memory_id}"
+
+    async def _call(self, *args: Any) -> Any:
+        try:
+            return await self.redis.execute_command(*args)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise UnavailableError("vector_store", f"redis vector index: {exc}") from exc
+
+    async def open(self) -> None:
+        if self._opened:
+            return
+        stored = await self._call("HGETALL", self.model_key)
+        if stored:
+            info = {_s(k): _s(v) for k, v in stored.items()}
+            self.model.check_against(
+                info.get("model_id"), int(info.get("dimension", 0)), f"Redis index {self.index!r}"
+            )
+        try:
+            await self._call(
+                "FT.CREATE",
+                self.index,
+                "ON",
+                "HASH",
+                "PREFIX",
+                "1",
+                f"{self.prefix}:mem:",
+                "SCHEMA",
+                "user_id",
+                "TAG",
+                "kind",
+                "TAG",
+                "thread_id",
+                "TAG",
+                "importance",
+                "NUMERIC",
+                "created_at_ms",
+                "NUMERIC",
+                "SORTABLE",
+                "updated_at_ms",
+                "NUMERIC",
+                "valid_from_ms",
+                "NUMERIC",
+                "valid_to_ms",
+                "NUMERIC",
+                "embedding",
+                "VECTOR",
+                "HNSW",
+                "6",
+                "TYPE",
+                "FLOAT32",
+                "DIM",
+                str(self.model.dimension),
+                "DISTANCE_METRIC",
+                "COSINE",
+            )
+        except ResponseError as exc:
+            if "already exists" not in str(exc).lower():
+                raise
+        if not stored:
+            await self._call(
+                "HSET",
+                self.model_key,
+                "model_id",
+                self.model.model_id,
+                "dimension",
+                str(self.model.dimension),
+            )
+        self._opened = True
+
+    async def upsert(self, records: list[MemoryRecord], vectors: np.ndarray) -> None:
+        if not records:
+            return
+        await self.open()
+        vecs = as_float32(vectors)
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for record, vec in zip(records, vecs, strict=True):
+                    mapping: dict[str, Any] = {k: str(v) for k, v in record.to_flat().items()}
+                    mapping["text"] = record.text
+                    mapping["embedding"] = vec.tobytes()
+                    key = self.key(record.id)
+                    pipe.delete(key)
+                    pipe.hset(key, mapping=mapping)
+                await pipe.execute()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise UnavailableError("vector_store", f"redis vector index: {exc}") from exc
+
+    async def _search(self, query: str, *extra: Any) -> list[tuple[str, dict[str, Any]]]:
+        res = await self._call("FT.SEARCH", self.index, query, *extra, "DIALECT", "2")
+        out = []
+        for i in range(1, len(res), 2):
+            fields = res[i + 1]
+            out.append(
+                (_s(res[i]), {_s(fields[j]): fields[j + 1] for j in range(0, len(fields), 2)})
+            )
+        return out
+
+    def _record(self, key: str, fields: dict[str, Any]) -> MemoryRecord:
+        memory_id = key.rsplit(":", 1)[-1]
+        return MemoryRecord.from_flat(memory_id, _s(fields.get("text", b"")), fields)
+
+    async def get(self, ids: list[str]) -> list[MemoryRecord]:
+        if not ids:
+            return []
+        await self.open()
+        out = []
+        for memory_id in ids:
+            values = await self._call("HMGET", self.key(memory_id), *_FIELDS)
+            if values and values[0] is not None:
+                out.append(
+                    self._record(self.key(memory_id), dict(zip(_FIELDS, values, strict=True)))
+                )
+        return out
+
+    async def delete(self, ids: list[str]) -> int:
+        deleted = 0
+        for record in await self.get(ids):
+            deleted += int(await self._call("DEL", self.key(record.id)))
+        return deleted
+
+    async def query(self, vector: np.ndarray, flt: VectorFilter, k: int) -> list[VectorHit]:
+        await self.open()
+        blob = as_float32(vector).reshape(-1).tobytes()
+        q = f"({redis_query(flt)})=>[KNN {max(1, k)} @embedding $vec AS dist]"
+        rows = await self._search(
+            q,
+            "PARAMS",
+            "2",
+            "vec",
+            blob,
+            "SORTBY",
+            "dist",
+            "ASC",
+            "RETURN",
+            str(len(_FIELDS) + 1),
+            *_FIELDS,
+            "dist",
+            "LIMIT",
+            "0",
+            str(max(1, k)),
+        )
+        return [
+            VectorHit(self._record(key, f), 1.0 - float(_s(f.get("dist", b"1")))) for key, f in rows
+        ]
+
+    async def list(
+        self, flt: VectorFilter, offset: int, limit: int
+    ) -> tuple[list[MemoryRecord], int]:
+        await self.open()
+        res = await self._call(
+            "FT.SEARCH",
+            self.index,
+            redis_query(flt),
+            "RETURN",
+            str(len(_FIELDS)),
+            *_FIELDS,
+            "SORTBY",
+            "created_at_ms",
+            "DESC",
+            "LIMIT",
+            str(offset),
+            str(limit),
+            "DIALECT",
+            "2",
+        )
+        total = int(res[0])
+        records = []
+        for i in range(1, len(res), 2):
+            fields = res[i + 1]
+            records.append(
+                self._record(
+                    _s(res[i]), {_s(fields[j]): fields[j + 1] for j in range(0, len(fields), 2)}
+                )
+            )
+        return records, total
+
+    async def all_matching(self, flt: VectorFilter) -> list[MemoryRecord]:
+        """Every record matching ``flt`` (the keyword index's candidate set)."""
+        out: list[MemoryRecord] = []
+        offset = 0
+        while True:
+            page, total = await self.list(flt, offset, _PAGE)
+            out.extend(page)
+            offset += _PAGE
+            if offset >= total or not page:
+                return out
+
+    async def delete_user(self, user_id: str) -> dict[str, int]:
+        records = await self.all_matching(VectorFilter(user_id=user_id, include_superseded=True))
+        counts: dict[str, int] = {}
+        for start in range(0, len(records), 500):
+            chunk = records[start : start + 500]
+            await self._call("DEL", *[self.key(r.id) for r in chunk])
+        for r in records:
+            counts[r.kind] = counts.get(r.kind, 0) + 1
+        return counts
+
+    async def count(self, user_id: str | None = None) -> dict[str, int]:
+        await self.open()
+        if user_id is None:
+            res = await self._call("FT.SEARCH", self.index, "*", "LIMIT", "0", "0")
+            return {"total": int(res[0])}
+        counts = {"total": 0}
+        for kind in ("fact", "preference", "event", "episode"):
+            q = f"@user_id:{{{escape_tag(user_id)}}} @kind:{{{kind}}}"
+            res = await self._call("FT.SEARCH", self.index, q, "LIMIT", "0", "0", "DIALECT", "2")
+            if int(res[0]):
+                counts[kind] = int(res[0])
+                counts["total"] += int(res[0])
+        return counts
+
+    async def aclose(self) -> None:
+        await self.redis.aclose()

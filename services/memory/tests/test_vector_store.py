@@ -1,0 +1,156 @@
+"""Contract tests of the vector-store interface, run against every real backend:
+embedded Chroma, a ``chroma run`` server, and Redis with RediSearch loaded."""
+
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+import pytest
+from mnemo_memory.embed import ModelInfo
+from mnemo_memory.errors import ModelMismatchError
+from mnemo_memory.stores.vector import (
+    ChromaVectorStore,
+    MemoryRecord,
+    RedisVectorStore,
+    VectorFilter,
+)
+
+MODEL = ModelInfo("all-MiniLM-L6-v2", 384)
+BACKENDS = ["chroma-embedded", "chroma-server", "redis"]
+
+
+def make_store(kind, request, prefix, model=MODEL):
+    if kind == "chroma-embedded":
+        return ChromaVectorStore(
+            model=model, path=str(request.getfixturevalue("chroma_path")), collection_prefix=prefix
+        )
+    if kind == "chroma-server":
+        server = request.getfixturevalue("chroma_server")
+        return ChromaVectorStore(model=model, url=server.url, collection_prefix=prefix)
+    server = request.getfixturevalue("redisearch_server")
+    return RedisVectorStore(url=server.url, model=model, prefix=prefix)
+
+
+@pytest.fixture(params=BACKENDS)
+async def store(request):
+    prefix = "t" + uuid.uuid4().hex[:10]
+    s = make_store(request.param, request, prefix)
+    await s.open()
+    s.test_kind = request.param
+    s.test_prefix = prefix
+    yield s
+    await s.aclose()
+
+
+def unit(seed: int) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=384).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def rec(i: int, user: str = "alice", **kw) -> MemoryRecord:
+    base = dict(
+        id=f"m{i}",
+        user_id=user,
+        text=f"memory number {i}",
+        created_at_ms=1000 + i,
+        updated_at_ms=1000 + i,
+        valid_from_ms=1000 + i,
+        importance=5,
+        source_thread_id="th-1",
+        source_message_ids=(f"msg{i}",),
+    )
+    base.update(kw)
+    return MemoryRecord(**base)
+
+
+async def test_upsert_get_roundtrip_keeps_every_field(store):
+    r = rec(
+        1,
+        kind="preference",
+        importance=9,
+        slot="user|diet",
+        metadata={"origin": "test"},
+        source_message_ids=("a", "b"),
+    )
+    await store.upsert([r], unit(1)[None, :])
+    [got] = await store.get(["m1"])
+    assert got == r
+
+
+async def test_query_is_always_filtered_by_user(store):
+    # bob's record is the exact query vector; alice must still never see it
+    await store.upsert(
+        [rec(1, "alice"), rec(2, "bob"), rec(3, "alice.x-y")], np.stack([unit(1), unit(2), unit(3)])
+    )
+    hits = await store.query(unit(2), VectorFilter(user_id="alice"), 10)
+    assert [h.record.id for h in hits] == ["m1"]
+    # user ids with tag-syntax characters are escaped, not interpreted
+    hits = await store.query(unit(3), VectorFilter(user_id="alice.x-y"), 10)
+    assert [h.record.id for h in hits] == ["m3"]
+    assert hits[0].similarity == pytest.approx(1.0, abs=1e-4)
+
+
+async def test_query_orders_by_similarity(store):
+    near = unit(5) + 0.1 * unit(6)
+    await store.upsert(
+        [rec(5), rec(6), rec(7)], np.stack([unit(5), near / np.linalg.norm(near), unit(7)])
+    )
+    hits = await store.query(unit(5), VectorFilter(user_id="alice"), 2)
+    assert [h.record.id for h in hits] == ["m5", "m6"]
+    assert hits[0].similarity > hits[1].similarity
+
+
+async def test_filters_kind_importance_time_thread_superseded(store):
+    records = [
+        rec(1, kind="fact", importance=3, valid_from_ms=100),
+        rec(2, kind="episode", importance=8, valid_from_ms=200),
+        rec(3, kind="preference", importance=9, valid_from_ms=300, source_thread_id="th-2"),
+        rec(4, kind="fact", importance=9, valid_from_ms=400, valid_to_ms=450, superseded_by="m5"),
+    ]
+    await store.upsert(records, np.stack([unit(i) for i in range(1, 5)]))
+
+    async def ids(**kw):
+        hits = await store.query(unit(1), VectorFilter(user_id="alice", **kw), 10)
+        return sorted(h.record.id for h in hits)
+
+    assert await ids() == ["m1", "m2", "m3"]  # superseded excluded by default
+    assert await ids(include_superseded=True) == ["m1", "m2", "m3", "m4"]
+    assert await ids(kinds=("episode", "preference")) == ["m2", "m3"]
+    assert await ids(min_importance=8) == ["m2", "m3"]
+    assert await ids(since_ms=200, until_ms=300) == ["m2", "m3"]
+    assert await ids(thread_id="th-2") == ["m3"]
+
+
+async def test_list_pages_newest_first(store):
+    await store.upsert([rec(i) for i in range(7)], np.stack([unit(i) for i in range(7)]))
+    page1, total = await store.list(VectorFilter(user_id="alice"), 0, 3)
+    page2, _ = await store.list(VectorFilter(user_id="alice"), 3, 3)
+    page3, _ = await store.list(VectorFilter(user_id="alice"), 6, 3)
+    assert total == 7
+    assert [r.id for r in page1 + page2 + page3] == [f"m{i}" for i in range(6, -1, -1)]
+
+
+async def test_upsert_replaces_delete_and_delete_user(store):
+    await store.upsert([rec(1), rec(2, "bob")], np.stack([unit(1), unit(2)]))
+    await store.upsert([rec(1, text="changed")], unit(1)[None, :])
+    assert (await store.get(["m1"]))[0].text == "changed"
+    assert (await store.count("alice"))["total"] == 1
+    assert await store.delete(["m1", "missing"]) == 1
+    assert await store.get(["m1"]) == []
+    await store.upsert([rec(3, kind="episode"), rec(4)], np.stack([unit(3), unit(4)]))
+    assert await store.delete_user("alice") == {"episode": 1, "fact": 1}
+    assert (await store.count("alice"))["total"] == 0
+    hits = await store.query(unit(3), VectorFilter(user_id="alice", include_superseded=True), 5)
+    assert hits == []
+    assert [r.id for r in await store.get(["m2"])] == ["m2"]  # bob untouched
+
+
+async def test_store_built_with_another_model_is_refused(store, request):
+    await store.upsert([rec(1)], unit(1)[None, :])
+    other = make_store(
+        store.test_kind, request, store.test_prefix, model=ModelInfo("some-other-model", 768)
+    )
+    with pytest.raises(ModelMismatchError, match="all-MiniLM-L6-v2"):
+        await other.open()
+    await other.aclose()
