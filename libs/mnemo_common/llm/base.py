@@ -76,20 +76,27 @@ StreamEvent = TextDelta | StreamEnd
 
 
 class LLMErrorKind(StrEnum):
-    RATE_LIMITED = "rate_limited"   # 429 after retries
-    OVERLOADED = "overloaded"       # 529 / 503 after retries
+    RATE_LIMITED = "rate_limited"  # 429 after retries
+    OVERLOADED = "overloaded"  # 529 / 503 after retries
     TIMEOUT = "timeout"
-    UNAVAILABLE = "unavailable"     # connection refused, 5xx after retries
-    AUTH = "auth"                   # 401/403: bad or missing key
-    BAD_REQUEST = "bad_request"     # 400/404/422: our request was wrong
+    UNAVAILABLE = "unavailable"  # connection refused, 5xx after retries
+    AUTH = "auth"  # 401/403: bad or missing key
+    BAD_REQUEST = "bad_request"  # 400/404/422: our request was wrong
     INVALID_OUTPUT = "invalid_output"  # structured output did not match the schema
 
 
 class LLMError(Exception):
     """A provider call failed; ``kind`` says how, ``message`` carries the provider's reason."""
 
-    def __init__(self, kind: LLMErrorKind, message: str, *, provider: str,
-                 status_code: int | None = None, retry_after_s: float | None = None) -> None:
+    def __init__(
+        self,
+        kind: LLMErrorKind,
+        message: str,
+        *,
+        provider: str,
+        status_code: int | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
         super().__init__(f"{provider}: {kind.value}: {message}")
         self.kind = kind
         self.message = message

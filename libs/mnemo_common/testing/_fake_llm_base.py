@@ -10,7 +10,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 from ..tokens import estimate_tokens
 
@@ -18,6 +18,8 @@ Reply = dict[str, Any]
 
 #: pause between SSE events so a client really receives them one by one
 CHUNK_FLUSH_S = 0.005
+#: longest a held stream (``hold_stream``) waits to be released
+HOLD_LIMIT_S = 10.0
 
 
 @dataclass
@@ -29,6 +31,14 @@ class RecordedRequest:
     headers: dict[str, str]
     body: Any
     received_at: float = field(default_factory=time.time)
+
+    @property
+    def api_key(self) -> str | None:
+        """The key the client sent (``x-api-key`` or ``Authorization: Bearer``)."""
+        if "x-api-key" in self.headers:
+            return self.headers["x-api-key"]
+        auth = self.headers.get("authorization", "")
+        return auth[7:] if auth.lower().startswith("bearer ") else None
 
     @property
     def stream(self) -> bool:
@@ -112,6 +122,7 @@ class FakeLLMServer:
         self._delay_s = 0.0
         self._default: str | Callable[[Any], str] | None = None
         self._abort = threading.Event()
+        self._stream_gate: threading.Event | None = None
         self._counter = 0
         self.requests: list[RecordedRequest] = []
         self.stream_chunks = 4
@@ -119,7 +130,7 @@ class FakeLLMServer:
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
-    def start(self) -> FakeLLMServer:
+    def start(self) -> Self:
         self._httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.fake = self
         self._thread = threading.Thread(
@@ -136,7 +147,7 @@ class FakeLLMServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> FakeLLMServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -159,6 +170,9 @@ class FakeLLMServer:
             self._queue.clear()
             self._delay_s = 0.0
             self._default = None
+            if self._stream_gate is not None:
+                self._stream_gate.set()
+            self._stream_gate = None
             self.requests = []
             self.stream_chunks = 4
             self._reset_extra()
@@ -215,6 +229,15 @@ class FakeLLMServer:
         with self._lock:
             self._delay_s = seconds
 
+    def hold_stream(self) -> threading.Event:
+        """Make the next streamed reply stop after its first chunk until the returned event
+        is set (proves a client sees text before the answer is complete; gives up after
+        :data:`HOLD_LIMIT_S`)."""
+        gate = threading.Event()
+        with self._lock:
+            self._stream_gate = gate
+        return gate
+
     def set_default_reply(self, reply: str | Callable[[Any], str] | None) -> None:
         """Reply used when nothing is queued (``None`` restores the default)."""
         with self._lock:
@@ -255,7 +278,7 @@ class FakeLLMServer:
                 nested[name[5:].lower()] = value
             else:
                 flat[name.lower()] = value
-        return CommonSettings(_env_file=None, llm=nested, **flat)  # type: ignore[call-arg]
+        return CommonSettings(_env_file=None, llm=nested, **flat)  # type: ignore[call-arg,arg-type]
 
     # -- request handling ------------------------------------------------------------------
     def default_error_type(self, status: int) -> str:
@@ -325,7 +348,11 @@ class FakeLLMServer:
         return f"{prefix}{self._counter:06d}"
 
     def _chunks(self, text: str) -> Iterator[str]:
-        for piece in split_chunks(text, self.stream_chunks):
+        with self._lock:
+            gate, self._stream_gate = self._stream_gate, None
+        for index, piece in enumerate(split_chunks(text, self.stream_chunks)):
+            if index == 1 and gate is not None:
+                gate.wait(HOLD_LIMIT_S)
             time.sleep(CHUNK_FLUSH_S)
             yield piece
 

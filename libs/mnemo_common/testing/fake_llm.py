@@ -30,11 +30,14 @@ API shared by both servers (``FakeAnthropicServer``, ``FakeOpenAIServer``):
   sends ``text`` and then fails mid-stream (Anthropic ``event: error`` / OpenAI error chunk).
 * ``set_delay(seconds)`` — wait this long before answering every following request (use a
   delay above ``LLM__TIMEOUT_S`` to test timeouts).
+* ``hold_stream()`` — the next streamed reply pauses after its first chunk until the
+  returned ``threading.Event`` is set: a test can assert text arrived before the end.
 * ``set_default_reply(text_or_callable)`` — what to answer when nothing is queued; default
   ``"fake reply to: <last user message>"`` (deterministic). A callable gets the request body.
 * ``stream_chunks`` — how many SSE text deltas a streamed reply is split into (default 4).
 * ``requests`` — every request received (:class:`RecordedRequest`: ``method``, ``path``,
-  ``headers`` with lower-case names, ``body`` as parsed JSON), ``last_request``,
+  ``headers`` with lower-case names, ``body`` as parsed JSON, ``api_key``, ``stream``),
+  ``last_request``, ``chat_requests()``,
   ``last_system_prompt()``, ``last_user_message()``, ``reset()``.
 * ``env(**llm)`` / ``settings(**llm)`` — environment variables / a ``CommonSettings`` that
   point Mnemo's provider layer at this server (``timeout_s``, ``max_retries``, ... override
