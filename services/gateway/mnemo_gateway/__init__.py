@@ -1,0 +1,1 @@
+"""Mnemo chat gateway: chat with memory, Anthropic/OpenAI-compatible endpoints, web page."""

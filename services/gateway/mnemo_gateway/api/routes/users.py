@@ -1,0 +1,63 @@
+"""The user as a whole: export everything, erase everything, usage stats."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from fastapi import APIRouter
+from mnemo.memory.v1 import memory_pb2
+
+from ..deps import CurrentIdentity, Memory, MemoryUser
+from ..schemas import ErasureReceiptOut, UserStatsOut
+
+router = APIRouter(prefix="/v1/users/{user_id}", tags=["users"])
+
+
+@router.get("/export", summary="Everything Mnemo holds about a user, as one JSON document")
+async def export_user(
+    user: MemoryUser, memory: Memory, identity: CurrentIdentity
+) -> dict[str, Any]:
+    sections: dict[str, list[Any]] = {}
+    async for chunk in memory.export_user(user):
+        try:
+            doc = json.loads(chunk.json or b"null")
+        except ValueError:
+            doc = chunk.json.decode("utf-8", "replace")
+        sections.setdefault(chunk.section or "other", []).append(doc)
+    return {
+        "user_id": identity.public_user_id(user),
+        "exported_at_ms": int(time.time() * 1000),
+        "sections": sections,
+    }
+
+
+@router.delete(
+    "", response_model=ErasureReceiptOut, summary="Erase every trace of a user; returns the receipt"
+)
+async def forget_user(
+    user: MemoryUser, memory: Memory, identity: CurrentIdentity
+) -> ErasureReceiptOut:
+    resp = await memory.admin("ForgetUser", memory_pb2.ForgetUserRequest(user_id=user))
+    r = resp.receipt
+    return ErasureReceiptOut(
+        user_id=identity.public_user_id(r.user_id or user),
+        erased_at_ms=r.erased_at_ms,
+        counts=dict(r.counts),
+        total=r.total,
+    )
+
+
+@router.get("/stats", response_model=UserStatsOut, summary="How much is held about a user")
+async def user_stats(user: MemoryUser, memory: Memory) -> UserStatsOut:
+    resp = await memory.admin("GetStats", memory_pb2.GetStatsRequest(user_id=user))
+    u = resp.user
+    return UserStatsOut(
+        threads=u.threads,
+        messages=u.messages,
+        approx_bytes=u.approx_bytes,
+        facts=u.facts,
+        episodes=u.episodes,
+        preferences=u.preferences,
+    )

@@ -1,0 +1,57 @@
+"""Helpers shared by the chat endpoints: ids, size checks and response headers."""
+
+from __future__ import annotations
+
+from fastapi import Request
+from mnemo_common.ids import InvalidIdError, validate_id
+
+from ..chat.service import PreparedTurn
+from ..core.config import GatewaySettings
+from ..core.errors import ApiError, invalid_id
+from .deps import new_idempotency_key, new_thread_id
+
+THREAD_HEADER = "X-Mnemo-Thread-Id"
+USER_HEADER = "X-Mnemo-User-Id"
+MEMORY_HEADER = "X-Mnemo-Memory"
+PROVIDER_HEADER = "X-Mnemo-Provider"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def checked_id(value: str | None, field: str) -> str | None:
+    """``value`` when it is a valid id, None when absent; 422 naming ``field`` otherwise."""
+    if value is None or value == "":
+        return None
+    try:
+        return validate_id(value, field)
+    except InvalidIdError as exc:
+        raise invalid_id(exc) from None
+
+
+def thread_id_of(value: str | None, field: str) -> str:
+    """The thread of a turn: the given one, or a new thread when none was given."""
+    return checked_id(value, field) or new_thread_id()
+
+
+def idempotency_key_of(request: Request, body_value: str | None = None) -> str:
+    """A client-chosen key (header or body) makes retries safe; otherwise a fresh one."""
+    value = body_value or request.headers.get(IDEMPOTENCY_HEADER)
+    return checked_id(value, "idempotency_key") or new_idempotency_key()
+
+
+def check_prompt_size(text: str, settings: GatewaySettings, field: str) -> None:
+    limit = settings.gateway.max_prompt_chars
+    if len(text) > limit:
+        raise ApiError(
+            413,
+            "prompt_too_large",
+            f"{field} is {len(text)} characters; the limit is {limit}",
+            field=field,
+        )
+
+
+def turn_headers(prepared: PreparedTurn, provider: str) -> dict[str, str]:
+    return {
+        THREAD_HEADER: prepared.turn.thread_id,
+        MEMORY_HEADER: prepared.memory,
+        PROVIDER_HEADER: provider,
+    }

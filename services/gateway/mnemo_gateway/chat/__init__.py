@@ -1,0 +1,1 @@
+"""One chat turn: memory before the LLM call, the call, memory after."""

@@ -1,0 +1,262 @@
+"""One chat turn, the seeds' context-provider pattern over gRPC.
+
+``prepare`` is ``invoking()``: PrepareTurn (rate limit, ownership, history, summary,
+preferences, recalled memories) and the system prompt built from it. The LLM call follows.
+``commit`` is ``invoked()``: CommitTurn with the turn's idempotency key, only after the
+answer is complete — a failed or aborted LLM call stores nothing.
+
+When the memory service cannot answer, the turn is answered statelessly and marked
+degraded (header, metric, log line); verdicts of the memory service (rate limit, someone
+else's thread, a bad id) are errors for the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import grpc
+from mnemo.memory.v1 import memory_pb2
+from mnemo_common.llm.base import (
+    ChatMessage,
+    ChatRequest,
+    ChatResult,
+    LLMError,
+    LLMProvider,
+    StreamEnd,
+    StreamEvent,
+    TextDelta,
+    Usage,
+)
+from mnemo_common.tokens import estimate_message_tokens, estimate_tokens
+
+from ..core import metrics as m
+from ..core.errors import ApiError, from_grpc, from_llm
+from ..memory.client import MemoryClient, MemoryUnavailable
+from .prompt import build_system_prompt, memory_context
+
+log = logging.getLogger(__name__)
+
+MemoryStatus = Literal["ok", "degraded", "off"]
+
+
+@dataclass
+class TurnRequest:
+    """What an endpoint asks for, already authenticated and validated."""
+
+    endpoint: str  # chat | messages | completions (metric label)
+    user_id: str  # memory-service user id
+    thread_id: str
+    query: str  # the new user message
+    instructions: str  # the caller's system prompt / instructions
+    # the client's own conversation (drop-in endpoints), last item the new user message;
+    # None = /v1/chat, where history comes from memory
+    client_messages: Sequence[ChatMessage] | None
+    idempotency_key: str
+    model: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    recall: bool = True
+    metadata: dict[str, str] = field(default_factory=dict)
+    started_at: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class PreparedTurn:
+    turn: TurnRequest
+    llm_request: ChatRequest
+    memory: MemoryStatus
+    context: memory_pb2.PrepareTurnResponse | None = None
+    degraded_reason: str | None = None
+    thread_exists: bool = False
+    # set by ChatService.stream once the answer is stored
+    committed: bool = False
+
+
+@dataclass
+class TurnOutcome:
+    text: str
+    model: str
+    usage: Usage
+    stop_reason: str | None
+    memory: MemoryStatus
+    committed: bool
+
+
+class ChatService:
+    """Runs turns against one memory client (or none) and one LLM provider."""
+
+    def __init__(
+        self, memory: MemoryClient | None, provider: LLMProvider, *, token_budget: int = 0
+    ) -> None:
+        self.memory = memory
+        self.provider = provider
+        self.token_budget = token_budget
+
+    # --- invoking() ------------------------------------------------------------------------
+
+    async def prepare(self, turn: TurnRequest) -> PreparedTurn:
+        """Fetch memory for the turn and build the LLM request (degrading when needed)."""
+        context: memory_pb2.PrepareTurnResponse | None = None
+        status: MemoryStatus = "off"
+        reason = None
+        if self.memory is not None:
+            try:
+                context = await self.memory.prepare_turn(
+                    memory_pb2.PrepareTurnRequest(
+                        user_id=turn.user_id,
+                        thread_id=turn.thread_id,
+                        query=turn.query,
+                        token_budget=self.token_budget,
+                        recall=memory_pb2.RecallOptions(disabled=not turn.recall),
+                        exclude_history=turn.client_messages is not None,
+                        count_rate_limit=True,
+                    )
+                )
+                status = "ok"
+            except MemoryUnavailable as exc:
+                status, reason = "degraded", exc.reason
+                m.DEGRADED_ANSWERS.labels(exc.reason).inc()
+                log.warning(
+                    "memory service unavailable; answering without memory",
+                    extra={
+                        "reason": exc.reason,
+                        "endpoint": turn.endpoint,
+                        "thread_id": turn.thread_id,
+                    },
+                )
+            except grpc.aio.AioRpcError as err:
+                raise from_grpc(err) from err
+        if turn.client_messages is not None:
+            messages = list(turn.client_messages)
+        else:
+            messages = [ChatMessage("user", turn.query)]
+        system = build_system_prompt(
+            turn.instructions, context, include_history=turn.client_messages is None
+        )
+        llm_request = ChatRequest(
+            system=system,
+            messages=messages,
+            model=turn.model,
+            purpose="chat",
+            max_tokens=turn.max_tokens,
+            temperature=turn.temperature,
+            memory=memory_context(context),
+        )
+        return PreparedTurn(
+            turn, llm_request, status, context, reason, bool(context and context.thread_exists)
+        )
+
+    # --- the LLM call ----------------------------------------------------------------------
+
+    async def complete(self, prepared: PreparedTurn) -> TurnOutcome:
+        """Non-streamed answer, then commit. LLM failures raise ApiError; nothing stored."""
+        try:
+            result: ChatResult = await self.provider.complete(prepared.llm_request)
+        except LLMError as err:
+            raise self._llm_failed(prepared, err) from err
+        self._observe_first_token(prepared, stream=False)
+        usage = self._usage(prepared, result.text, result.usage)
+        committed = await self.commit(prepared, result.text, result.model)
+        return TurnOutcome(
+            result.text, result.model, usage, result.stop_reason, prepared.memory, committed
+        )
+
+    async def stream(self, prepared: PreparedTurn) -> AsyncIterator[StreamEvent]:
+        """Text deltas, then (after the commit) one StreamEnd. Raises ApiError on LLM
+        failure; an aborted stream (client gone) never reaches the commit."""
+        parts: list[str] = []
+        end: StreamEnd | None = None
+        try:
+            async for event in self.provider.stream(prepared.llm_request):
+                if isinstance(event, TextDelta):
+                    if not parts:
+                        self._observe_first_token(prepared, stream=True)
+                    parts.append(event.text)
+                    yield event
+                elif isinstance(event, StreamEnd):
+                    end = event
+        except LLMError as err:
+            raise self._llm_failed(prepared, err) from err
+        text = "".join(parts)
+        model = end.model if end else self.provider.model_for("chat")
+        usage = self._usage(prepared, text, end.usage if end else Usage())
+        prepared.committed = await self.commit(prepared, text, model)
+        yield StreamEnd(model=model, usage=usage, stop_reason=end.stop_reason if end else None)
+
+    # --- invoked() -------------------------------------------------------------------------
+
+    async def commit(self, prepared: PreparedTurn, answer: str, model: str) -> bool:
+        """Store the exchange (idempotent); failures are logged, never raised."""
+        if self.memory is None or prepared.memory != "ok":
+            return False
+        turn = prepared.turn
+        try:
+            await self.memory.commit_turn(
+                memory_pb2.CommitTurnRequest(
+                    user_id=turn.user_id,
+                    thread_id=turn.thread_id,
+                    idempotency_key=turn.idempotency_key,
+                    user_message=turn.query,
+                    assistant_message=answer,
+                    metadata={
+                        "model": model,
+                        "provider": self.provider.name,
+                        "endpoint": turn.endpoint,
+                        **turn.metadata,
+                    },
+                )
+            )
+        except MemoryUnavailable as exc:
+            m.DEGRADED_ANSWERS.labels("commit_" + exc.reason).inc()
+            log.warning(
+                "memory service unavailable; the turn was answered but not stored",
+                extra={"reason": exc.reason, "thread_id": turn.thread_id},
+            )
+            return False
+        except grpc.aio.AioRpcError as err:
+            log.error(
+                "CommitTurn refused; the turn was answered but not stored",
+                extra={
+                    "code": err.code().name,
+                    "details": err.details(),
+                    "thread_id": turn.thread_id,
+                },
+            )
+            return False
+        m.COMMITTED_TURNS.labels(turn.endpoint).inc()
+        return True
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _llm_failed(self, prepared: PreparedTurn, err: LLMError) -> ApiError:
+        m.LLM_ERRORS.labels(err.kind.value, err.provider).inc()
+        log.warning(
+            "LLM call failed; nothing stored",
+            extra={
+                "kind": err.kind.value,
+                "provider": err.provider,
+                "status_code": err.status_code,
+                "endpoint": prepared.turn.endpoint,
+            },
+        )
+        return from_llm(err)
+
+    def _observe_first_token(self, prepared: PreparedTurn, *, stream: bool) -> None:
+        m.TIME_TO_FIRST_TOKEN.labels(prepared.turn.endpoint, str(stream).lower()).observe(
+            time.perf_counter() - prepared.turn.started_at
+        )
+
+    def _usage(self, prepared: PreparedTurn, text: str, usage: Usage) -> Usage:
+        # providers that report nothing (some OpenAI-compatible servers) get the estimate
+        req = prepared.llm_request
+        inp = usage.input_tokens or estimate_tokens(req.system) + sum(
+            estimate_message_tokens(msg.content) for msg in req.messages
+        )
+        out = usage.output_tokens or estimate_tokens(text)
+        m.LLM_TOKENS.labels("in", self.provider.name).inc(inp)
+        m.LLM_TOKENS.labels("out", self.provider.name).inc(out)
+        return Usage(inp, out)

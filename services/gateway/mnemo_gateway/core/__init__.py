@@ -1,0 +1,1 @@
+"""Settings, auth, errors and metrics of the gateway."""

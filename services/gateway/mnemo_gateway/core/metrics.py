@@ -1,0 +1,55 @@
+"""The gateway's Prometheus metrics (one registry per process, mnemo_common.metrics)."""
+
+from __future__ import annotations
+
+from mnemo_common import metrics
+
+HTTP_REQUESTS = metrics.counter(
+    "mnemo_gateway_http_requests",
+    "HTTP requests by route template, method and status",
+    ("route", "method", "status"),
+)
+HTTP_LATENCY = metrics.histogram(
+    "mnemo_gateway_http_request_seconds",
+    "HTTP request duration until the last byte",
+    ("route", "method"),
+)
+TIME_TO_FIRST_TOKEN = metrics.histogram(
+    "mnemo_gateway_time_to_first_token_seconds",
+    "From request start to the first answer text sent (streams) or ready (non-streams)",
+    ("endpoint", "stream"),
+)
+LLM_TOKENS = metrics.counter(
+    "mnemo_gateway_llm_tokens",
+    "LLM tokens by direction (in|out) and provider",
+    ("direction", "provider"),
+)
+LLM_ERRORS = metrics.counter(
+    "mnemo_gateway_llm_errors",
+    "LLM provider failures by kind",
+    ("kind", "provider"),
+)
+DEGRADED_ANSWERS = metrics.counter(
+    "mnemo_gateway_degraded_answers",
+    "Chat answers given without memory because the memory service failed",
+    ("reason",),
+)
+MEMORY_CALLS = metrics.counter(
+    "mnemo_gateway_memory_calls",
+    "Memory service calls by method and gRPC status",
+    ("method", "code"),
+)
+MEMORY_LATENCY = metrics.histogram(
+    "mnemo_gateway_memory_call_seconds",
+    "Memory service call latency",
+    ("method",),
+)
+BREAKER_STATE = metrics.gauge(
+    "mnemo_gateway_memory_breaker_state",
+    "Circuit breaker towards the memory service: 0 closed, 1 open, 2 half-open",
+)
+COMMITTED_TURNS = metrics.counter(
+    "mnemo_gateway_committed_turns",
+    "Chat turns stored by CommitTurn",
+    ("endpoint",),
+)

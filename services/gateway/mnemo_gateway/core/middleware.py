@@ -1,0 +1,84 @@
+"""ASGI middleware: request id, body size limit, request metrics.
+
+Pure ASGI (not BaseHTTPMiddleware) so streamed answers pass through untouched and the
+latency covers the whole stream.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from mnemo_common.logging import request_id_var
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from . import metrics as m
+from .errors import ApiError
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class GatewayMiddleware:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = {
+            k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
+        }
+        rid = headers.get("x-request-id") or uuid.uuid4().hex
+        token = request_id_var.set(rid)
+        scope.setdefault("state", {})["started_at"] = started
+        status = {"code": 500, "started": False}
+        limit = self.max_body_bytes
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                status["started"] = True
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+            await send(message)
+
+        received = 0
+
+        async def receive_wrapper() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            length = headers.get("content-length")
+            if length is not None and length.isdigit() and int(length) > limit:
+                raise _BodyTooLarge
+            await self.app(scope, receive_wrapper, send_wrapper)
+        except _BodyTooLarge:
+            if not status["started"]:
+                err = ApiError(
+                    413, "request_too_large", f"the request body is larger than {limit} bytes"
+                )
+                await err.to_response()(scope, receive, send_wrapper)
+        finally:
+            route = _route_template(scope)
+            m.HTTP_REQUESTS.labels(route, scope["method"], str(status["code"])).inc()
+            m.HTTP_LATENCY.labels(route, scope["method"]).observe(time.perf_counter() - started)
+            request_id_var.reset(token)
+
+
+def _route_template(scope: dict[str, Any]) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    # unknown paths share one label so scanners cannot blow up the metric's cardinality
+    return str(path) if path else "unmatched"

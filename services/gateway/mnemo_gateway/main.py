@@ -1,0 +1,150 @@
+"""The FastAPI application: ``create_app(settings)`` wires clients, routers and errors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.staticfiles import StaticFiles
+from mnemo_common.llm.base import LLMProvider
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse
+
+from .api.routes import (
+    anthropic,
+    chat,
+    health,
+    memories,
+    openai,
+    preferences,
+    threads,
+    users,
+    web,
+)
+from .chat.service import ChatService
+from .core.auth import Authenticator
+from .core.config import AuthMode, GatewaySettings, get_settings
+from .core.errors import ApiError
+from .core.middleware import GatewayMiddleware
+from .memory.client import MemoryClient
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """Chat with memory. `POST /v1/chat` (seed shape), drop-in `POST /v1/messages`
+(Anthropic) and `POST /v1/chat/completions` (OpenAI), and memory control under
+`/v1/users/{user_id}/...` (`me` = the caller). Every error is
+`{"type": "error", "error": {"code", "type", "message", "field"?}}`."""
+
+
+def _build_provider(settings: GatewaySettings) -> LLMProvider:
+    from mnemo_common.llm import build_provider
+
+    return build_provider(settings)  # type: ignore[no-any-return]
+
+
+def create_app(
+    settings: GatewaySettings | None = None, *, provider: LLMProvider | None = None
+) -> FastAPI:
+    """The gateway app. ``provider`` overrides ``build_provider(settings)`` (tests)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        llm = provider or _build_provider(settings)
+        memory = None
+        if settings.gateway.memory_enabled:
+            memory = MemoryClient(
+                settings.gateway.memory_addr,
+                timeout_s=settings.gateway.memory_timeout_s,
+                admin_timeout_s=settings.gateway.memory_admin_timeout_s,
+                breaker_failures=settings.gateway.breaker_failures,
+                breaker_cooldown_s=settings.gateway.breaker_cooldown_s,
+            )
+        app.state.provider = llm
+        app.state.memory = memory
+        app.state.chat = ChatService(
+            memory, llm, token_budget=settings.gateway.context_token_budget
+        )
+        log.info(
+            "gateway ready",
+            extra={
+                "provider": llm.name,
+                "model": llm.model_for("chat"),
+                "memory_addr": settings.gateway.memory_addr if memory else None,
+                "auth_mode": settings.auth.mode.value,
+                "offline": llm.name == "offline",
+            },
+        )
+        if llm.name == "offline":
+            log.warning(
+                "LLM provider is OFFLINE: answers are generated locally from memory "
+                "(set ANTHROPIC_API_KEY for real answers)"
+            )
+        try:
+            yield
+        finally:
+            if memory is not None:
+                await memory.aclose()
+            if provider is None:
+                await llm.aclose()
+
+    app = FastAPI(
+        title="Mnemo gateway", version="0.1.0", description=DESCRIPTION, lifespan=lifespan
+    )
+    app.state.settings = settings
+    app.state.authenticator = Authenticator(
+        settings.auth,
+        settings.gateway.default_user_id if settings.auth.mode is AuthMode.NONE else None,
+    )
+    for module in (health, chat, anthropic, openai, memories, preferences, threads, users):
+        app.include_router(module.router)
+    if settings.gateway.web_ui:
+        app.include_router(web.router)
+        app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
+    _install_error_handlers(app)
+    app.add_middleware(GatewayMiddleware, max_body_bytes=settings.gateway.max_body_bytes)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return exc.to_response()
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first: dict[str, Any] = errors[0] if errors else {}
+        if first.get("type") == "json_invalid":
+            return ApiError(
+                400,
+                "invalid_json",
+                "the request body is not valid JSON: "
+                f"{first.get('ctx', {}).get('error', 'parse error')}",
+            ).to_response()
+        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
+        field = ".".join(loc) or None
+        message = f"{field}: {first.get('msg')}" if field else str(first.get("msg", "invalid"))
+        if len(errors) > 1:
+            message += f" (and {len(errors) - 1} more problem(s))"
+        return ApiError(422, "invalid_request", message, field=field).to_response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return ApiError(
+            exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {})
+        ).to_response()
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return ApiError(
+            500,
+            "internal_error",
+            "internal error; see the gateway log (request id in the X-Request-Id header)",
+        ).to_response()

@@ -1,0 +1,1 @@
+"""The memory service client: deadlines, status mapping and a circuit breaker."""
