@@ -39,8 +39,8 @@ _TOKENS = metrics.counter(
 )
 
 # Error types the vendors put in error bodies (Anthropic ``error.type``, OpenAI
-# ``error.type``/``error.code``); they decide the kind when present, e.g. for SSE errors
-# that arrive mid-stream on an HTTP 200 response.
+# ``error.type``/``error.code``); they decide the kind of errors that arrive mid-stream on
+# an HTTP 200 response. Errors with an HTTP error status are classified by the status.
 _KIND_BY_ERROR_TYPE = {
     "rate_limit_error": LLMErrorKind.RATE_LIMITED,
     "rate_limit_exceeded": LLMErrorKind.RATE_LIMITED,
@@ -125,9 +125,10 @@ def map_sdk_error(exc: BaseException, provider: str) -> LLMError:
             retry_after = parse_retry_after(exc.response.headers)
             if exc.status_code >= 400:  # SSE errors arrive on a 200 response
                 status = exc.status_code
-        kind = _KIND_BY_ERROR_TYPE.get(error_type) or (
-            kind_for_status(status) if status is not None else LLMErrorKind.UNAVAILABLE
-        )
+        if status is not None:
+            kind = kind_for_status(status)
+        else:  # an error event inside a stream: only the body says what happened
+            kind = _KIND_BY_ERROR_TYPE.get(error_type, LLMErrorKind.UNAVAILABLE)
         return LLMError(
             kind, message, provider=provider, status_code=status, retry_after_s=retry_after
         )
