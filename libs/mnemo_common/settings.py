@@ -234,5 +234,8 @@ def load_settings(cls: type[S], **overrides: Any) -> S:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            problems.append(f"{_env_name(tuple(err['loc']), cls)}: {err['msg']}")
+            name = _env_name(tuple(err["loc"]), cls)
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            # model-level checks (no location) already name their variables
+            problems.append(f"{name}: {msg}" if name else msg)
         raise SettingsError("invalid configuration: " + "; ".join(problems)) from None
