@@ -1,16 +1,20 @@
 """Long-term memory (facts and episodes in a vector store).
 
 Seam with the rest of the service: ``build_longterm(settings, redis)`` returns an object
-with the :class:`LongTermAPI` methods, or ``None`` when long-term memory is not available
-(then the long-term RPCs answer UNIMPLEMENTED and PrepareTurn skips recall).
+with the :class:`LongTermAPI` methods (a :class:`~.service.LongTermMemory`), or ``None``
+when long-term memory is not available (then the long-term RPCs answer UNIMPLEMENTED and
+PrepareTurn skips recall).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 from mnemo.memory.v1 import memory_pb2
+
+log = logging.getLogger(__name__)
 
 
 class LongTermAPI(Protocol):
@@ -35,6 +39,27 @@ class LongTermAPI(Protocol):
     async def aclose(self) -> None: ...
 
 
-def build_longterm(settings: Any, redis: Any) -> LongTermAPI | None:
-    """Placeholder until long-term memory lands."""
-    return None
+def build_longterm(settings: Any, redis: Any = None, *, embedder: Any = None) -> Any:
+    """The configured :class:`~.service.LongTermMemory` (cheap: the model loads lazily on
+    first use, or call ``await lt.open()`` at startup to load it in its thread).
+
+    ``redis`` is unused (the Redis vector backend opens its own binary-safe client);
+    ``embedder`` lets tests and benchmarks share one loaded model.
+    """
+    from mnemo_memory.embed import Embedder
+    from mnemo_memory.stores.vector import build_vector_store
+
+    from .service import LongTermMemory
+    from .settings import LongTermSettings
+
+    emb = embedder or Embedder.from_settings(settings)
+    store = build_vector_store(settings, emb.info)
+    return LongTermMemory(
+        embedder=emb,
+        store=store,
+        cfg=LongTermSettings(),
+        default_top_k=settings.vector.default_top_k,
+    )
+
+
+__all__ = ["LongTermAPI", "build_longterm"]

@@ -1,0 +1,64 @@
+"""Protobuf ↔ domain translation of long-term memory (records, filters, kinds)."""
+
+from __future__ import annotations
+
+from mnemo.memory.v1 import memory_pb2
+
+from mnemo_memory.stores.vector import MemoryRecord, VectorFilter
+
+from .ranking import Ranked
+
+KIND_TO_PB = {
+    "fact": memory_pb2.MEMORY_KIND_FACT,
+    "preference": memory_pb2.MEMORY_KIND_PREFERENCE,
+    "event": memory_pb2.MEMORY_KIND_EVENT,
+    "episode": memory_pb2.MEMORY_KIND_EPISODE,
+}
+PB_TO_KIND = {v: k for k, v in KIND_TO_PB.items()}
+
+
+def kind_from_pb(value: int, default: str = "fact") -> str:
+    """Domain kind of a MemoryKind (UNSPECIFIED → ``default``)."""
+    return PB_TO_KIND.get(value, default)
+
+
+def filter_from_pb(user_id: str, f: memory_pb2.MemoryFilter | None) -> VectorFilter:
+    """The store filter of a request's MemoryFilter; ``user_id`` always set."""
+    if f is None:
+        return VectorFilter(user_id=user_id)
+    return VectorFilter(
+        user_id=user_id,
+        kinds=tuple(sorted({PB_TO_KIND[k] for k in f.kinds if k in PB_TO_KIND})),
+        min_importance=max(0, int(f.min_importance)),
+        since_ms=max(0, int(f.since_ms)),
+        until_ms=max(0, int(f.until_ms)),
+        thread_id=f.thread_id,
+        include_superseded=bool(f.include_superseded),
+    )
+
+
+def record_to_pb(r: MemoryRecord) -> memory_pb2.Memory:
+    return memory_pb2.Memory(
+        id=r.id,
+        user_id=r.user_id,
+        kind=KIND_TO_PB.get(r.kind, memory_pb2.MEMORY_KIND_FACT),
+        text=r.text,
+        importance=r.importance,
+        created_at_ms=r.created_at_ms,
+        updated_at_ms=r.updated_at_ms,
+        valid_from_ms=r.valid_from_ms,
+        valid_to_ms=r.valid_to_ms,
+        source_thread_id=r.source_thread_id,
+        source_message_ids=list(r.source_message_ids),
+        superseded_by=r.superseded_by,
+        metadata={k: str(v) for k, v in r.metadata.items()},
+    )
+
+
+def ranked_to_pb(r: Ranked) -> memory_pb2.ScoredMemory:
+    return memory_pb2.ScoredMemory(
+        memory=record_to_pb(r.record),
+        score=r.score,
+        vector_score=r.vector_score,
+        keyword_score=r.keyword_score,
+    )

@@ -1,0 +1,229 @@
+"""``LongTermMemory``: the long-term half of the memory service (the ``LongTermAPI``).
+
+Search is always user-filtered; ranking is hybrid (``ranking.py``); writes follow the
+replay/merge/supersede rules (``facts.py``). The same object serves the gRPC servicer and
+the worker's job handlers.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from mnemo.memory.v1 import memory_pb2
+
+from mnemo_memory.embed import Embedder
+from mnemo_memory.errors import InvalidArgumentError, NotFoundError, PermissionDeniedError
+from mnemo_memory.stores.vector import MemoryRecord, VectorFilter
+
+from .convert import filter_from_pb, kind_from_pb, ranked_to_pb
+from .facts import CandidateFact, FactWriter, WriteReport
+from .ranking import KeywordCache, Ranked, build_corpus, fit_budget, fuse
+from .settings import LongTermSettings
+from .text import indexed_text
+
+log = logging.getLogger(__name__)
+
+MAX_PAGE = 1000
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _page_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode()
+
+
+def _offset(token: str) -> int:
+    if not token:
+        return 0
+    try:
+        offset = int(json.loads(base64.urlsafe_b64decode(token.encode()))["o"])
+    except Exception:
+        raise InvalidArgumentError("page_token", "is not a token this service issued") from None
+    if offset < 0:
+        raise InvalidArgumentError("page_token", "is not a token this service issued")
+    return offset
+
+
+class LongTermMemory:
+    """Facts and episodes of every user in one vector store."""
+
+    def __init__(
+        self,
+        *,
+        embedder: Embedder,
+        store: Any,
+        cfg: LongTermSettings | None = None,
+        default_top_k: int = 8,
+    ) -> None:
+        self.embedder = embedder
+        self.store = store
+        self.cfg = cfg or LongTermSettings()
+        self.default_top_k = default_top_k
+        self.keyword_cache = KeywordCache(self.cfg.keyword_cache_s, self.cfg.keyword_cache_users)
+        self.writer = FactWriter(self)
+
+    async def open(self) -> None:
+        """Load the model (in its thread) and open the store (ModelMismatchError)."""
+        await self.embedder.aload()
+        await self.store.open()
+
+    # --- search ---
+    async def search(
+        self, user_id: str, query: str, flt: VectorFilter, top_k: int = 0, token_budget: int = 0
+    ) -> tuple[list[Ranked], int]:
+        """Best-first hybrid results for ``query`` within ``flt`` (user mandatory) and the
+        tokens they use; UnavailableError("vector_store") when the store is down."""
+        if flt.user_id != user_id:
+            raise InvalidArgumentError("user_id", "filter user differs from the caller")
+        top_k = top_k if top_k > 0 else self.default_top_k
+        vector = await self.embedder.encode_query(indexed_text(query, 0, False))
+        hits = await self.store.query(vector, flt, max(self.cfg.vector_candidates, top_k))
+        corpus = None
+        if self.cfg.keyword_weight > 0:
+            key = repr(flt)
+            corpus = self.keyword_cache.get(user_id, key)
+            if corpus is None:
+                corpus = build_corpus(await self.store.all_matching(flt), self.cfg.date_prefix)
+                self.keyword_cache.put(user_id, key, corpus)
+        ranked = fuse(
+            [(h.record, h.similarity) for h in hits], corpus, query, self.cfg, now_ms(), top_k
+        )
+        kept, tokens, _ = fit_budget(ranked, token_budget)
+        return kept, tokens
+
+    async def recall(
+        self, user_id: str, query: str, options: memory_pb2.RecallOptions
+    ) -> list[memory_pb2.ScoredMemory]:
+        """PrepareTurn's recall step; the servicer fits the result into its budget."""
+        if options.disabled or not query.strip():
+            return []
+        flt = filter_from_pb(user_id, options.filter if options.HasField("filter") else None)
+        ranked, _ = await self.search(user_id, query, flt, int(options.top_k))
+        return [ranked_to_pb(r) for r in ranked]
+
+    # --- writes from the worker ---
+    async def write_facts(
+        self, user_id: str, thread_id: str, candidates: list[CandidateFact], now: int | None = None
+    ) -> WriteReport:
+        return await self.writer.write(user_id, thread_id, candidates, now or now_ms())
+
+    async def write_episode(
+        self,
+        user_id: str,
+        thread_id: str,
+        text: str,
+        message_ids: tuple[str, ...],
+        valid_from_ms: int = 0,
+        now: int | None = None,
+    ) -> tuple[str, bool]:
+        return await self.writer.write_episode(
+            user_id, thread_id, text, message_ids, valid_from_ms, now or now_ms()
+        )
+
+    # --- user-facing CRUD ---
+    async def _owned(self, user_id: str, memory_id: str) -> MemoryRecord:
+        found = await self.store.get([memory_id])
+        if not found:
+            raise NotFoundError(f"memory {memory_id} not found")
+        if found[0].user_id != user_id:
+            raise PermissionDeniedError(f"memory {memory_id} belongs to another user")
+        return found[0]  # type: ignore[no-any-return]
+
+    def _check_text(self, text: str) -> str:
+        text = text.strip()
+        if not text:
+            raise InvalidArgumentError("text", "must not be empty")
+        if len(text) > self.cfg.max_text_chars:
+            raise InvalidArgumentError(
+                "text", f"is longer than {self.cfg.max_text_chars} characters"
+            )
+        return text
+
+    async def list_memories(
+        self, user_id: str, flt: VectorFilter, page_size: int, page_token: str
+    ) -> tuple[list[MemoryRecord], str]:
+        if page_size < 0:
+            raise InvalidArgumentError("page_size", "must not be negative")
+        size = min(page_size or 100, MAX_PAGE)
+        offset = _offset(page_token)
+        records, total = await self.store.list(flt, offset, size)
+        nxt = _page_token(offset + size) if offset + size < total else ""
+        return records, nxt
+
+    async def add_memory(
+        self, user_id: str, text: str, kind: int, importance: int, source_thread_id: str = ""
+    ) -> MemoryRecord:
+        """A memory the user states directly; goes through the same merge/supersede rules."""
+        text = self._check_text(text)
+        if importance < 0 or importance > 10:
+            raise InvalidArgumentError("importance", "must be between 1 and 10 (0 = default)")
+        cand = CandidateFact(
+            text=text,
+            kind=kind_from_pb(kind),
+            importance=importance or 5,
+            metadata={"origin": "user"},
+        )
+        report = await self.write_facts(user_id, source_thread_id, [cand])
+        mid = (report.added or report.merged or report.skipped)[0]
+        return await self._owned(user_id, mid)
+
+    async def update_memory(
+        self, user_id: str, memory_id: str, text: str | None, importance: int | None, kind: int
+    ) -> MemoryRecord:
+        """Correct a memory; a text change is re-embedded."""
+        old = await self._owned(user_id, memory_id)
+        changes: dict[str, Any] = {"updated_at_ms": now_ms()}
+        if text is not None:
+            changes["text"] = self._check_text(text)
+        if importance is not None:
+            if importance < 1 or importance > 10:
+                raise InvalidArgumentError("importance", "must be between 1 and 10")
+            changes["importance"] = importance
+        if kind:
+            changes["kind"] = kind_from_pb(kind)
+        new = old.with_changes(**changes)
+        vec = await self.embedder.encode(
+            [indexed_text(new.text, new.valid_from_ms, self.cfg.date_prefix)]
+        )
+        await self.store.upsert([new], vec)
+        self.keyword_cache.invalidate(user_id)
+        return new
+
+    async def delete_memory(self, user_id: str, memory_id: str) -> bool:
+        await self._owned(user_id, memory_id)
+        deleted = await self.store.delete([memory_id])
+        self.keyword_cache.invalidate(user_id)
+        return bool(deleted)
+
+    # --- the user as a whole ---
+    async def forget_user(self, user_id: str) -> dict[str, int]:
+        counts = await self.store.delete_user(user_id)
+        self.keyword_cache.invalidate(user_id)
+        episodes = counts.get("episode", 0)
+        return {"facts": sum(counts.values()) - episodes, "episodes": episodes}
+
+    async def export_user(self, user_id: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        records = await self.store.all_matching(
+            VectorFilter(user_id=user_id, include_superseded=True)
+        )
+        for r in sorted(records, key=lambda r: (r.created_at_ms, r.id)):
+            yield "memory", r.to_json()
+
+    async def stats(self, user_id: str | None) -> dict[str, int]:
+        total = (await self.store.count(None)).get("total", 0)
+        out = {"vector_count": total}
+        if user_id:
+            counts = await self.store.count(user_id)
+            out["episodes"] = counts.get("episode", 0)
+            out["facts"] = counts.get("total", 0) - out["episodes"]
+        return out
+
+    async def aclose(self) -> None:
+        await self.store.aclose()
