@@ -26,7 +26,7 @@ $(STAMP): $(SETUP_INPUTS)
 	@echo "setup done: 'make run' starts Mnemo, 'make test' runs the suite"
 
 run: setup ## start Redis, the memory service, the worker and the gateway on http://127.0.0.1:8000
-	$(PY) -m mnemo_gateway.devrun
+	$(PY) scripts/devrun.py
 
 test: setup proto-check ## the whole suite (real Redis 8.2, Chroma, gRPC, HTTP), then the Redis suite on Redis 7.0
 	$(PY) -m pytest
