@@ -20,7 +20,9 @@ def test_anthropic_sdk_non_streamed(stateless, fake_anthropic):
     fake_anthropic.enqueue_text("Hello from the fake model")
     client = anthropic.Anthropic(base_url=stateless.url, api_key="unused", max_retries=0)
     msg = client.messages.create(
-        model="claude-whatever", max_tokens=100, system="Be brief.",
+        model="claude-whatever",
+        max_tokens=100,
+        system="Be brief.",
         messages=[{"role": "user", "content": "hi there"}],
     )
     assert msg.content[0].text == "Hello from the fake model"
@@ -57,10 +59,14 @@ def test_openai_sdk_non_streamed_and_streamed(stateless, fake_anthropic):
     assert fake_anthropic.last_system_prompt() == "Sys."
 
     fake_anthropic.enqueue_text("streamed answer in parts")
-    chunks = list(client.chat.completions.create(
-        model="gpt-whatever", messages=[{"role": "user", "content": "q2"}], stream=True,
-        stream_options={"include_usage": True},
-    ))
+    chunks = list(
+        client.chat.completions.create(
+            model="gpt-whatever",
+            messages=[{"role": "user", "content": "q2"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "streamed answer in parts"
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0

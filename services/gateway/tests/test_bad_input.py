@@ -1,0 +1,108 @@
+"""Bad input gets a clear error with a stable code — and never reaches the LLM."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+
+@pytest.fixture
+def gw(gateway_factory):
+    return gateway_factory(None, gateway={"max_body_bytes": 4096, "max_prompt_chars": 1000})
+
+
+def err(resp: httpx.Response) -> dict:
+    body = resp.json()
+    assert body["type"] == "error"
+    return body["error"]
+
+
+def test_broken_json_is_400_invalid_json(gw, fake_anthropic):
+    r = httpx.post(
+        gw.url + "/v1/chat",
+        content=b'{"prompt": "hi"',
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 400
+    assert err(r)["code"] == "invalid_json"
+    assert fake_anthropic.requests == []
+
+
+def test_missing_prompt_names_the_field(gw, fake_anthropic):
+    r = httpx.post(gw.url + "/v1/chat", json={"thread_id": "t1"})
+    assert r.status_code == 422
+    e = err(r)
+    assert e["code"] == "invalid_request" and e["field"] == "prompt"
+    assert fake_anthropic.requests == []
+
+
+@pytest.mark.parametrize("bad", ["a:b", "x" * 129, "has space", "star*", "tab\t"])
+def test_invalid_thread_id_is_422_naming_the_field(gw, bad, fake_anthropic):
+    r = httpx.post(gw.url + "/v1/chat", json={"prompt": "hi", "thread_id": bad})
+    assert r.status_code == 422
+    e = err(r)
+    assert e["code"] == "invalid_id" and e["field"] == "thread_id"
+    assert fake_anthropic.requests == []
+
+
+def test_invalid_user_id_and_header_thread(gw):
+    r = httpx.post(gw.url + "/v1/chat", json={"prompt": "hi", "user_id": "bob:*"})
+    assert (r.status_code, err(r)["field"]) == (422, "user_id")
+    r = httpx.post(
+        gw.url + "/v1/messages",
+        headers={"X-Mnemo-Thread-Id": "no/slash"},
+        json={"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert (r.status_code, err(r)["field"]) == (422, "X-Mnemo-Thread-Id")
+    r = httpx.get(gw.url + "/v1/users/bad:user/memories")
+    assert (r.status_code, err(r)["code"], err(r)["field"]) == (422, "invalid_id", "user_id")
+
+
+def test_body_over_the_limit_is_413(gw, fake_anthropic):
+    r = httpx.post(gw.url + "/v1/chat", json={"prompt": "x" * 5000})
+    assert r.status_code == 413
+    assert err(r)["code"] == "request_too_large"
+    assert fake_anthropic.requests == []
+
+
+def test_prompt_over_the_limit_is_413_naming_the_field(gw, fake_anthropic):
+    r = httpx.post(gw.url + "/v1/chat", json={"prompt": "y" * 1500})
+    assert r.status_code == 413
+    assert (err(r)["code"], err(r)["field"]) == ("prompt_too_large", "prompt")
+    assert fake_anthropic.requests == []
+
+
+def test_drop_in_endpoints_refuse_what_they_cannot_honour(gw):
+    base = {"model": "m", "max_tokens": 10}
+    r = httpx.post(
+        gw.url + "/v1/messages",
+        json={
+            **base,
+            "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
+        },
+    )
+    assert (r.status_code, err(r)["field"]) == (422, "messages")
+    r = httpx.post(
+        gw.url + "/v1/messages",
+        json={**base, "messages": [{"role": "user", "content": [{"type": "image", "source": {}}]}]},
+    )
+    assert (r.status_code, err(r)["code"]) == (422, "unsupported_content")
+    r = httpx.post(
+        gw.url + "/v1/messages",
+        json={**base, "tools": [{"name": "x"}], "messages": [{"role": "user", "content": "q"}]},
+    )
+    assert (r.status_code, err(r)["field"]) == (422, "tools")
+    r = httpx.post(
+        gw.url + "/v1/chat/completions",
+        json={"model": "m", "messages": [{"role": "tool", "content": "x"}]},
+    )
+    assert r.status_code == 422
+    r = httpx.post(gw.url + "/v1/chat/completions", json={"model": "m", "messages": []})
+    assert (r.status_code, err(r)["field"]) == (422, "messages")
+
+
+def test_unknown_route_and_method_are_json_errors(gw):
+    r = httpx.get(gw.url + "/v1/nope")
+    assert (r.status_code, err(r)["code"]) == (404, "not_found")
+    r = httpx.get(gw.url + "/v1/chat")
+    assert (r.status_code, err(r)["code"]) == (405, "method_not_allowed")
