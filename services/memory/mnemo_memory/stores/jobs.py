@@ -61,9 +61,16 @@ class JobQueue:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    async def enqueue(self, type: str, user_id: str, thread_id: str,  # noqa: A002
-                      *, job_id: str | None = None, now_ms: int | None = None,
-                      **fields: Any) -> str:
+    async def enqueue(
+        self,
+        type: str,
+        user_id: str,
+        thread_id: str,
+        *,
+        job_id: str | None = None,
+        now_ms: int | None = None,
+        **fields: Any,
+    ) -> str:
         """XADD one job; returns its ``job_id``. Extra ``fields`` are stored as strings."""
         if type not in JOB_TYPES:
             raise ValueError(f"unknown job type {type!r}")
@@ -86,8 +93,9 @@ class JobQueue:
                 return entries
             start = "(" + batch[-1][0]
 
-    async def pending_for_user(self, user_id: str, *,
-                               include_dead: bool = True) -> list[dict[str, str]]:
+    async def pending_for_user(
+        self, user_id: str, *, include_dead: bool = True
+    ) -> list[dict[str, str]]:
         """Jobs (backlog, and dead letters) that name ``user_id``; XRANGE scan, oldest first."""
         checked_id(user_id, "user_id")
         found = []
@@ -121,12 +129,12 @@ class JobQueue:
             pending = int(info.get("pending", 0) if isinstance(info, dict) else info[0])
         except ResponseError:  # no group yet
             pending = 0
-        return {"stream_length": int(length), "pending": pending,
-                "dead_letter_length": int(dead)}
+        return {"stream_length": int(length), "pending": pending, "dead_letter_length": int(dead)}
 
 
-def job_fields(job_id: str, type: str, user_id: str, thread_id: str,  # noqa: A002
-               now_ms: int | None = None, **extra: Any) -> dict[str, str]:
+def job_fields(
+    job_id: str, type: str, user_id: str, thread_id: str, now_ms: int | None = None, **extra: Any
+) -> dict[str, str]:
     """The stream fields of one job (all strings), as documented above."""
     body = {
         "job_id": job_id,

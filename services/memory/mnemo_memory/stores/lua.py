@@ -46,8 +46,9 @@ class LuaScript:
         pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
 
 
-async def execute_with_scripts(redis: Any, build: Any, scripts: Sequence[LuaScript],
-                               *, transaction: bool) -> list[Any]:
+async def execute_with_scripts(
+    redis: Any, build: Any, scripts: Sequence[LuaScript], *, transaction: bool
+) -> list[Any]:
     """Run the pipeline ``build(pipe)`` fills; on NOSCRIPT load ``scripts`` and run it again.
 
     A NOSCRIPT reply means the script did not run, so running the pipeline again cannot
@@ -57,8 +58,7 @@ async def execute_with_scripts(redis: Any, build: Any, scripts: Sequence[LuaScri
         pipe = redis.pipeline(transaction=transaction)
         build(pipe)
         results = await pipe.execute(raise_on_error=False)
-        if attempt == 0 and any(isinstance(r, BaseException) and _is_noscript(r)
-                                for r in results):
+        if attempt == 0 and any(isinstance(r, BaseException) and _is_noscript(r) for r in results):
             for script in scripts:
                 await script.load(redis)
             continue

@@ -73,13 +73,15 @@ def _parse_hosts(netloc_hosts: str, default_port: int) -> list[tuple[str, int]]:
     return hosts
 
 
-def parse_redis_url(url: str, *, sentinel_master: str = "mymaster",
-                    tls_ca_file: str | None = None) -> RedisTarget:
+def parse_redis_url(
+    url: str, *, sentinel_master: str = "mymaster", tls_ca_file: str | None = None
+) -> RedisTarget:
     """Parse any of the supported URL forms (see the module docstring) into a target."""
     scheme, sep, rest = url.partition("://")
     if not sep:
-        raise ValueError("Redis URL must start with redis://, rediss://, redis+sentinel:// "
-                         "or redis+cluster://")
+        raise ValueError(
+            "Redis URL must start with redis://, rediss://, redis+sentinel:// or redis+cluster://"
+        )
     scheme = scheme.lower()
     base, _, kind = scheme.partition("+")
     if base not in ("redis", "rediss") or kind not in ("", "sentinel", "cluster"):
@@ -118,17 +120,24 @@ def parse_redis_url(url: str, *, sentinel_master: str = "mymaster",
     if mode == "cluster" and db != 0:
         raise ValueError("Redis Cluster has only database 0")
     return RedisTarget(
-        mode=mode, hosts=hosts, username=username, password=password, db=db,
-        tls=base == "rediss", tls_ca_file=options.get("ssl_ca_certs", tls_ca_file),
-        service_name=service_name, options=options,
+        mode=mode,
+        hosts=hosts,
+        username=username,
+        password=password,
+        db=db,
+        tls=base == "rediss",
+        tls_ca_file=options.get("ssl_ca_certs", tls_ca_file),
+        service_name=service_name,
+        options=options,
     )
 
 
 def target_from_settings(settings: Any) -> RedisTarget:
     """The target of ``REDIS_URL`` when set, else of ``REDIS__HOST``/``PORT``/... parts."""
     rs = settings.redis
-    target = parse_redis_url(settings.effective_redis_url, sentinel_master=rs.sentinel_master,
-                             tls_ca_file=rs.tls_ca_file)
+    target = parse_redis_url(
+        settings.effective_redis_url, sentinel_master=rs.sentinel_master, tls_ca_file=rs.tls_ca_file
+    )
     if rs.tls and not target.tls:
         target = RedisTarget(**{**target.__dict__, "tls": True})
     return target
@@ -165,16 +174,29 @@ def create_redis(settings: Any, *, target: RedisTarget | None = None) -> Any:
     if target.mode == "cluster":
         return RedisCluster(
             startup_nodes=[ClusterNode(h, p) for h, p in target.hosts],
-            max_connections=max_connections, **kwargs,
+            max_connections=max_connections,
+            **kwargs,
         )
     if target.mode == "sentinel":
         sentinel_kwargs = {k: v for k, v in kwargs.items() if k != "decode_responses"}
         sentinel = Sentinel(target.hosts, sentinel_kwargs=sentinel_kwargs, **kwargs)
-        return sentinel.master_for(target.service_name, db=target.db,
-                                   max_connections=max_connections)
+        return sentinel.master_for(
+            target.service_name, db=target.db, max_connections=max_connections
+        )
     host, port = target.hosts[0]
-    return aioredis.Redis(host=host, port=port, db=target.db, max_connections=max_connections,
-                          **kwargs)
+    # a blocking pool: under a burst, callers wait briefly for a connection instead of
+    # failing with "too many connections"
+    if kwargs.pop("ssl", False):
+        kwargs["connection_class"] = aioredis.SSLConnection
+    pool = aioredis.BlockingConnectionPool(
+        host=host,
+        port=port,
+        db=target.db,
+        max_connections=max_connections,
+        timeout=settings.redis.connect_timeout_s,
+        **kwargs,
+    )
+    return aioredis.Redis(connection_pool=pool)
 
 
 def describe_target(target: RedisTarget) -> str:
@@ -184,5 +206,10 @@ def describe_target(target: RedisTarget) -> str:
     return f"{target.mode} {hosts} db={target.db} tls={target.tls}{extra}"
 
 
-__all__ = ["RedisTarget", "create_redis", "describe_target", "parse_redis_url",
-           "target_from_settings"]
+__all__ = [
+    "RedisTarget",
+    "create_redis",
+    "describe_target",
+    "parse_redis_url",
+    "target_from_settings",
+]

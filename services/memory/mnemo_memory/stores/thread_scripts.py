@@ -17,7 +17,9 @@ from .lua import LuaScript
 #       14 summary stale ms, 15 inline, 16 title, 17 extract job id, 18 summary job id,
 #       19 activity member
 # Returns {status, message_count, created, extract(0/1), new_messages, summarize(0/1)}
-APPEND_TURN = LuaScript("append_turn", r"""
+APPEND_TURN = LuaScript(
+    "append_turn",
+    r"""
 local now = tonumber(ARGV[1])
 local inline = ARGV[15] == '1'
 local ttl = tonumber(ARGV[9])
@@ -84,12 +86,15 @@ if inline then
   end
 end
 return {'ok', len, created, extract, new_messages, summarize}
-""")
+""",
+)
 
 # KEYS: 1 messages, 2 meta, 3 summary
 # ARGV: 1 now_ms, 2 thread ttl ms, 3 summary text, 4.. message ids (oldest first)
 # Returns 1 when replaced, 0 when the oldest messages are not exactly those ids.
-REPLACE_WITH_SUMMARY = LuaScript("replace_oldest_with_summary", r"""
+REPLACE_WITH_SUMMARY = LuaScript(
+    "replace_oldest_with_summary",
+    r"""
 local n = #ARGV - 3
 if n < 1 or redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
 local head = redis.call('LRANGE', KEYS[1], 0, n - 1)
@@ -105,13 +110,16 @@ redis.call('HSET', KEYS[2], 'message_count', redis.call('LLEN', KEYS[1]),
            'summary_updated_at_ms', ARGV[1], 'summary_job_ms', 0)
 redis.call('HINCRBY', KEYS[2], 'summarized_messages', n)
 return 1
-""")
+""",
+)
 
 # KEYS: 1 messages, 2 meta, 3 idem, 4 summary, 5 user thread index,
 #       [6 owner, 7 activity index] (inline only)
 # ARGV: 1 thread_id, 2 user_id, 3 inline, 4 activity member
 # Returns the number of messages deleted, or -1 when the thread did not exist.
-DELETE_THREAD = LuaScript("delete_thread", r"""
+DELETE_THREAD = LuaScript(
+    "delete_thread",
+    r"""
 local existed = redis.call('EXISTS', KEYS[2]) + redis.call('EXISTS', KEYS[1])
 local n = redis.call('LLEN', KEYS[1])
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
@@ -124,4 +132,5 @@ if ARGV[3] == '1' then
 end
 if existed + indexed == 0 then return -1 end
 return n
-""")
+""",
+)

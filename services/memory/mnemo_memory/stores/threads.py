@@ -39,13 +39,21 @@ class StoredMessage:
     @classmethod
     def from_json(cls, raw: str) -> StoredMessage:
         doc = json.loads(raw)
-        return cls(id=doc["id"], role=doc["role"], content=doc["content"],
-                   created_at_ms=int(doc.get("created_at_ms", 0)),
-                   metadata=doc.get("metadata") or {})
+        return cls(
+            id=doc["id"],
+            role=doc["role"],
+            content=doc["content"],
+            created_at_ms=int(doc.get("created_at_ms", 0)),
+            metadata=doc.get("metadata") or {},
+        )
 
     def to_json(self) -> str:
-        doc: dict[str, Any] = {"id": self.id, "role": self.role, "content": self.content,
-                               "created_at_ms": self.created_at_ms}
+        doc: dict[str, Any] = {
+            "id": self.id,
+            "role": self.role,
+            "content": self.content,
+            "created_at_ms": self.created_at_ms,
+        }
         if self.metadata:
             doc["metadata"] = self.metadata
         return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
@@ -65,15 +73,20 @@ class ThreadMeta:
     total_messages: int = 0
 
     @classmethod
-    def from_hash(cls, h: dict[str, str], *, pttl_ms: int, has_summary: bool,
-                  now: int) -> ThreadMeta:
+    def from_hash(
+        cls, h: dict[str, str], *, pttl_ms: int, has_summary: bool, now: int
+    ) -> ThreadMeta:
         return cls(
-            thread_id=h.get("thread_id", ""), user_id=h.get("user_id", ""),
+            thread_id=h.get("thread_id", ""),
+            user_id=h.get("user_id", ""),
             created_at_ms=int(h.get("created_at_ms", 0)),
             updated_at_ms=int(h.get("updated_at_ms", 0)),
-            message_count=int(h.get("message_count", 0)), title=h.get("title", ""),
-            expires_at_ms=now + pttl_ms if pttl_ms > 0 else 0, has_summary=has_summary,
-            closed=h.get("closed") == "1", total_messages=int(h.get("total_messages", 0)),
+            message_count=int(h.get("message_count", 0)),
+            title=h.get("title", ""),
+            expires_at_ms=now + pttl_ms if pttl_ms > 0 else 0,
+            has_summary=has_summary,
+            closed=h.get("closed") == "1",
+            total_messages=int(h.get("total_messages", 0)),
         )
 
 
@@ -98,9 +111,18 @@ class ThreadStore:
     """Threads of all users. ``inline_global`` = the deployment allows cross-slot scripts
     (standalone, Sentinel); on Cluster global keys are written in separate commands."""
 
-    def __init__(self, redis: Any, keys: KeyBuilder, policy: Any, jobs: JobQueue, *,
-                 inline_global: bool = True, max_idempotency_keys: int = 500,
-                 summary_job_stale_s: int = 900, title_chars: int = 80) -> None:
+    def __init__(
+        self,
+        redis: Any,
+        keys: KeyBuilder,
+        policy: Any,
+        jobs: JobQueue,
+        *,
+        inline_global: bool = True,
+        max_idempotency_keys: int = 500,
+        summary_job_stale_s: int = 900,
+        title_chars: int = 80,
+    ) -> None:
         self.redis = redis
         self.keys = keys
         self.policy = policy
@@ -134,10 +156,17 @@ class ThreadStore:
         return True
 
     # --- writes ---
-    async def append_turn(self, user_id: str, thread_id: str, idempotency_key: str,
-                          user_message: str, assistant_message: str,
-                          metadata: dict[str, str] | None = None, *,
-                          now: int | None = None) -> AppendResult:
+    async def append_turn(
+        self,
+        user_id: str,
+        thread_id: str,
+        idempotency_key: str,
+        user_message: str,
+        assistant_message: str,
+        metadata: dict[str, str] | None = None,
+        *,
+        now: int | None = None,
+    ) -> AppendResult:
         """Store one exchange atomically (see module docstring). A replayed
         ``idempotency_key`` stores nothing and returns ``duplicate=True``."""
         k = self.keys
@@ -148,25 +177,42 @@ class ThreadStore:
             await self._claim_owner(user_id, thread_id, ttl)
         user_id_, asst_id = message_ids_for(thread_id, idempotency_key)
         user_msg = StoredMessage(user_id_, "user", user_message, now)
-        asst_msg = StoredMessage(asst_id, "assistant", assistant_message, now,
-                                 dict(metadata or {}))
-        keys = [k.messages(user_id, thread_id), k.meta(user_id, thread_id),
-                k.idempotency(user_id, thread_id), k.thread_index(user_id),
-                k.summary(user_id, thread_id)]
+        asst_msg = StoredMessage(asst_id, "assistant", assistant_message, now, dict(metadata or {}))
+        keys = [
+            k.messages(user_id, thread_id),
+            k.meta(user_id, thread_id),
+            k.idempotency(user_id, thread_id),
+            k.thread_index(user_id),
+            k.summary(user_id, thread_id),
+        ]
         if self.inline_global:
             keys += [k.thread_owner(thread_id), k.activity_index(), k.jobs()]
         extract_job, summary_job = new_id("job-"), new_id("job-")
         member = k.activity_member(user_id, thread_id)
-        args = [now, user_id, thread_id, idempotency_key, user_msg.to_json(),
-                asst_msg.to_json(), asst_id, self.policy.max_thread_messages, ttl,
-                int(self.policy.idempotency_ttl_hours * 3_600_000),
-                self.max_idempotency_keys, self.policy.extract_every_messages,
-                self.policy.summary_threshold_messages, self.summary_job_stale_ms,
-                "1" if self.inline_global else "0",
-                " ".join(user_message.split())[: self.title_chars],
-                extract_job, summary_job, member]
+        args = [
+            now,
+            user_id,
+            thread_id,
+            idempotency_key,
+            user_msg.to_json(),
+            asst_msg.to_json(),
+            asst_id,
+            self.policy.max_thread_messages,
+            ttl,
+            int(self.policy.idempotency_ttl_hours * 3_600_000),
+            self.max_idempotency_keys,
+            self.policy.extract_every_messages,
+            self.policy.summary_threshold_messages,
+            self.summary_job_stale_ms,
+            "1" if self.inline_global else "0",
+            " ".join(user_message.split())[: self.title_chars],
+            extract_job,
+            summary_job,
+            member,
+        ]
         status, count, created, extract, new_messages, summarize = await APPEND_TURN.run(
-            self.redis, keys, args)
+            self.redis, keys, args
+        )
         if status == "denied":
             raise PermissionDeniedError(f"thread {thread_id} belongs to another user")
         jobs = []
@@ -181,15 +227,32 @@ class ThreadStore:
             pipe.pexpire(k.thread_owner(thread_id), ttl)
             await pipe.execute()
             if extract:
-                await self.jobs.enqueue("extract_facts", user_id, thread_id, job_id=extract_job,
-                                        now_ms=now, new_messages=new_messages,
-                                        upto_message_id=asst_id)
+                await self.jobs.enqueue(
+                    "extract_facts",
+                    user_id,
+                    thread_id,
+                    job_id=extract_job,
+                    now_ms=now,
+                    new_messages=new_messages,
+                    upto_message_id=asst_id,
+                )
             if summarize:
-                await self.jobs.enqueue("summarize_thread", user_id, thread_id,
-                                        job_id=summary_job, now_ms=now, message_count=count)
-        return AppendResult(thread_id=thread_id, message_ids=[user_id_, asst_id],
-                            duplicate=status == "duplicate", message_count=int(count),
-                            created=bool(created), enqueued_jobs=jobs)
+                await self.jobs.enqueue(
+                    "summarize_thread",
+                    user_id,
+                    thread_id,
+                    job_id=summary_job,
+                    now_ms=now,
+                    message_count=count,
+                )
+        return AppendResult(
+            thread_id=thread_id,
+            message_ids=[user_id_, asst_id],
+            duplicate=status == "duplicate",
+            message_count=int(count),
+            created=bool(created),
+            enqueued_jobs=jobs,
+        )
 
     async def _claim_owner(self, user_id: str, thread_id: str, ttl: int) -> None:
         key = self.keys.thread_owner(thread_id)
@@ -200,8 +263,9 @@ class ThreadStore:
         if owner is not None and owner != user_id:
             raise PermissionDeniedError(f"thread {thread_id} belongs to another user")
 
-    async def replace_oldest_with_summary(self, user_id: str, thread_id: str,
-                                          message_ids: list[str], summary: str) -> bool:
+    async def replace_oldest_with_summary(
+        self, user_id: str, thread_id: str, message_ids: list[str], summary: str
+    ) -> bool:
         """Atomically drop the oldest messages — which must be exactly ``message_ids``, in
         order — and store ``summary`` as the thread's running summary. Returns False and
         changes nothing when the thread's oldest messages are not those ids (a concurrent
@@ -209,10 +273,14 @@ class ThreadStore:
         k = self.keys
         if not message_ids:
             return False
-        keys = [k.messages(user_id, thread_id), k.meta(user_id, thread_id),
-                k.summary(user_id, thread_id)]
+        keys = [
+            k.messages(user_id, thread_id),
+            k.meta(user_id, thread_id),
+            k.summary(user_id, thread_id),
+        ]
         done = await REPLACE_WITH_SUMMARY.run(
-            self.redis, keys, [now_ms(), self.thread_ttl_ms, summary, *message_ids])
+            self.redis, keys, [now_ms(), self.thread_ttl_ms, summary, *message_ids]
+        )
         return bool(done)
 
     async def clear_summary_pending(self, user_id: str, thread_id: str) -> None:
@@ -226,15 +294,19 @@ class ThreadStore:
         NotFoundError / PermissionDeniedError from the ownership check."""
         await self.check_owner(user_id, thread_id, must_exist=True)
         k = self.keys
-        keys = [k.messages(user_id, thread_id), k.meta(user_id, thread_id),
-                k.idempotency(user_id, thread_id), k.summary(user_id, thread_id),
-                k.thread_index(user_id)]
+        keys = [
+            k.messages(user_id, thread_id),
+            k.meta(user_id, thread_id),
+            k.idempotency(user_id, thread_id),
+            k.summary(user_id, thread_id),
+            k.thread_index(user_id),
+        ]
         member = k.activity_member(user_id, thread_id)
         if self.inline_global:
             keys += [k.thread_owner(thread_id), k.activity_index()]
-        n = await DELETE_THREAD.run(self.redis, keys, [thread_id, user_id,
-                                                       "1" if self.inline_global else "0",
-                                                       member])
+        n = await DELETE_THREAD.run(
+            self.redis, keys, [thread_id, user_id, "1" if self.inline_global else "0", member]
+        )
         if not self.inline_global:
             pipe = self.redis.pipeline(transaction=False)
             pipe.delete(k.thread_owner(thread_id))
@@ -271,14 +343,16 @@ class ThreadStore:
         now = now_ms()
         metas = {}
         for i, tid in enumerate(thread_ids):
-            h, pttl, has_summary = results[3 * i: 3 * i + 3]
+            h, pttl, has_summary = results[3 * i : 3 * i + 3]
             if h:
-                metas[tid] = ThreadMeta.from_hash(h, pttl_ms=int(pttl),
-                                                  has_summary=bool(has_summary), now=now)
+                metas[tid] = ThreadMeta.from_hash(
+                    h, pttl_ms=int(pttl), has_summary=bool(has_summary), now=now
+                )
         return metas
 
-    async def get_thread(self, user_id: str, thread_id: str, limit: int = 0
-                         ) -> tuple[ThreadMeta, list[StoredMessage], str]:
+    async def get_thread(
+        self, user_id: str, thread_id: str, limit: int = 0
+    ) -> tuple[ThreadMeta, list[StoredMessage], str]:
         """(metadata, messages oldest first — the newest ``limit`` when > 0 —, summary).
         NotFoundError / PermissionDeniedError from the ownership check."""
         await self.check_owner(user_id, thread_id, must_exist=True)
@@ -292,12 +366,12 @@ class ThreadStore:
         h, pttl, raw, summary = await pipe.execute()
         if not h:
             raise NotFoundError(f"thread {thread_id} not found")
-        meta = ThreadMeta.from_hash(h, pttl_ms=int(pttl), has_summary=bool(summary),
-                                    now=now_ms())
+        meta = ThreadMeta.from_hash(h, pttl_ms=int(pttl), has_summary=bool(summary), now=now_ms())
         return meta, [StoredMessage.from_json(r) for r in raw], summary or ""
 
-    async def list_threads(self, user_id: str, page_size: int = 50, page_token: str = ""
-                           ) -> tuple[list[ThreadMeta], str]:
+    async def list_threads(
+        self, user_id: str, page_size: int = 50, page_token: str = ""
+    ) -> tuple[list[ThreadMeta], str]:
         """Threads most recently active first; pagination by (score, ties skipped) cursor.
         Index entries whose thread expired are removed on the way."""
         from .paging import decode_cursor, encode_cursor
@@ -306,8 +380,9 @@ class ThreadStore:
         page_size = max(1, min(page_size or 50, 500))
         max_score, skip = decode_cursor(page_token)
         await self.redis.zremrangebyscore(index, "-inf", now_ms() - self.thread_ttl_ms)
-        rows = await self.redis.zrevrangebyscore(index, max_score, "-inf", start=skip,
-                                                 num=page_size + 1, withscores=True)
+        rows = await self.redis.zrevrangebyscore(
+            index, max_score, "-inf", start=skip, num=page_size + 1, withscores=True
+        )
         page, more = rows[:page_size], len(rows) > page_size
         metas = await self.get_metas(user_id, [tid for tid, _ in page])
         stale = [tid for tid, _ in page if tid not in metas]
@@ -322,14 +397,14 @@ class ThreadStore:
         return ids
 
     # --- episode scheduling (the worker) ---
-    async def idle_threads(self, older_than_ms: int, limit: int = 100
-                           ) -> list[tuple[str, str]]:
+    async def idle_threads(self, older_than_ms: int, limit: int = 100) -> list[tuple[str, str]]:
         """(user_id, thread_id) of threads whose last activity is before ``older_than_ms``
         (Unix epoch ms — pass ``now - idle period``) and that have no episode since.
         Entries whose thread expired or was deleted are pruned and not returned."""
         index = self.keys.activity_index()
-        members = await self.redis.zrangebyscore(index, "-inf", f"({older_than_ms}",
-                                                 start=0, num=limit)
+        members = await self.redis.zrangebyscore(
+            index, "-inf", f"({older_than_ms}", start=0, num=limit
+        )
         if not members:
             return []
         pairs = [self.keys.split_activity_member(m) for m in members]
@@ -345,8 +420,9 @@ class ThreadStore:
     async def mark_episode_done(self, user_id: str, thread_id: str) -> None:
         """The thread's episode is written: drop it from the activity index until new
         messages arrive (append_turn adds it back)."""
-        await self.redis.zrem(self.keys.activity_index(),
-                              self.keys.activity_member(user_id, thread_id))
+        await self.redis.zrem(
+            self.keys.activity_index(), self.keys.activity_member(user_id, thread_id)
+        )
         meta = self.keys.meta(user_id, thread_id)
         if await self.redis.exists(meta):
             await self.redis.hset(meta, "episode_done_ms", now_ms())
@@ -357,6 +433,7 @@ class ThreadStore:
         meta = self.keys.meta(user_id, thread_id)
         await self.redis.hset(meta, "closed", 1)
         # the idle scan must not schedule a second episode for the same activity
-        await self.redis.zrem(self.keys.activity_index(),
-                              self.keys.activity_member(user_id, thread_id))
+        await self.redis.zrem(
+            self.keys.activity_index(), self.keys.activity_member(user_id, thread_id)
+        )
         return await self.jobs.enqueue("create_episode", user_id, thread_id, reason="closed")

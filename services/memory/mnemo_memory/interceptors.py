@@ -1,0 +1,247 @@
+"""The one place where domain errors become gRPC status codes (a server interceptor).
+
+Every RPC — short-term, long-term, whatever a servicer mixin adds — passes through
+:class:`ErrorMappingInterceptor`, which also: sets the request id (gRPC metadata
+``x-request-id``, generated when absent) for the logs and echoes it in trailing metadata;
+applies the caller's deadline to the handler (→ DEADLINE_EXCEEDED); turns a request that
+fails to parse because a string is not UTF-8 into INVALID_ARGUMENT naming the field; and
+records latency/outcome metrics. Unknown exceptions → INTERNAL with the request id, logged
+with the traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from google.protobuf.descriptor import FieldDescriptor
+from mnemo_common import metrics
+from mnemo_common.logging import request_id_var
+from redis import exceptions as redis_errors
+
+from mnemo_memory import errors
+
+log = logging.getLogger(__name__)
+
+RPC_SECONDS = metrics.histogram(
+    "mnemo_memory_rpc_duration_seconds", "Memory service RPC latency", ("method", "code")
+)
+RPC_ERRORS = metrics.counter(
+    "mnemo_memory_rpc_errors_total",
+    "Memory service RPCs that failed, by status code",
+    ("method", "code"),
+)
+
+_REDIS_DOWN = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.BusyLoadingError,
+    redis_errors.ClusterDownError,
+    redis_errors.MasterDownError,
+    redis_errors.TryAgainError,
+    ConnectionError,
+)
+
+_DOMAIN_CODES: list[tuple[type[BaseException], grpc.StatusCode]] = [
+    (errors.InvalidArgumentError, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.NotFoundError, grpc.StatusCode.NOT_FOUND),
+    (errors.PermissionDeniedError, grpc.StatusCode.PERMISSION_DENIED),
+    (errors.RateLimitedError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.UnavailableError, grpc.StatusCode.UNAVAILABLE),
+    (errors.ConflictError, grpc.StatusCode.ABORTED),
+    (errors.ModelMismatchError, grpc.StatusCode.FAILED_PRECONDITION),
+    (NotImplementedError, grpc.StatusCode.UNIMPLEMENTED),
+]
+
+
+class UnparsableRequest:
+    """Stands in for a request whose bytes did not parse; the handler never sees it."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        b = data[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, pos
+        shift += 7
+
+
+def find_invalid_utf8(data: bytes, descriptor: Any) -> str | None:
+    """Dotted name of the first string field of ``data`` that is not UTF-8, if any."""
+    pos = 0
+    try:
+        while pos < len(data):
+            key, pos = _varint(data, pos)
+            number, wire_type = key >> 3, key & 7
+            if wire_type == 0:
+                _, pos = _varint(data, pos)
+            elif wire_type == 1:
+                pos += 8
+            elif wire_type == 5:
+                pos += 4
+            elif wire_type == 2:
+                length, pos = _varint(data, pos)
+                chunk, pos = data[pos : pos + length], pos + length
+                fd = descriptor.fields_by_number.get(number)
+                if fd is None:
+                    continue
+                if fd.type == FieldDescriptor.TYPE_STRING:
+                    try:
+                        chunk.decode("utf-8")
+                    except UnicodeDecodeError:
+                        return str(fd.name)
+                elif fd.type == FieldDescriptor.TYPE_MESSAGE:
+                    inner = find_invalid_utf8(chunk, fd.message_type)
+                    if inner:
+                        return f"{fd.name}.{inner}"
+            else:
+                return None
+    except IndexError:
+        return None
+    return None
+
+
+def _safe_deserializer(deserialize: Callable[[bytes], Any] | None) -> Any:
+    if deserialize is None:
+        return None
+    descriptor = getattr(getattr(deserialize, "__self__", None), "DESCRIPTOR", None)
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except Exception:  # any parse failure is the client's bad request
+            field = find_invalid_utf8(data, descriptor) if descriptor is not None else None
+            if field:
+                return UnparsableRequest(field, "is not valid UTF-8")
+            return UnparsableRequest("request", "could not be parsed")
+
+    return parse
+
+
+def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    """The gRPC status code and message for an exception raised by a handler."""
+    for kind, code in _DOMAIN_CODES:
+        if isinstance(exc, kind):
+            return code, str(exc)
+    if isinstance(exc, _REDIS_DOWN):
+        return grpc.StatusCode.UNAVAILABLE, "redis unavailable"
+    if isinstance(exc, TimeoutError):
+        return grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded"
+    return grpc.StatusCode.INTERNAL, ""
+
+
+def _request_id(context: Any) -> str:
+    for item in context.invocation_metadata() or ():
+        if item.key == "x-request-id" and item.value:
+            return str(item.value)[:128]
+    return uuid.uuid4().hex
+
+
+async def _fail(context: Any, exc: BaseException, rid: str, method: str) -> grpc.StatusCode:
+    code, message = status_for(exc)
+    trailing: list[tuple[str, str]] = [("x-request-id", rid)]
+    if isinstance(exc, errors.RateLimitedError):
+        trailing.append(("retry-after", str(exc.retry_after_s)))
+    if code is grpc.StatusCode.INTERNAL:
+        log.exception("unhandled error in %s", method, extra={"rpc": method})
+        message = f"internal error (request id {rid})"
+    elif code is grpc.StatusCode.UNAVAILABLE:
+        log.warning("%s: %s", method, message, extra={"rpc": method})
+    context.set_trailing_metadata(tuple(trailing))
+    RPC_ERRORS.labels(method, code.name).inc()
+    await context.abort(code, message)
+    return code  # pragma: no cover - abort raises
+
+
+class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
+    """Wraps unary-unary and unary-stream handlers (see module docstring)."""
+
+    async def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.request_streaming:
+            return handler
+        method = handler_call_details.method.rsplit("/", 1)[-1]
+        deserializer = _safe_deserializer(handler.request_deserializer)
+        if handler.unary_unary is not None:
+            return handler._replace(
+                request_deserializer=deserializer,
+                unary_unary=_wrap_unary(handler.unary_unary, method),
+            )
+        if handler.unary_stream is not None:
+            return handler._replace(
+                request_deserializer=deserializer,
+                unary_stream=_wrap_stream(handler.unary_stream, method),
+            )
+        return handler
+
+
+def _wrap_unary(behavior: Any, method: str) -> Any:
+    async def wrapped(request: Any, context: Any) -> Any:
+        rid = _request_id(context)
+        token = request_id_var.set(rid)
+        start = time.perf_counter()
+        code = "OK"
+        try:
+            if isinstance(request, UnparsableRequest):
+                raise errors.InvalidArgumentError(request.field, request.reason)
+            remaining = context.time_remaining()
+            async with asyncio.timeout(remaining if remaining is not None else None):
+                response = await behavior(request, context)
+            context.set_trailing_metadata((("x-request-id", rid),))
+            return response
+        except grpc.aio.AbortError:
+            code = "ABORTED_BY_HANDLER"
+            raise
+        except Exception as exc:  # mapped to a status, never swallowed
+            code = status_for(exc)[0].name
+            await _fail(context, exc, rid, method)
+            raise
+        finally:
+            RPC_SECONDS.labels(method, code).observe(time.perf_counter() - start)
+            request_id_var.reset(token)
+
+    return wrapped
+
+
+def _wrap_stream(behavior: Any, method: str) -> Any:
+    async def wrapped(request: Any, context: Any) -> Any:
+        rid = _request_id(context)
+        token = request_id_var.set(rid)
+        start = time.perf_counter()
+        code = "OK"
+        try:
+            if isinstance(request, UnparsableRequest):
+                raise errors.InvalidArgumentError(request.field, request.reason)
+            result = behavior(request, context)
+            if hasattr(result, "__aiter__"):
+                async for item in result:
+                    yield item
+            else:
+                await result
+            context.set_trailing_metadata((("x-request-id", rid),))
+        except grpc.aio.AbortError:
+            code = "ABORTED_BY_HANDLER"
+            raise
+        except Exception as exc:  # mapped to a status, never swallowed
+            code = status_for(exc)[0].name
+            await _fail(context, exc, rid, method)
+            raise
+        finally:
+            RPC_SECONDS.labels(method, code).observe(time.perf_counter() - start)
+            with contextlib.suppress(ValueError):  # generators may finish in another context
+                request_id_var.reset(token)
+
+    return wrapped

@@ -1,0 +1,177 @@
+"""``mnemo-memory serve``: the grpc.aio server, health, reflection, metrics, drain.
+
+:func:`create_server` builds and starts everything (tests and the in-process fixture call
+it); :func:`serve` adds the process concerns: logging, the ``/metrics`` port, SIGTERM →
+health NOT_SERVING → ``server.stop(SERVER__GRACE_S)`` → exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
+from grpc_reflection.v1alpha import reflection
+from mnemo.memory.v1 import memory_pb2, memory_pb2_grpc
+from mnemo_common import metrics
+from mnemo_common.logging import configure_logging
+
+from mnemo_memory.health import SERVICE_NAME, RedisHealth
+from mnemo_memory.interceptors import ErrorMappingInterceptor
+from mnemo_memory.longterm import build_longterm
+from mnemo_memory.servicer import MemoryServicer
+from mnemo_memory.stores import usage
+from mnemo_memory.stores.redis_client import create_redis, describe_target, target_from_settings
+from mnemo_memory.stores.shortterm import ShortTermStores, build_stores
+
+log = logging.getLogger(__name__)
+
+_DEFAULT = object()
+
+
+@dataclass
+class ServerHandles:
+    """What :func:`create_server` started; ``shutdown`` drains and closes all of it."""
+
+    settings: Any
+    redis: Any
+    probe_redis: Any
+    stores: ShortTermStores
+    servicer: MemoryServicer
+    health: RedisHealth
+    longterm: Any
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    closed: bool = False
+
+    async def shutdown(self, server: grpc.aio.Server, grace: float | None = None) -> None:
+        """NOT_SERVING, finish in-flight RPCs within ``grace`` seconds, close clients."""
+        if self.closed:
+            return
+        self.closed = True
+        await self.health.drain()
+        grace = self.settings.server.grace_s if grace is None else grace
+        await server.stop(grace)
+        await self.health.stop()
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.longterm is not None:
+            with contextlib.suppress(Exception):
+                await self.longterm.aclose()
+        for client in (self.redis, self.probe_redis):
+            with contextlib.suppress(Exception):
+                await client.aclose()
+
+
+async def _stats_loop(stores: ShortTermStores, settings: Any) -> None:
+    """Refresh the usage gauges (keys by kind, bytes, job stream) periodically."""
+    while True:
+        try:
+            stats = await usage.global_stats(stores, scan_limit=settings.shortterm.stats_scan_limit)
+            usage.publish_gauges(stats)
+        except Exception as exc:  # gauges go stale, the service goes on
+            log.debug("stats refresh failed: %s", exc)
+        await asyncio.sleep(settings.server.stats_interval_s)
+
+
+async def create_server(
+    settings: Any,
+    *,
+    redis: Any = None,
+    longterm: Any = _DEFAULT,
+    port: int | None = None,
+    stats_loop: bool = False,
+) -> tuple[grpc.aio.Server, int, ServerHandles]:
+    """Build and start the gRPC server; returns (server, bound port, handles).
+
+    ``longterm`` defaults to ``build_longterm(settings, redis)``; pass None to run
+    short-term only. ``port`` overrides ``SERVER__GRPC_PORT`` (0 = any free port).
+    """
+    target = target_from_settings(settings)
+    redis = redis if redis is not None else create_redis(settings, target=target)
+    probe_redis = create_redis(settings, target=target)
+    stores = build_stores(settings, redis, inline_global=target.cross_slot_ok)
+    if longterm is _DEFAULT:
+        longterm = build_longterm(settings, redis)
+    server = grpc.aio.server(
+        interceptors=[ErrorMappingInterceptor()],
+        options=[
+            ("grpc.max_receive_message_length", settings.server.max_receive_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    health_servicer = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    health = RedisHealth(
+        probe_redis,
+        health_servicer,
+        interval_s=settings.server.health_probe_interval_s,
+        timeout_s=settings.server.health_probe_timeout_s,
+    )
+    servicer = MemoryServicer(settings, stores, longterm, redis_health=health)
+    memory_pb2_grpc.add_MemoryServiceServicer_to_server(servicer, server)
+    if settings.server.reflection:
+        reflection.enable_server_reflection(
+            (
+                memory_pb2.DESCRIPTOR.services_by_name["MemoryService"].full_name,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            server,
+        )
+    bind_port = settings.server.grpc_port if port is None else port
+    bound = server.add_insecure_port(f"{settings.server.host}:{bind_port}")
+    if bound == 0:
+        raise RuntimeError(f"cannot bind {settings.server.host}:{bind_port}")
+    handles = ServerHandles(
+        settings=settings,
+        redis=redis,
+        probe_redis=probe_redis,
+        stores=stores,
+        servicer=servicer,
+        health=health,
+        longterm=longterm,
+    )
+    # the first probe decides the initial status before any client can ask
+    if await health.probe_once():
+        with contextlib.suppress(Exception):
+            await stores.jobs.ensure_group()
+    await server.start()
+    health.start()
+    if stats_loop:
+        handles.tasks.append(asyncio.create_task(_stats_loop(stores, settings)))
+    log.info(
+        "memory service listening",
+        extra={
+            "port": bound,
+            "redis": describe_target(target),
+            "service": SERVICE_NAME,
+            "longterm": longterm is not None,
+        },
+    )
+    return server, bound, handles
+
+
+async def serve(settings: Any) -> int:
+    """Run until SIGTERM/SIGINT, then drain; returns the exit code."""
+    configure_logging("mnemo-memory", settings.log.level, settings.log.json_format)
+    if settings.server.metrics_port:
+        metrics.start_metrics_server(settings.server.metrics_port)
+    server, _, handles = await create_server(settings, stats_loop=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down: NOT_SERVING, draining for %.1fs", settings.server.grace_s)
+    await handles.shutdown(server)
+    log.info("stopped")
+    return 0

@@ -1,0 +1,306 @@
+"""gRPC handlers of the short-term RPCs (chat path, threads, preferences, the user).
+
+Thin: validate ids and sizes, call the stores, convert to protobuf. Domain errors
+propagate to :mod:`mnemo_memory.interceptors`, which maps them to status codes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from mnemo.memory.v1 import memory_pb2
+from mnemo_common import metrics
+
+from mnemo_memory.budget import fit_context
+from mnemo_memory.convert import JOB_TYPES, message_pb, thread_info_pb
+from mnemo_memory.errors import InvalidArgumentError, PermissionDeniedError, UnavailableError
+from mnemo_memory.stores import erasure, usage
+from mnemo_memory.stores.keys import checked_id
+from mnemo_memory.stores.lua import execute_with_scripts
+from mnemo_memory.stores.ratelimit import CHECK_AND_COUNT, RateLimiter
+from mnemo_memory.stores.text import checked_text
+from mnemo_memory.stores.threads import StoredMessage
+
+log = logging.getLogger(__name__)
+
+RATE_LIMITED = metrics.counter(
+    "mnemo_memory_rate_limited_total", "PrepareTurn calls refused by the rate limiter", ("window",)
+)
+DEGRADED = metrics.counter(
+    "mnemo_memory_degraded_total", "PrepareTurn answers missing a component", ("component",)
+)
+DROPPED = metrics.counter(
+    "mnemo_memory_context_dropped_total",
+    "Context items left out to fit the token budget",
+    ("kind",),
+)
+COMMITS = metrics.counter("mnemo_memory_commits_total", "CommitTurn calls", ("outcome",))
+JOBS_ENQUEUED = metrics.counter("mnemo_memory_jobs_enqueued_total", "Jobs enqueued", ("type",))
+
+MAX_METADATA_ENTRIES = 32
+MAX_METADATA_VALUE_BYTES = 1024
+
+
+class ShortTermRPCs:
+    """Mixed into MemoryServicer; expects ``settings``, ``stores``, ``longterm`` and
+    ``redis_health`` attributes."""
+
+    settings: Any
+    stores: Any
+    longterm: Any
+    redis_health: Any
+
+    def _require_redis(self) -> None:
+        """Fail fast while the health probe says Redis is down."""
+        if self.redis_health is not None and not self.redis_health.up:
+            raise UnavailableError("redis", "the last health probe failed")
+
+    # --- the chat path ---
+    async def PrepareTurn(self, request: Any, context: Any) -> memory_pb2.PrepareTurnResponse:
+        self._require_redis()
+        uid = checked_id(request.user_id, "user_id")
+        tid = checked_id(request.thread_id, "thread_id")
+        policy = self.settings.memory
+        checked_text(request.query, "query", policy.max_message_bytes)
+        if request.token_budget < 0:
+            raise InvalidArgumentError("token_budget", "must not be negative")
+        budget = request.token_budget or policy.default_token_budget
+        stores, k = self.stores, self.stores.keys
+        rl_call = stores.limiter.script_call(uid, count=request.count_rate_limit)
+
+        def build(pipe: Any) -> None:
+            if rl_call is not None:
+                CHECK_AND_COUNT.queue(pipe, *rl_call)
+            pipe.get(k.thread_owner(tid))
+            pipe.lrange(k.messages(uid, tid), 0, -1)
+            pipe.get(k.summary(uid, tid))
+            pipe.hgetall(k.preferences(uid))
+
+        results = await execute_with_scripts(
+            stores.redis, build, [CHECK_AND_COUNT], transaction=stores.inline_global
+        )
+        windows = []
+        if rl_call is not None:
+            windows, limited = RateLimiter.parse(results.pop(0))
+            if limited is not None:
+                RATE_LIMITED.labels(limited.window).inc()
+                raise limited
+        owner, raw_messages, summary, prefs = results
+        exists = owner is not None
+        if exists and owner != uid:
+            raise PermissionDeniedError(f"thread {tid} belongs to another user")
+        messages = (
+            []
+            if request.exclude_history or not exists
+            else [StoredMessage.from_json(r) for r in raw_messages]
+        )
+        summary = (summary or "") if exists else ""
+        memories, degraded = await self._recall(uid, request)
+        fitted = fit_context(budget, messages, summary, prefs, memories)
+        for kind, n in (
+            ("messages", fitted.dropped_messages),
+            ("memories", fitted.dropped_memories),
+            ("preferences", fitted.dropped_preferences),
+            ("summary", int(fitted.dropped_summary)),
+        ):
+            if n:
+                DROPPED.labels(kind).inc(n)
+        return memory_pb2.PrepareTurnResponse(
+            thread_id=tid,
+            thread_exists=exists,
+            messages=[message_pb(m) for m in fitted.messages],
+            summary=fitted.summary,
+            preferences=fitted.preferences,
+            memories=fitted.memories,
+            context_tokens=fitted.tokens,
+            token_budget=budget,
+            dropped=memory_pb2.DroppedContext(
+                messages=fitted.dropped_messages,
+                memories=fitted.dropped_memories,
+                summary=fitted.dropped_summary,
+                preferences=fitted.dropped_preferences,
+            ),
+            rate_limits=[
+                memory_pb2.RateLimitWindow(
+                    window=w.window,
+                    limit=w.limit,
+                    remaining=w.remaining,
+                    reset_after_s=w.reset_after_s,
+                )
+                for w in windows
+            ],
+            degraded=degraded,
+        )
+
+    async def _recall(self, uid: str, request: Any) -> tuple[list[Any], list[str]]:
+        """Long-term memories for the turn; a failing vector store degrades, never fails."""
+        if self.longterm is None or request.recall.disabled or not request.query:
+            return [], []
+        try:
+            return list(await self.longterm.recall(uid, request.query, request.recall)), []
+        except UnavailableError as exc:
+            log.warning("recall degraded: %s", exc)
+        except Exception:  # the chat must go on without long-term memory
+            log.exception("recall failed")
+        DEGRADED.labels("vector_store").inc()
+        return [], ["vector_store"]
+
+    async def CommitTurn(self, request: Any, context: Any) -> memory_pb2.CommitTurnResponse:
+        self._require_redis()
+        uid = checked_id(request.user_id, "user_id")
+        tid = checked_id(request.thread_id, "thread_id")
+        key = checked_id(request.idempotency_key, "idempotency_key")
+        limit = self.settings.memory.max_message_bytes
+        checked_text(request.user_message, "user_message", limit, required=True)
+        checked_text(request.assistant_message, "assistant_message", limit)
+        metadata = dict(request.metadata)
+        if len(metadata) > MAX_METADATA_ENTRIES:
+            raise InvalidArgumentError("metadata", f"more than {MAX_METADATA_ENTRIES} entries")
+        for mk, mv in metadata.items():
+            checked_id(mk, "metadata")
+            checked_text(mv, f"metadata.{mk}", MAX_METADATA_VALUE_BYTES)
+        result = await self.stores.threads.append_turn(
+            uid, tid, key, request.user_message, request.assistant_message, metadata
+        )
+        COMMITS.labels("duplicate" if result.duplicate else "stored").inc()
+        for job in result.enqueued_jobs:
+            JOBS_ENQUEUED.labels(job).inc()
+        return memory_pb2.CommitTurnResponse(
+            thread_id=tid,
+            message_ids=result.message_ids,
+            duplicate=result.duplicate,
+            message_count=result.message_count,
+            enqueued_jobs=[JOB_TYPES[j] for j in result.enqueued_jobs],
+        )
+
+    # --- threads ---
+    async def GetThread(self, request: Any, context: Any) -> memory_pb2.GetThreadResponse:
+        self._require_redis()
+        uid = checked_id(request.user_id, "user_id")
+        tid = checked_id(request.thread_id, "thread_id")
+        if request.limit < 0:
+            raise InvalidArgumentError("limit", "must not be negative")
+        meta, messages, summary = await self.stores.threads.get_thread(uid, tid, request.limit)
+        return memory_pb2.GetThreadResponse(
+            thread=thread_info_pb(meta), messages=[message_pb(m) for m in messages], summary=summary
+        )
+
+    async def ListThreads(self, request: Any, context: Any) -> memory_pb2.ListThreadsResponse:
+        self._require_redis()
+        uid = checked_id(request.user_id, "user_id")
+        if request.page_size < 0 or request.page_size > 500:
+            raise InvalidArgumentError("page_size", "must be between 0 and 500")
+        threads, token = await self.stores.threads.list_threads(
+            uid, request.page_size, request.page_token
+        )
+        return memory_pb2.ListThreadsResponse(
+            threads=[thread_info_pb(t) for t in threads], next_page_token=token
+        )
+
+    async def DeleteThread(self, request: Any, context: Any) -> memory_pb2.DeleteThreadResponse:
+        self._require_redis()
+        uid = checked_id(request.user_id, "user_id")
+        tid = checked_id(request.thread_id, "thread_id")
+        n = await self.stores.threads.delete_thread(uid, tid)
+        return memory_pb2.DeleteThreadResponse(deleted=True, messages_deleted=n)
+
+    async def CloseThread(self, request: Any, context: Any) -> memory_pb2.CloseThreadResponse:
+        self._require_redis()
+        uid = checked_id(request.user_id, "user_id")
+        tid = checked_id(request.thread_id, "thread_id")
+        await self.stores.threads.close_thread(uid, tid)
+        JOBS_ENQUEUED.labels("create_episode").inc()
+        return memory_pb2.CloseThreadResponse(episode_enqueued=True)
+
+    # --- preferences ---
+    async def GetPreferences(self, request: Any, context: Any) -> memory_pb2.Preferences:
+        self._require_redis()
+        uid = checked_id(request.user_id, "user_id")
+        return memory_pb2.Preferences(values=await self.stores.preferences.get_all(uid))
+
+    async def SetPreference(self, request: Any, context: Any) -> memory_pb2.Preferences:
+        self._require_redis()
+        uid = checked_id(request.user_id, "user_id")
+        values = await self.stores.preferences.set(uid, request.key, request.value)
+        return memory_pb2.Preferences(values=values)
+
+    async def DeletePreference(self, request: Any, context: Any) -> memory_pb2.Preferences:
+        self._require_redis()
+        uid = checked_id(request.user_id, "user_id")
+        return memory_pb2.Preferences(values=await self.stores.preferences.delete(uid, request.key))
+
+    # --- the user as a whole ---
+    async def ForgetUser(self, request: Any, context: Any) -> memory_pb2.ForgetUserResponse:
+        self._require_redis()
+        uid = checked_id(request.user_id, "user_id")
+        counts = await erasure.forget_user(
+            self.stores, uid, scan_fallback=self.settings.shortterm.erasure_scan_fallback
+        )
+        if self.longterm is not None:
+            for kind, n in (await self.longterm.forget_user(uid)).items():
+                counts[kind] = counts.get(kind, 0) + int(n)
+        log.info("user erased", extra={"erased_user": uid, "counts": counts})
+        return memory_pb2.ForgetUserResponse(
+            receipt=memory_pb2.ErasureReceipt(
+                user_id=uid,
+                erased_at_ms=int(time.time() * 1000),
+                counts=counts,
+                total=sum(counts.values()),
+            )
+        )
+
+    async def ExportUser(
+        self, request: Any, context: Any
+    ) -> AsyncIterator[memory_pb2.ExportUserChunk]:
+        self._require_redis()
+        uid = checked_id(request.user_id, "user_id")
+        async for section, doc in erasure.export_user(self.stores, uid):
+            yield _chunk(section, doc)
+        if self.longterm is not None:
+            async for section, doc in self.longterm.export_user(uid):
+                yield _chunk(section, doc)
+
+    async def GetStats(self, request: Any, context: Any) -> memory_pb2.GetStatsResponse:
+        self._require_redis()
+        uid = checked_id(request.user_id, "user_id") if request.user_id else None
+        st = self.settings.shortterm
+        stats = await usage.global_stats(self.stores, scan_limit=st.stats_scan_limit)
+        usage.publish_gauges(stats)
+        lt: dict[str, int] = {}
+        if self.longterm is not None:
+            try:
+                lt = await self.longterm.stats(uid)
+            except UnavailableError as exc:
+                log.warning("long-term stats unavailable: %s", exc)
+        response = memory_pb2.GetStatsResponse(
+            redis_used_memory_bytes=stats["used_memory"],
+            redis_maxmemory_bytes=stats["maxmemory"],
+            keys_by_kind=stats["keys_by_kind"],
+            job_stream_length=stats["stream_length"],
+            job_pending=stats["pending"],
+            dead_letter_length=stats["dead_letter_length"],
+            vector_count=int(lt.get("vector_count", 0)),
+        )
+        if uid is not None:
+            us = await usage.user_stats(self.stores, uid, samples=st.stats_memory_samples)
+            response.user.CopyFrom(
+                memory_pb2.UserStats(
+                    threads=us["threads"],
+                    messages=us["messages"],
+                    approx_bytes=us["approx_bytes"],
+                    preferences=us["preferences"],
+                    facts=int(lt.get("facts", 0)),
+                    episodes=int(lt.get("episodes", 0)),
+                )
+            )
+        return response
+
+
+def _chunk(section: str, doc: dict[str, Any]) -> memory_pb2.ExportUserChunk:
+    return memory_pb2.ExportUserChunk(
+        section=section, json=json.dumps(doc, ensure_ascii=False, default=str).encode()
+    )

@@ -1,0 +1,50 @@
+"""All short-term stores of one process, built from settings and one Redis client."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .jobs import JobQueue
+from .keys import KeyBuilder
+from .preferences import PreferenceStore
+from .ratelimit import RateLimiter
+from .threads import ThreadStore
+
+
+@dataclass
+class ShortTermStores:
+    redis: Any
+    keys: KeyBuilder
+    threads: ThreadStore
+    preferences: PreferenceStore
+    limiter: RateLimiter
+    jobs: JobQueue
+    #: False on Redis Cluster (global keys are then written outside the Lua scripts)
+    inline_global: bool = True
+
+
+def build_stores(settings: Any, redis: Any, *, inline_global: bool = True) -> ShortTermStores:
+    """The stores the servicer and the worker share."""
+    keys = KeyBuilder(settings.redis.key_prefix)
+    jobs = JobQueue(redis, keys)
+    st = settings.shortterm
+    threads = ThreadStore(
+        redis,
+        keys,
+        settings.memory,
+        jobs,
+        inline_global=inline_global,
+        max_idempotency_keys=st.max_idempotency_keys_per_thread,
+        summary_job_stale_s=st.summary_job_stale_s,
+        title_chars=st.title_chars,
+    )
+    return ShortTermStores(
+        redis=redis,
+        keys=keys,
+        threads=threads,
+        preferences=PreferenceStore(redis, keys, settings.memory),
+        limiter=RateLimiter(redis, keys, settings.rate_limit),
+        jobs=jobs,
+        inline_global=inline_global,
+    )
