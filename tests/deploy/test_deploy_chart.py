@@ -1,0 +1,240 @@
+"""The chart renders and lints for every scenario, and its defaults keep memory safe."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import deploy_support as ds
+
+SCENARIO_IDS = [ds.scenario_name(p) for p in ds.SCENARIOS]
+
+
+def test_every_documented_scenario_exists() -> None:
+    assert set(SCENARIO_IDS) >= {"default", "external-stores", "production", "redis-vector"}
+
+
+@pytest.mark.parametrize("kube_version", [ds.KUBE_VERSIONS[0], ds.KUBE_VERSIONS[-1]])
+@pytest.mark.parametrize("scenario", ds.SCENARIOS, ids=SCENARIO_IDS)
+def test_chart_lints_strictly(scenario, kube_version: str) -> None:
+    import helm_python as helm
+
+    report = helm.lint(ds.CHART, ds.load_yaml(scenario), strict=True,
+                       namespace=ds.NAMESPACE, kube_version=f"v{kube_version}")
+    problems = [m for m in report["messages"] if m["severity"] >= 2] + report["errors"]
+    assert not problems, problems
+
+
+@pytest.mark.parametrize("scenario", ds.SCENARIOS, ids=SCENARIO_IDS)
+def test_scenario_values_meet_the_schema(scenario) -> None:
+    import helm_python as helm
+
+    helm.Chart.load(ds.CHART).validate_schema(ds.load_yaml(scenario))
+
+
+def test_schema_rejects_a_misspelt_key() -> None:
+    import helm_python as helm
+
+    with pytest.raises(helm.HelmValuesError, match="gatway"):
+        helm.Chart.load(ds.CHART).validate_schema({"gatway": {"replicas": 2}})
+
+
+def _redis_conf(docs: list[dict[str, Any]]) -> dict[str, str]:
+    cm = ds.by_kind(docs, "ConfigMap")[f"{ds.RELEASE}-redis"]
+    conf: dict[str, str] = {}
+    for line in cm["data"]["redis.conf"].splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, _, value = line.strip().partition(" ")
+            conf[key] = value
+    return conf
+
+
+def test_default_redis_has_aof_maxmemory_and_noeviction(default_docs) -> None:
+    conf = _redis_conf(default_docs)
+    assert conf["appendonly"] == "yes"
+    assert conf["maxmemory"] == "2gb"
+    # ADR 0008: the job stream, dead letters and preferences must never be evicted
+    assert conf["maxmemory-policy"] == "noeviction"
+    assert conf["dir"] == "/data"
+    sts = ds.by_kind(default_docs, "StatefulSet")[f"{ds.RELEASE}-redis"]
+    mounts = {m["name"]: m["mountPath"] for m in sts["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]}
+    assert mounts["data"] == "/data"
+    claim = sts["spec"]["volumeClaimTemplates"][0]
+    assert claim["metadata"]["name"] == "data"
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+
+
+def test_redis_password_never_appears_in_argv_or_config(default_docs) -> None:
+    sts = ds.by_kind(default_docs, "StatefulSet")[f"{ds.RELEASE}-redis"]
+    redis = sts["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e for e in redis["env"]}
+    assert "secretKeyRef" in env["REDIS_PASSWORD"]["valueFrom"]
+    assert "include /run/redis/auth.conf" in ds.by_kind(default_docs, "ConfigMap")[
+        f"{ds.RELEASE}-redis"]["data"]["redis.conf"]
+    assert "requirepass" not in " ".join(redis["command"])
+    assert "--requirepass" not in redis["args"][0]
+
+
+@pytest.mark.parametrize("policy", ["allkeys-lru", "volatile-lru", "allkeys-lfu", "volatile-ttl"])
+def test_an_evicting_policy_is_refused(policy: str) -> None:
+    """An LRU that can evict un-processed jobs or preferences is a data-loss bug (ADR 0008)."""
+    import helm_python as helm
+
+    chart = helm.Chart.load(ds.CHART)
+    with pytest.raises(helm.HelmValuesError, match="maxmemoryPolicy"):
+        chart.validate_schema({"redis": {"config": {"maxmemoryPolicy": policy}}})
+    # and even with schema validation skipped, the templates refuse to render it
+    values = chart.merge_values({})
+    values["redis"]["config"]["maxmemoryPolicy"] = policy
+    with pytest.raises(helm.HelmError, match="ADR|adr/0008"):
+        _render_without_schema(values)
+
+
+def _render_without_schema(values: dict[str, Any]) -> None:
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    import helm_python as helm
+
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "mnemo"
+        shutil.copytree(ds.CHART, copy)
+        (copy / "values.schema.json").unlink()
+        helm.Chart.load(copy).render(values, name=ds.RELEASE, namespace=ds.NAMESPACE)
+
+
+def test_redis_memory_limit_leaves_room_above_maxmemory(rendered) -> None:
+    """A container limit at or under maxmemory gets Redis OOM-killed before noeviction acts."""
+    units = {"gb": 2**30, "mb": 2**20, "kb": 2**10, "g": 10**9, "m": 10**6, "k": 10**3, "b": 1}
+    kube = {"Gi": 2**30, "Mi": 2**20, "Ki": 2**10, "G": 10**9, "M": 10**6}
+    for name, docs in rendered.items():
+        sts = ds.by_kind(docs, "StatefulSet").get(f"{ds.RELEASE}-redis")
+        if sts is None:
+            continue
+        raw = _redis_conf(docs)["maxmemory"].lower()
+        unit = next(u for u in units if raw.endswith(u)) if not raw.isdigit() else "b"
+        maxmemory = int(raw.removesuffix(unit)) * units[unit]
+        limit = sts["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"]
+        suffix = next(s for s in kube if limit.endswith(s))
+        assert int(limit.removesuffix(suffix)) * kube[suffix] >= maxmemory * 1.25, name
+
+
+def test_default_chroma_keeps_data_on_a_pvc(default_docs) -> None:
+    sts = ds.by_kind(default_docs, "StatefulSet")[f"{ds.RELEASE}-chroma"]
+    container = sts["spec"]["template"]["spec"]["containers"][0]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    claims = {c["metadata"]["name"]: c for c in sts["spec"]["volumeClaimTemplates"]}
+    assert "chroma-data" in claims  # seed 000's volume name
+    # Chroma is told to persist exactly where the volume is mounted
+    path = container["args"][container["args"].index("--path") + 1]
+    assert mounts["chroma-data"] == path
+    memory_cm = ds.by_kind(default_docs, "ConfigMap")[f"{ds.RELEASE}-memory"]
+    assert memory_cm["data"]["CHROMADB_URL"] == f"http://{ds.RELEASE}-chroma:8000"
+
+
+@pytest.mark.parametrize("scenario", SCENARIO_IDS)
+def test_no_container_runs_as_root(rendered, scenario: str) -> None:
+    for doc, spec in ds.workloads(rendered[scenario]):
+        pod_ctx = spec.get("securityContext") or {}
+        assert spec.get("automountServiceAccountToken") is False, doc["metadata"]["name"]
+        for c in spec.get("containers", []) + spec.get("initContainers", []):
+            ctx = {**pod_ctx, **(c.get("securityContext") or {})}
+            where = f"{doc['metadata']['name']}/{c['name']}"
+            assert ctx.get("runAsNonRoot") is True, where
+            assert ctx.get("runAsUser", 0) != 0, where
+            assert ctx.get("allowPrivilegeEscalation") is False, where
+            assert ctx.get("readOnlyRootFilesystem") is True, where
+            assert ctx.get("capabilities", {}).get("drop") == ["ALL"], where
+            assert (ctx.get("seccompProfile") or {}).get("type") == "RuntimeDefault", where
+
+
+def test_config_change_rolls_the_pods() -> None:
+    base = ds.render({})
+    changed = ds.render({"memory": {"policy": {"threadTtlHours": 48}}})
+
+    def checksums(docs):
+        return {d["metadata"]["name"]: d["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+                for d in docs if d["kind"] == "Deployment"}
+
+    before, after = checksums(base), checksums(changed)
+    assert before.keys() == after.keys() == {f"{ds.RELEASE}-{c}" for c in ("gateway", "memory", "worker")}
+    assert all(before[k] != after[k] for k in before)
+
+
+def test_production_scenario_scales_and_monitors(rendered) -> None:
+    docs = rendered["production"]
+    hpas = ds.by_kind(docs, "HorizontalPodAutoscaler")
+    assert set(hpas) == {f"{ds.RELEASE}-gateway", f"{ds.RELEASE}-memory"}
+    deployments = ds.by_kind(docs, "Deployment")
+    for name in hpas:
+        assert "replicas" not in deployments[name]["spec"]  # the HPA owns the replica count
+    assert set(ds.by_kind(docs, "PodDisruptionBudget")) == {
+        f"{ds.RELEASE}-{c}" for c in ("gateway", "memory", "worker")}
+    monitors = ds.by_kind(docs, "ServiceMonitor")
+    assert all(m["metadata"]["labels"]["release"] == "kube-prometheus-stack" for m in monitors.values())
+    assert ds.by_kind(docs, "PrometheusRule")
+    dashboards = [d for d in docs if d["kind"] == "ConfigMap"
+                  and d["metadata"]["labels"].get("grafana_dashboard") == "1"]
+    assert len(dashboards) == 1
+    ingress = ds.by_kind(docs, "Ingress")[ds.RELEASE]
+    assert ingress["spec"]["tls"][0]["secretName"] == "mnemo-tls"
+    # every credential comes from an existing Secret: the chart creates none
+    assert not ds.by_kind(docs, "Secret")
+
+
+def test_external_stores_scenario_deploys_no_store(rendered) -> None:
+    docs = rendered["external-stores"]
+    assert not ds.by_kind(docs, "StatefulSet")
+    memory = ds.by_kind(docs, "Deployment")[f"{ds.RELEASE}-memory"]
+    env = {e["name"]: e for e in memory["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": "mnemo-redis-url", "key": "url"}
+    assert ds.by_kind(docs, "ConfigMap")[f"{ds.RELEASE}-memory"]["data"]["CHROMADB_URL"].startswith("http://chroma.")
+
+
+def test_redis_vector_scenario_uses_redis_8_and_no_chroma(rendered) -> None:
+    docs = rendered["redis-vector"]
+    assert f"{ds.RELEASE}-chroma" not in ds.by_kind(docs, "StatefulSet")
+    data = ds.by_kind(docs, "ConfigMap")[f"{ds.RELEASE}-memory"]["data"]
+    assert data["VECTOR__BACKEND"] == "redis" and "CHROMADB_URL" not in data
+    image = ds.by_kind(docs, "StatefulSet")[f"{ds.RELEASE}-redis"]["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image.startswith("redis:8."), image  # Redis 8 ships the query engine (FT.*)
+
+
+def test_network_policies_fence_the_stores(default_docs) -> None:
+    policies = ds.by_kind(default_docs, "NetworkPolicy")
+    deployments = ds.by_kind(default_docs, "Deployment")
+
+    def labels(component: str) -> dict[str, str]:
+        return deployments[f"{ds.RELEASE}-{component}"]["spec"]["template"]["metadata"]["labels"]
+
+    def admitted(policy: str, pod_labels: dict[str, str], port: str) -> bool:
+        for rule in policies[policy]["spec"]["ingress"]:
+            if not any(p["port"] == port for p in rule.get("ports", [])):
+                continue
+            for peer in rule.get("from", [{}]):
+                sel = peer.get("podSelector", {}).get("matchLabels")
+                if sel is not None and all(pod_labels.get(k) == v for k, v in sel.items()):
+                    return True
+        return False
+
+    assert admitted(f"{ds.RELEASE}-memory", labels("gateway"), "grpc")
+    assert not admitted(f"{ds.RELEASE}-memory", labels("worker"), "grpc")
+    for store, port in (("redis", "redis"), ("chroma", "http")):
+        assert admitted(f"{ds.RELEASE}-{store}", labels("memory"), port)
+        assert admitted(f"{ds.RELEASE}-{store}", labels("worker"), port)
+        assert not admitted(f"{ds.RELEASE}-{store}", labels("gateway"), port)
+
+
+def test_helm_test_hooks_chat_and_check_memory_health(default_docs) -> None:
+    hooks = {d["metadata"]["name"]: d for d in default_docs if ds.is_hook(d)}
+    chat = hooks[f"{ds.RELEASE}-test-chat"]
+    health = hooks[f"{ds.RELEASE}-test-memory-health"]
+    assert chat["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    chat_env = {e["name"]: e.get("value") for e in chat["spec"]["containers"][0]["env"]}
+    assert chat_env["GATEWAY_URL"] == f"http://{ds.RELEASE}-gateway:8000"
+    assert "/v1/chat" in chat["spec"]["containers"][0]["args"][0]
+    health_env = {e["name"]: e.get("value") for e in health["spec"]["containers"][0]["env"]}
+    assert health_env["MEMORY_ADDR"] == f"{ds.RELEASE}-memory:50051"
+    assert "mnemo.memory.v1.MemoryService" in health["spec"]["containers"][0]["args"][0]
