@@ -133,4 +133,4 @@ def gateway_factory(fake_anthropic: Any) -> Iterator[Callable[..., GatewayServer
 @pytest.fixture
 def gateway(gateway_factory: Callable[..., GatewayServer], memory_server: Any) -> GatewayServer:
     """A gateway on real HTTP, wired to the ``memory_server`` fixture and ``fake_anthropic``."""
-    return gateway_factory(memory_server.addr)
+    return gateway_factory(memory_server.address)

@@ -48,11 +48,13 @@ def test_llm_timeout_is_504(gw, fake_anthropic):
 def test_streamed_request_failing_before_first_token_gets_http_status(gw, fake_anthropic):
     fake_anthropic.enqueue_error(529)
     client = anthropic.Anthropic(base_url=gw.url, api_key="x", max_retries=0)
-    with pytest.raises(anthropic.APIStatusError) as info:
-        with client.messages.stream(
+    with (
+        pytest.raises(anthropic.APIStatusError) as info,
+        client.messages.stream(
             model="m", max_tokens=10, messages=[{"role": "user", "content": "hi"}]
-        ) as s:
-            list(s.text_stream)
+        ) as s,
+    ):
+        list(s.text_stream)
     assert info.value.status_code == 503
     assert info.value.body["error"]["code"] == "llm_overloaded"
 
