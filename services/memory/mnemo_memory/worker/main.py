@@ -1,10 +1,103 @@
-"""Entry point of ``mnemo-memory worker`` (filled in by the long-term memory component)."""
+"""Entry point of ``mnemo-memory worker``: the extraction worker process."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import signal
 from typing import Any
+
+from mnemo_common import metrics
+from mnemo_common.logging import configure_logging
+
+from .extract import ExtractiveSummarizer, LLMExtractor, LLMSummarizer, RuleExtractor
+from .tasks import TaskContext
+
+log = logging.getLogger(__name__)
+
+
+def build_context(settings: Any, redis: Any, longterm: Any, provider: Any) -> TaskContext:
+    """Handlers' context: LLM extractor/summariser, or the deterministic offline ones."""
+    from mnemo_memory.stores.jobs import JobQueue
+    from mnemo_memory.stores.keys import KeyBuilder
+    from mnemo_memory.stores.redis_client import target_from_settings
+    from mnemo_memory.stores.threads import ThreadStore
+
+    keys = KeyBuilder(settings.redis.key_prefix)
+    jobs = JobQueue(redis, keys)
+    threads = ThreadStore(
+        redis,
+        keys,
+        settings.memory,
+        jobs,
+        inline_global=target_from_settings(settings).cross_slot_ok,
+        summary_job_stale_s=settings.shortterm.summary_job_stale_s,
+    )
+    if provider is None or provider.name == "offline":
+        extractor: Any = RuleExtractor()
+        summarizer: Any = ExtractiveSummarizer(settings.worker.offline_summary_chars)
+    else:
+        extractor = LLMExtractor(provider, settings.llm.max_tokens)
+        summarizer = LLMSummarizer(provider, settings.llm.max_tokens)
+    return TaskContext(
+        threads=threads,
+        longterm=longterm,
+        extractor=extractor,
+        summarizer=summarizer,
+        policy=settings.memory,
+    )
+
+
+async def serve(settings: Any, *, install_signals: bool = True) -> int:
+    from mnemo_common.llm import build_provider
+
+    from mnemo_memory.longterm import build_longterm
+    from mnemo_memory.stores.jobs import JobQueue
+    from mnemo_memory.stores.keys import KeyBuilder
+    from mnemo_memory.stores.redis_client import create_redis
+
+    from .consumer import StreamWorker
+    from .tasks import registry
+
+    redis = create_redis(settings)
+    longterm = build_longterm(settings, redis)
+    provider = build_provider(settings)
+    ctx = build_context(settings, redis, longterm, provider)
+    worker = StreamWorker(
+        redis=redis,
+        jobs=JobQueue(redis, KeyBuilder(settings.redis.key_prefix)),
+        ctx=ctx,
+        registry=registry,
+        settings=settings.worker,
+        idle_minutes=settings.memory.episode_idle_minutes,
+    )
+    if install_signals:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, worker.request_stop)
+    # the model loads in its own thread; a store that is down now is waited for per job
+    await longterm.embedder.aload()
+    try:
+        await worker.run()
+    finally:
+        await longterm.aclose()
+        await provider.aclose()
+        longterm.embedder.close()
+        await redis.aclose()
+    return 0
 
 
 def run(settings: Any) -> int:
-    """Run the worker until SIGTERM; returns the process exit code."""
-    raise SystemExit("mnemo-memory worker: not implemented yet")
+    """Run the worker until SIGTERM (finishing the current job); returns the exit code."""
+    configure_logging("mnemo-worker", settings.log.level, settings.log.json_format)
+    if settings.worker.metrics_port:
+        metrics.start_metrics_server(settings.worker.metrics_port)
+    log.info(
+        "starting worker",
+        extra={
+            "metrics_port": settings.worker.metrics_port,
+            "llm_provider": settings.llm_provider.value,
+            "vector_backend": settings.vector.backend,
+        },
+    )
+    return asyncio.run(serve(settings))

@@ -1,0 +1,280 @@
+"""The stream backend of the task registry: a Redis Stream consumer-group worker.
+
+Delivery is at-least-once:
+
+* ``XREADGROUP`` hands each job to one consumer; it stays *pending* until ``XACK``.
+* A worker that dies mid-job leaves it pending; every ``WORKER__CLAIM_INTERVAL_S`` each
+  worker ``XAUTOCLAIM``s jobs idle longer than ``WORKER__CLAIM_IDLE_MS`` and runs them.
+* A failing job (LLM error, malformed output) is retried in place with exponential
+  backoff up to ``WORKER__MAX_ATTEMPTS`` times, then copied to the dead-letter stream
+  with ``error``/``attempts``/``failed_at_ms``/``original_entry_id``. A job delivered more
+  than ``WORKER__MAX_DELIVERIES`` times (it keeps killing workers) is dead-lettered too.
+* The vector store being unreachable is not the job's fault: the worker waits (backoff,
+  capped) and retries the same job until the store is back, so jobs queue up in the stream.
+* Success: ``XACK`` then ``XDEL``, so the stream length is the backlog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from typing import Any
+
+from mnemo_common import metrics
+
+from mnemo_memory.errors import UnavailableError
+
+from .tasks import TaskContext, TaskRegistry, UnknownJobError, enqueue_idle_episodes
+
+log = logging.getLogger(__name__)
+
+JOBS_PROCESSED = metrics.counter("mnemo_worker_jobs_processed", "Jobs completed", ("type",))
+JOBS_FAILED = metrics.counter(
+    "mnemo_worker_jobs_failed", "Jobs dead-lettered after their last attempt", ("type",)
+)
+JOBS_RETRIED = metrics.counter("mnemo_worker_jobs_retried", "Job attempts retried", ("type",))
+JOBS_CLAIMED = metrics.counter(
+    "mnemo_worker_jobs_claimed", "Stale pending jobs taken over with XAUTOCLAIM"
+)
+JOB_LAG = metrics.histogram(
+    "mnemo_worker_job_lag_seconds", "Enqueue to start of processing", ("type",)
+)
+JOB_DURATION = metrics.histogram("mnemo_worker_job_duration_seconds", "Handler run time", ("type",))
+LLM_TOKENS = metrics.counter(
+    "mnemo_worker_llm_tokens", "LLM tokens used by jobs", ("type", "direction")
+)
+STORE_WAITS = metrics.counter(
+    "mnemo_worker_store_unavailable", "Times a job waited because the vector store was down"
+)
+BACKLOG = metrics.gauge("mnemo_worker_stream_length", "Jobs waiting in the stream")
+
+
+def default_consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class StreamWorker:
+    """Consumes ``jobs.stream`` in group ``jobs.group`` until :meth:`request_stop`."""
+
+    def __init__(
+        self,
+        *,
+        redis: Any,
+        jobs: Any,
+        ctx: TaskContext,
+        registry: TaskRegistry,
+        settings: Any,
+        idle_minutes: float,
+    ) -> None:
+        self.redis = redis
+        self.jobs = jobs
+        self.ctx = ctx
+        self.registry = registry
+        self.cfg = settings
+        self.idle_minutes = idle_minutes
+        self.consumer = settings.consumer_name or default_consumer_name()
+        self._stop = asyncio.Event()
+        self._last_claim = 0.0
+        self._last_scan = 0.0
+
+    def request_stop(self) -> None:
+        """Finish the current job, then return from :meth:`run`."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    async def run(self) -> None:
+        await self.jobs.ensure_group()
+        log.info("worker started", extra={"consumer": self.consumer, "stream": self.jobs.stream})
+        while not self.stopping:
+            try:
+                await self._tick()
+            except UnavailableError as exc:
+                log.warning("store unavailable; waiting", extra={"error": str(exc)})
+                await self._sleep(1.0)
+            except Exception as exc:  # Redis down etc.: never let the loop die
+                log.warning("worker loop error", extra={"error": repr(exc)})
+                await self._sleep(1.0)
+        log.info("worker stopped", extra={"consumer": self.consumer})
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+
+    async def _tick(self) -> None:
+        now = time.monotonic()
+        if now - self._last_claim >= self.cfg.claim_interval_s:
+            self._last_claim = now
+            await self._claim_stale()
+        if self.cfg.idle_scan_interval_s and now - self._last_scan >= self.cfg.idle_scan_interval_s:
+            self._last_scan = now
+            await enqueue_idle_episodes(
+                self.ctx, self.jobs, self.idle_minutes, self.cfg.idle_scan_batch
+            )
+        reply = await self.redis.xreadgroup(
+            self.jobs.group,
+            self.consumer,
+            {self.jobs.stream: ">"},
+            count=1,
+            block=self.cfg.block_ms,
+        )
+        for _stream, entries in _entries(reply):
+            for entry_id, fields in entries:
+                if self.stopping:
+                    return  # left pending: redelivered to another worker
+                await self.process(entry_id, fields)
+        BACKLOG.set(await self.redis.xlen(self.jobs.stream))
+
+    async def _claim_stale(self) -> None:
+        start = "0-0"
+        while not self.stopping:
+            res = await self.redis.xautoclaim(
+                self.jobs.stream,
+                self.jobs.group,
+                self.consumer,
+                min_idle_time=self.cfg.claim_idle_ms,
+                start_id=start,
+                count=10,
+            )
+            next_id, claimed = res[0], res[1]
+            for entry_id, fields in claimed:
+                if not fields:  # deleted while pending (user erased): drop it
+                    await self.redis.xack(self.jobs.stream, self.jobs.group, entry_id)
+                    continue
+                JOBS_CLAIMED.inc()
+                log.info(
+                    "claimed stale job",
+                    extra={"entry_id": entry_id, "job_id": fields.get("job_id")},
+                )
+                await self.process(entry_id, fields)
+            if next_id in ("0-0", b"0-0") or not claimed:
+                return
+            start = next_id
+
+    async def _deliveries(self, entry_id: str) -> int:
+        rows = await self.redis.xpending_range(
+            self.jobs.stream, self.jobs.group, min=entry_id, max=entry_id, count=1
+        )
+        return int(rows[0]["times_delivered"]) if rows else 1
+
+    async def process(self, entry_id: str, fields: dict[str, str]) -> bool:
+        """Run one delivered job to success (ack+del) or dead letter; False if it was
+        left pending (stop requested while the store was down)."""
+        job_type = fields.get("type", "unknown")
+        enqueued = int(fields.get("enqueued_at_ms", "0") or 0)
+        if enqueued:
+            JOB_LAG.labels(job_type).observe(max(0.0, time.time() - enqueued / 1000))
+        deliveries = await self._deliveries(entry_id)
+        if deliveries > self.cfg.max_deliveries:
+            await self._dead_letter(entry_id, fields, f"delivered {deliveries} times", deliveries)
+            return True
+        attempt = 0
+        store_waits = 0
+        while True:
+            attempt += 1
+            started = time.monotonic()
+            try:
+                result = await self.registry.run(self.ctx, fields)
+            except UnavailableError as exc:
+                attempt -= 1  # not the job's fault: wait for the store, do not count
+                store_waits += 1
+                STORE_WAITS.inc()
+                log.warning(
+                    "vector store unavailable; job waits",
+                    extra={"job_id": fields.get("job_id"), "error": str(exc)},
+                )
+                if self.stopping:
+                    return False
+                await self._sleep(self._backoff(store_waits))
+                if self.stopping:
+                    return False
+                continue
+            except UnknownJobError as exc:
+                await self._dead_letter(entry_id, fields, str(exc), attempt)
+                return True
+            except Exception as exc:
+                JOB_DURATION.labels(job_type).observe(time.monotonic() - started)
+                if attempt >= self.cfg.max_attempts:
+                    await self._dead_letter(entry_id, fields, repr(exc), attempt)
+                    if job_type == "summarize_thread":
+                        await self._allow_new_summary(fields)
+                    return True
+                JOBS_RETRIED.labels(job_type).inc()
+                log.warning(
+                    "job failed; retrying",
+                    extra={
+                        "job_id": fields.get("job_id"),
+                        "type": job_type,
+                        "attempt": attempt,
+                        "error": repr(exc),
+                    },
+                )
+                await self._sleep(self._backoff(attempt))
+                continue
+            JOB_DURATION.labels(job_type).observe(time.monotonic() - started)
+            LLM_TOKENS.labels(job_type, "input").inc(result.usage.input_tokens)
+            LLM_TOKENS.labels(job_type, "output").inc(result.usage.output_tokens)
+            await self._finish(entry_id)
+            JOBS_PROCESSED.labels(job_type).inc()
+            log.info(
+                "job done",
+                extra={
+                    "job_id": fields.get("job_id"),
+                    "type": job_type,
+                    "attempts": attempt,
+                    **result.detail,
+                },
+            )
+            return True
+
+    def _backoff(self, attempt: int) -> float:
+        return float(min(self.cfg.backoff_max_s, self.cfg.backoff_base_s * 2 ** (attempt - 1)))
+
+    async def _finish(self, entry_id: str) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.xack(self.jobs.stream, self.jobs.group, entry_id)
+        pipe.xdel(self.jobs.stream, entry_id)
+        await pipe.execute()
+
+    async def _dead_letter(
+        self, entry_id: str, fields: dict[str, str], error: str, attempts: int
+    ) -> None:
+        job_type = fields.get("type", "unknown")
+        body = {
+            **fields,
+            "error": error[:2000],
+            "attempts": str(attempts),
+            "failed_at_ms": str(int(time.time() * 1000)),
+            "original_entry_id": entry_id,
+        }
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.xadd(self.jobs.dead_stream, body)
+        pipe.xack(self.jobs.stream, self.jobs.group, entry_id)
+        pipe.xdel(self.jobs.stream, entry_id)
+        await pipe.execute()
+        JOBS_FAILED.labels(job_type).inc()
+        log.error(
+            "job dead-lettered",
+            extra={"job_id": fields.get("job_id"), "type": job_type, "error": error[:500]},
+        )
+
+    async def _allow_new_summary(self, fields: dict[str, str]) -> None:
+        try:
+            await self.ctx.threads.clear_summary_pending(fields["user_id"], fields["thread_id"])
+        except Exception as exc:  # best effort: the stale-job timeout also re-enables it
+            log.warning("could not clear summary flag", extra={"error": repr(exc)})
+
+
+def _entries(reply: Any) -> list[tuple[Any, list[tuple[str, dict[str, str]]]]]:
+    """XREADGROUP replies are a list (RESP2) or a dict (RESP3); normalise."""
+    if not reply:
+        return []
+    if isinstance(reply, dict):
+        return [(k, v[0] if v and isinstance(v[0], list) else v) for k, v in reply.items()]
+    return [(s, e) for s, e in reply]
