@@ -1,11 +1,92 @@
 """gRPC handlers of the long-term RPCs (SearchMemories, List/Add/Update/DeleteMemory).
 
-Mixed into the MemoryServicer; until long-term memory lands they are the generated
-base class's UNIMPLEMENTED answers.
+Thin: validate ids, translate protobuf to :class:`~mnemo_memory.longterm.service.LongTermMemory`
+calls and back. Domain errors propagate to the error-mapping interceptor (NOT_FOUND,
+PERMISSION_DENIED, INVALID_ARGUMENT, UNAVAILABLE, FAILED_PRECONDITION).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import grpc
+from mnemo.memory.v1 import memory_pb2
+
+from mnemo_memory.errors import InvalidArgumentError
+from mnemo_memory.longterm.convert import filter_from_pb, ranked_to_pb, record_to_pb
+from mnemo_memory.stores.keys import checked_id
+
+MAX_TOP_K = 100
+MAX_QUERY_CHARS = 8000
+
 
 class LongTermRPCs:
-    """Long-term RPC handlers (filled in by the long-term memory component)."""
+    """Mixed into MemoryServicer; expects a ``longterm`` attribute (None = not available)."""
+
+    longterm: Any
+
+    async def _lt(self, context: Any) -> Any:
+        if self.longterm is None:
+            await context.abort(
+                grpc.StatusCode.UNIMPLEMENTED, "long-term memory is not enabled on this server"
+            )
+        return self.longterm
+
+    async def SearchMemories(self, request: Any, context: Any) -> memory_pb2.SearchMemoriesResponse:
+        lt = await self._lt(context)
+        uid = checked_id(request.user_id, "user_id")
+        if not request.query.strip():
+            raise InvalidArgumentError("query", "must not be empty")
+        if len(request.query) > MAX_QUERY_CHARS:
+            raise InvalidArgumentError("query", f"is longer than {MAX_QUERY_CHARS} characters")
+        if not 0 <= request.top_k <= MAX_TOP_K:
+            raise InvalidArgumentError("top_k", f"must be between 0 and {MAX_TOP_K}")
+        if request.token_budget < 0:
+            raise InvalidArgumentError("token_budget", "must not be negative")
+        flt = filter_from_pb(uid, request.filter if request.HasField("filter") else None)
+        if flt.thread_id:
+            checked_id(flt.thread_id, "filter.thread_id")
+        ranked, tokens = await lt.search(
+            uid, request.query, flt, request.top_k, request.token_budget
+        )
+        return memory_pb2.SearchMemoriesResponse(
+            results=[ranked_to_pb(r) for r in ranked], context_tokens=tokens
+        )
+
+    async def ListMemories(self, request: Any, context: Any) -> memory_pb2.ListMemoriesResponse:
+        lt = await self._lt(context)
+        uid = checked_id(request.user_id, "user_id")
+        flt = filter_from_pb(uid, request.filter if request.HasField("filter") else None)
+        records, token = await lt.list_memories(uid, flt, request.page_size, request.page_token)
+        return memory_pb2.ListMemoriesResponse(
+            memories=[record_to_pb(r) for r in records], next_page_token=token
+        )
+
+    async def AddMemory(self, request: Any, context: Any) -> memory_pb2.Memory:
+        lt = await self._lt(context)
+        uid = checked_id(request.user_id, "user_id")
+        if request.source_thread_id:
+            checked_id(request.source_thread_id, "source_thread_id")
+        record = await lt.add_memory(
+            uid, request.text, request.kind, request.importance, request.source_thread_id
+        )
+        return record_to_pb(record)
+
+    async def UpdateMemory(self, request: Any, context: Any) -> memory_pb2.Memory:
+        lt = await self._lt(context)
+        uid = checked_id(request.user_id, "user_id")
+        mid = checked_id(request.memory_id, "memory_id")
+        record = await lt.update_memory(
+            uid,
+            mid,
+            request.text if request.HasField("text") else None,
+            request.importance if request.HasField("importance") else None,
+            request.kind,
+        )
+        return record_to_pb(record)
+
+    async def DeleteMemory(self, request: Any, context: Any) -> memory_pb2.DeleteMemoryResponse:
+        lt = await self._lt(context)
+        uid = checked_id(request.user_id, "user_id")
+        mid = checked_id(request.memory_id, "memory_id")
+        return memory_pb2.DeleteMemoryResponse(deleted=await lt.delete_memory(uid, mid))
