@@ -1,0 +1,175 @@
+"""ThreadStore and JobQueue directly on a real Redis (the worker's seam included)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from mnemo_memory.errors import NotFoundError, PermissionDeniedError
+from mnemo_memory.stores.shortterm import ShortTermStores, build_stores
+
+
+@pytest.fixture(params=["inline", "cluster-style"])
+async def stores(request, memory_settings, redis_url) -> AsyncIterator[ShortTermStores]:
+    """Both code paths: global keys inside the Lua scripts, and written separately
+    (what Redis Cluster needs) — each run on a real Redis."""
+    settings = memory_settings(memory={"max_thread_messages": 50,
+                                       "extract_every_messages": 10,
+                                       "summary_threshold_messages": 30})
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    s = build_stores(settings, client, inline_global=request.param == "inline")
+    await s.jobs.ensure_group()
+    yield s
+    await client.aclose()
+
+
+async def commit(s: ShortTermStores, n: int, uid: str = "u1", tid: str = "t1", key: str = "k"):
+    return await s.threads.append_turn(uid, tid, f"{key}{n}", f"question {n}", f"answer {n}")
+
+
+async def test_concurrent_commits_on_one_thread_lose_nothing(stores) -> None:
+    results = await asyncio.gather(*(commit(stores, i) for i in range(24)))
+    assert not any(r.duplicate for r in results)
+    messages = await stores.threads.read_messages("u1", "t1")
+    assert len(messages) == 48
+    contents = {m.content for m in messages}
+    assert contents == {f"question {i}" for i in range(24)} | {f"answer {i}" for i in range(24)}
+    # each turn stays a pair: the user message directly followed by its answer
+    for q, a in zip(messages[::2], messages[1::2], strict=True):
+        assert q.role == "user" and a.role == "assistant"
+        assert q.content.split()[1] == a.content.split()[1]
+    meta = await stores.threads.get_meta("u1", "t1")
+    assert meta is not None and meta.message_count == 48 and meta.total_messages == 48
+
+
+async def test_replayed_idempotency_key_writes_nothing(stores) -> None:
+    first = await commit(stores, 1)
+    before = await stores.redis.lrange(stores.keys.messages("u1", "t1"), 0, -1)
+    replays = await asyncio.gather(*(commit(stores, 1) for _ in range(5)))
+    after = await stores.redis.lrange(stores.keys.messages("u1", "t1"), 0, -1)
+    assert after == before and len(after) == 2
+    assert all(r.duplicate and r.message_ids == first.message_ids for r in replays)
+    assert not first.duplicate
+
+
+async def test_history_is_trimmed_to_the_configured_maximum(stores) -> None:
+    for i in range(30):
+        await commit(stores, i)
+    messages = await stores.threads.read_messages("u1", "t1")
+    assert len(messages) == 50
+    assert messages[0].content == "question 5" and messages[-1].content == "answer 29"
+
+
+async def test_summary_replacement_keeps_messages_appended_concurrently(stores) -> None:
+    for i in range(6):
+        await commit(stores, i)
+    oldest = [m.id for m in (await stores.threads.read_messages("u1", "t1"))[:8]]
+    # a turn lands between the worker's read and its replace
+    await commit(stores, 99)
+    assert await stores.threads.replace_oldest_with_summary("u1", "t1", oldest, "S1")
+    left = await stores.threads.read_messages("u1", "t1")
+    assert [m.content for m in left] == ["question 4", "answer 4", "question 5", "answer 5",
+                                         "question 99", "answer 99"]
+    assert await stores.threads.get_summary("u1", "t1") == "S1"
+    # the same (now stale) replace again is a no-op: nothing more is dropped
+    assert not await stores.threads.replace_oldest_with_summary("u1", "t1", oldest, "S2")
+    assert len(await stores.threads.read_messages("u1", "t1")) == 6
+    assert await stores.threads.get_summary("u1", "t1") == "S1"
+
+
+async def test_stale_replace_after_trim_or_reorder_is_a_noop(stores) -> None:
+    for i in range(3):
+        await commit(stores, i)
+    ids = [m.id for m in await stores.threads.read_messages("u1", "t1")]
+    assert not await stores.threads.replace_oldest_with_summary("u1", "t1", ids[1:3], "x")
+    assert not await stores.threads.replace_oldest_with_summary("u1", "t1", ids[:7] + ["zz"],
+                                                                "x")
+    assert not await stores.threads.replace_oldest_with_summary("u1", "t1", [], "x")
+    assert not await stores.threads.replace_oldest_with_summary("u1", "nope", ids[:2], "x")
+    assert len(await stores.threads.read_messages("u1", "t1")) == 6
+    assert await stores.threads.get_summary("u1", "t1") is None
+
+
+async def test_concurrent_replace_and_commits_never_lose_a_new_turn(stores) -> None:
+    for i in range(5):
+        await commit(stores, i)
+    oldest = [m.id for m in (await stores.threads.read_messages("u1", "t1"))[:6]]
+    results = await asyncio.gather(
+        stores.threads.replace_oldest_with_summary("u1", "t1", oldest, "S"),
+        *(commit(stores, 100 + i) for i in range(10)))
+    assert results[0] is True
+    contents = [m.content for m in await stores.threads.read_messages("u1", "t1")]
+    assert len(contents) == 4 + 20
+    assert {f"question {100 + i}" for i in range(10)} <= set(contents)
+
+
+async def test_jobs_are_enqueued_at_thresholds_and_summary_only_once(stores) -> None:
+    enqueued = []
+    for i in range(20):
+        enqueued.append((await commit(stores, i)).enqueued_jobs)
+    entries = await stores.redis.xrange(stores.jobs.stream)
+    types = [f["type"] for _, f in entries]
+    # 40 messages: extraction every 10 messages, summary once (threshold 30) while pending
+    assert types.count("extract_facts") == 4
+    assert types.count("summarize_thread") == 1
+    extract = [f for _, f in entries if f["type"] == "extract_facts"][0]
+    assert extract["new_messages"] == "10" and extract["user_id"] == "u1"
+    assert extract["upto_message_id"].endswith("a") and extract["job_id"].startswith("job-")
+    assert set(extract) >= {"job_id", "type", "user_id", "thread_id", "enqueued_at_ms"}
+    summary = [f for _, f in entries if f["type"] == "summarize_thread"][0]
+    assert summary["message_count"] == "32"
+    assert enqueued[15] == ["summarize_thread"]
+    # the worker's replace clears the pending flag: the next crossing enqueues again
+    ids = [m.id for m in (await stores.threads.read_messages("u1", "t1"))[:30]]
+    assert await stores.threads.replace_oldest_with_summary("u1", "t1", ids, "S")
+    for i in range(12):
+        await commit(stores, 100 + i)
+    types = [f["type"] for _, f in await stores.redis.xrange(stores.jobs.stream)]
+    assert types.count("summarize_thread") == 2
+    assert await stores.redis.ttl(stores.jobs.stream) == -1
+
+
+async def test_ownership(stores) -> None:
+    await commit(stores, 1, uid="alice", tid="shared")
+    with pytest.raises(PermissionDeniedError):
+        await commit(stores, 2, uid="bob", tid="shared")
+    with pytest.raises(PermissionDeniedError):
+        await stores.threads.get_thread("bob", "shared")
+    with pytest.raises(NotFoundError):
+        await stores.threads.get_thread("alice", "missing")
+    with pytest.raises(PermissionDeniedError):
+        await stores.threads.delete_thread("bob", "shared")
+    assert len(await stores.threads.read_messages("alice", "shared")) == 2
+    assert await stores.redis.exists(stores.keys.messages("bob", "shared")) == 0
+
+
+async def test_idle_threads_and_episode_marking(stores) -> None:
+    await stores.threads.append_turn("u1", "old", "k1", "q", "a", now=1_000)
+    await stores.threads.append_turn("u2", "older", "k1", "q", "a", now=500)
+    await stores.threads.append_turn("u1", "fresh", "k1", "q", "a", now=10_000)
+    assert await stores.threads.idle_threads(5_000, 10) == [("u2", "older"), ("u1", "old")]
+    await stores.threads.mark_episode_done("u2", "older")
+    assert await stores.threads.idle_threads(5_000, 10) == [("u1", "old")]
+    # new activity puts a thread back on the schedule
+    await stores.threads.append_turn("u2", "older", "k2", "q", "a", now=2_000)
+    assert ("u2", "older") in await stores.threads.idle_threads(5_000, 10)
+    # a deleted thread is pruned from the schedule
+    await stores.threads.delete_thread("u1", "old")
+    assert ("u1", "old") not in await stores.threads.idle_threads(5_000, 10)
+
+
+async def test_erasure_helpers_of_the_job_queue(stores) -> None:
+    await stores.jobs.enqueue("create_episode", "alice", "t1", reason="closed")
+    await stores.jobs.enqueue("create_episode", "bob", "t2", reason="closed")
+    await stores.redis.xadd(stores.jobs.dead_stream, {"job_id": "j", "type": "extract_facts",
+                                                      "user_id": "alice", "thread_id": "t1"})
+    assert len(await stores.jobs.pending_for_user("alice")) == 2
+    assert await stores.jobs.delete_for_user("alice") == 2
+    assert await stores.jobs.pending_for_user("alice") == []
+    assert [j["user_id"] for j in await stores.jobs.pending_for_user("bob")] == ["bob"]
+    stats = await stores.jobs.stats()
+    assert stats == {"stream_length": 1, "pending": 0, "dead_letter_length": 0}
+    await stores.jobs.ensure_group()  # idempotent
