@@ -1,0 +1,181 @@
+"""The CONTRACT: the rendered manifests match the code they deploy.
+
+Env names come from the services' pydantic settings classes, ports from the settings each
+container would load from exactly the environment the chart gives it, probe paths from the
+real gateway app, the health service name from the generated gRPC package, and metric names
+from the services' Prometheus registry. Breaking any of them in the chart fails a test here.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+import deploy_support as ds
+
+SCENARIO_IDS = [ds.scenario_name(p) for p in ds.SCENARIOS]
+
+
+@pytest.mark.parametrize("scenario", SCENARIO_IDS)
+def test_chart_matches_the_code(rendered, service_code, gateway_app, scenario: str) -> None:
+    assert ds.contract_problems(rendered[scenario], service_code, gateway_app) == []
+
+
+def test_overlays_match_the_code(overlays, service_code, gateway_app) -> None:
+    for name, docs in overlays.items():
+        assert ds.contract_problems(docs, service_code, gateway_app) == [], name
+
+
+def test_gateway_memory_addr_is_the_memory_service(default_docs) -> None:
+    data = ds.by_kind(default_docs, "ConfigMap")[f"{ds.RELEASE}-gateway"]["data"]
+    service = ds.by_kind(default_docs, "Service")[f"{ds.RELEASE}-memory"]
+    grpc = next(p for p in service["spec"]["ports"] if p["name"] == "grpc")
+    assert data["GATEWAY__MEMORY_ADDR"] == f"{service['metadata']['name']}:{grpc['port']}"
+
+
+def test_chart_sets_nothing_the_defaults_would_contradict(service_code) -> None:
+    """The chart's default ports are the services' own defaults (no silent drift)."""
+    memory = ds.load_settings_from_env(service_code["memory"].settings_cls, {})
+    gateway = ds.load_settings_from_env(service_code["gateway"].settings_cls, {"MNEMO_ENV": "dev"})
+    values = ds.load_yaml(ds.CHART / "values.yaml")
+    assert values["memory"]["grpcPort"] == memory.server.grpc_port
+    assert values["memory"]["metricsPort"] == memory.server.metrics_port
+    assert values["memory"]["graceS"] == memory.server.grace_s
+    assert values["worker"]["metricsPort"] == memory.worker.metrics_port
+    assert values["gateway"]["port"] == gateway.gateway.port
+
+
+def test_env_name_reader_knows_nested_and_aliased_settings(service_code) -> None:
+    names = service_code["memory"].env_names
+    for expected in ("REDIS__HOST", "REDIS_URL", "CHROMADB_URL", "ANTHROPIC_API_KEY", "MNEMO_ENV",
+                     "SERVER__GRPC_PORT", "WORKER__METRICS_PORT", "LOG__JSON", "MEMORY__USER_TTL_DAYS"):
+        assert expected in names
+    assert "GATEWAY__PORT" in service_code["gateway"].env_names
+    assert "GATEWAY__PORT" not in names and "SERVER__GRPC_PORT" not in service_code["gateway"].env_names
+
+
+# --- the contract check catches breakage ---------------------------------------------------
+
+
+def _container(docs, deployment: str) -> dict:
+    doc = ds.by_kind(docs, "Deployment")[f"{ds.RELEASE}-{deployment}"]
+    return doc["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_a_misspelt_env_name_is_caught(service_code, gateway_app) -> None:
+    docs = ds.render({"memory": {"extraEnv": {"SERVER__GRPC_PROT": "50051"}},
+                      "gateway": {"extraEnv": {"GATEWAY__MEMORY_ADRR": "x:1"}}})
+    problems = "\n".join(ds.contract_problems(docs, service_code, gateway_app))
+    assert "SERVER__GRPC_PROT is not a setting of the memory service" in problems
+    assert "GATEWAY__MEMORY_ADRR is not a setting of the gateway service" in problems
+
+
+def test_a_setting_of_the_other_service_is_caught(service_code, gateway_app) -> None:
+    docs = ds.render({"gateway": {"extraEnv": {"SERVER__GRPC_PORT": "50051"}}})
+    problems = ds.contract_problems(docs, service_code, gateway_app)
+    assert any("SERVER__GRPC_PORT is not a setting of the gateway" in p for p in problems)
+
+
+def test_a_broken_probe_path_is_caught(default_docs, service_code, gateway_app) -> None:
+    docs = copy.deepcopy(default_docs)
+    _container(docs, "gateway")["readinessProbe"]["httpGet"]["path"] = "/ready"
+    problems = ds.contract_problems(docs, service_code, gateway_app)
+    assert any("readinessProbe path /ready is not a gateway route" in p for p in problems)
+
+
+def test_a_swapped_probe_is_caught(default_docs, service_code, gateway_app) -> None:
+    docs = copy.deepcopy(default_docs)
+    _container(docs, "gateway")["livenessProbe"]["httpGet"]["path"] = "/readyz"
+    problems = ds.contract_problems(docs, service_code, gateway_app)
+    assert any("livenessProbe path /readyz should be /healthz" in p for p in problems)
+
+
+def test_a_wrong_container_port_is_caught(default_docs, service_code, gateway_app) -> None:
+    docs = copy.deepcopy(default_docs)
+    _container(docs, "memory")["ports"][0]["containerPort"] = 50052
+    _container(docs, "gateway")["ports"][0]["containerPort"] = 8080
+    problems = "\n".join(ds.contract_problems(docs, service_code, gateway_app))
+    assert "containerPort grpc=50052 but the server listens on SERVER__GRPC_PORT=50051" in problems
+    assert "containerPort http=8080 but the gateway listens on GATEWAY__PORT=8000" in problems
+
+
+def test_a_wrong_probe_port_or_health_service_is_caught(default_docs, service_code, gateway_app) -> None:
+    docs = copy.deepcopy(default_docs)
+    _container(docs, "memory")["livenessProbe"]["grpc"]["port"] = 9464
+    _container(docs, "memory")["readinessProbe"]["grpc"]["service"] = "mnemo.MemoryService"
+    problems = "\n".join(ds.contract_problems(docs, service_code, gateway_app))
+    assert "livenessProbe gRPC port 9464 is not SERVER__GRPC_PORT 50051" in problems
+    assert "unknown health service 'mnemo.MemoryService'" in problems
+
+
+def test_a_memory_addr_off_the_service_port_is_caught(default_docs, service_code, gateway_app) -> None:
+    docs = copy.deepcopy(default_docs)
+    ds.by_kind(docs, "ConfigMap")[f"{ds.RELEASE}-gateway"]["data"]["GATEWAY__MEMORY_ADDR"] = (
+        f"{ds.RELEASE}-memory:9464")
+    problems = ds.contract_problems(docs, service_code, gateway_app)
+    assert any("does not lead to the memory container's gRPC port" in p for p in problems)
+
+
+def test_a_port_setting_out_of_step_with_the_container_is_caught(default_docs, service_code, gateway_app) -> None:
+    docs = copy.deepcopy(default_docs)
+    ds.by_kind(docs, "ConfigMap")[f"{ds.RELEASE}-memory"]["data"]["WORKER__METRICS_PORT"] = "9999"
+    problems = "\n".join(ds.contract_problems(docs, service_code, gateway_app))
+    assert "WORKER__METRICS_PORT=9999" in problems
+
+
+def test_an_environment_the_service_refuses_is_caught(service_code, gateway_app) -> None:
+    """e.g. the gateway refuses AUTH__MODE=none in prod: the pod would crash-loop."""
+    docs = ds.render({"gateway": {"extraEnv": {"AUTH__MODE": "none"}}})
+    problems = ds.contract_problems(docs, service_code, gateway_app)
+    assert any("refuses this environment" in p and "AUTH__MODE" in p for p in problems)
+
+
+def test_a_short_termination_grace_is_caught(default_docs, service_code, gateway_app) -> None:
+    docs = copy.deepcopy(default_docs)
+    ds.by_kind(docs, "Deployment")[f"{ds.RELEASE}-memory"]["spec"]["template"]["spec"][
+        "terminationGracePeriodSeconds"] = 5
+    problems = ds.contract_problems(docs, service_code, gateway_app)
+    assert any("does not exceed the drain SERVER__GRACE_S" in p for p in problems)
+
+
+# --- metric names ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def exposed_metrics() -> set[str]:
+    return ds.exposed_metric_names()
+
+
+@pytest.fixture(scope="session")
+def monitoring_docs(rendered) -> list[dict]:
+    return rendered["production"]
+
+
+def test_alert_rules_use_metrics_the_services_expose(monitoring_docs, exposed_metrics) -> None:
+    rules = ds.by_kind(monitoring_docs, "PrometheusRule")[ds.RELEASE]
+    alerts = {r["alert"]: r["expr"] for g in rules["spec"]["groups"] for r in g["rules"]}
+    assert {"MnemoMemoryServiceDown", "MnemoExtractionLag", "MnemoRedisMemoryNearMax",
+            "MnemoDeadLettersGrowing"} <= set(alerts)
+    used = set().union(*(ds.metric_names_in(e) for e in alerts.values()))
+    assert used, "the alerts use no metric at all"
+    assert ds.missing_metrics(used, exposed_metrics) == []
+
+
+def test_dashboard_uses_metrics_the_services_expose(monitoring_docs, exposed_metrics) -> None:
+    cm = next(d for d in monitoring_docs if d["kind"] == "ConfigMap"
+              and d["metadata"]["labels"].get("grafana_dashboard") == "1")
+    dashboard = json.loads(cm["data"]["mnemo-memory.json"])
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    titles = " ".join(p["title"].lower() for p in dashboard["panels"])
+    for topic in ("redis memory", "threads per user", "facts per user", "queue depth", "recall latency"):
+        assert topic in titles, topic
+    used = set().union(*(ds.metric_names_in(e) for e in exprs))
+    assert ds.missing_metrics(used, exposed_metrics) == []
+
+
+def test_metric_check_catches_an_unknown_name(exposed_metrics) -> None:
+    assert ds.missing_metrics({"mnemo_no_such_metric_total"}, exposed_metrics) == [
+        "mnemo_no_such_metric_total"]
+    assert ds.missing_metrics({"redis_memory_used_bytes"}, exposed_metrics) == []
