@@ -86,7 +86,8 @@ class ShortTermRPCs:
         windows = []
         if rl_call is not None:
             windows, limited = RateLimiter.parse(results.pop(0))
-            if limited is not None:
+            # a preview (count_rate_limit=false) reports the windows but is never refused
+            if limited is not None and request.count_rate_limit:
                 RATE_LIMITED.labels(limited.window).inc()
                 raise limited
         owner, raw_messages, summary, prefs = results
