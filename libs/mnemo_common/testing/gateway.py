@@ -89,7 +89,7 @@ def gateway_settings(llm_fake: Any, memory_addr: str | None, **overrides: Any) -
         "port": free_port(),
         "memory_enabled": memory_addr is not None,
         "memory_addr": memory_addr or "127.0.0.1:1",
-        "memory_timeout_s": 2.0,
+        "memory_timeout_s": 20.0,
         "breaker_failures": 3,
         "breaker_cooldown_s": 1.0,
     }

@@ -1,0 +1,220 @@
+"""Chat turns against the real memory service (gRPC, Redis) and the fake LLM on the wire."""
+
+from __future__ import annotations
+
+import anthropic
+import httpx
+import openai
+import pytest
+from mnemo_gateway.chat.prompt import HISTORY_TITLE, PREFERENCES_TITLE
+
+
+def chat(gw, **body) -> httpx.Response:
+    return httpx.post(gw.url + "/v1/chat", json=body, timeout=30)
+
+
+def thread_messages(gw, user: str, thread_id: str) -> list[dict]:
+    r = httpx.get(f"{gw.url}/v1/users/{user}/threads/{thread_id}", timeout=10)
+    if r.status_code == 404:
+        return []
+    assert r.status_code == 200, r.text
+    return r.json()["messages"]
+
+
+def test_new_thread_then_history_in_the_system_prompt(gateway, fake_anthropic):
+    fake_anthropic.enqueue_text("Nice to meet you, Ada.")
+    r = chat(
+        gateway,
+        prompt="Hi, I am Ada.",
+        user_id="ada",
+        instructions="You are a helpful DevOps assistant.",
+    )
+    assert r.status_code == 200, r.text
+    first = r.json()
+    assert first["response"] == "Nice to meet you, Ada."
+    assert first["memory"] == "ok" and first["committed"] is True
+    thread = first["thread_id"]
+    assert r.headers["x-mnemo-thread-id"] == thread
+
+    r = chat(gateway, prompt="What is my name?", user_id="ada", thread_id=thread)
+    assert r.status_code == 200
+    system = fake_anthropic.last_system_prompt()
+    assert system.startswith("You are a helpful assistant.")
+    assert HISTORY_TITLE in system
+    assert "user: Hi, I am Ada." in system
+    assert "assistant: Nice to meet you, Ada." in system
+    # memory goes into the instructions, never as fake messages
+    assert fake_anthropic.last_request.body["messages"] == [
+        {"role": "user", "content": "What is my name?"}
+    ]
+    assert [m["content"] for m in thread_messages(gateway, "ada", thread)] == [
+        "Hi, I am Ada.",
+        "Nice to meet you, Ada.",
+        "What is my name?",
+        r.json()["response"],
+    ]
+
+
+def test_preferences_reach_new_threads_of_that_user_only(gateway, fake_anthropic):
+    r = httpx.put(gateway.url + "/v1/users/ada/preferences/language", json={"value": "Python"})
+    assert r.status_code == 200 and r.json()["values"] == {"language": "Python"}
+    assert chat(gateway, prompt="hello", user_id="ada").status_code == 200
+    assert PREFERENCES_TITLE in fake_anthropic.last_system_prompt()
+    assert "language: Python" in fake_anthropic.last_system_prompt()
+    assert chat(gateway, prompt="hello", user_id="bob").status_code == 200
+    assert "Python" not in fake_anthropic.last_system_prompt()
+
+
+def test_streamed_chat_is_stored_after_the_stream(gateway, fake_anthropic):
+    fake_anthropic.enqueue_text("streamed words arrive one by one")
+    events = []
+    with httpx.stream(
+        "POST",
+        gateway.url + "/v1/chat",
+        json={"prompt": "stream please", "user_id": "sam", "stream": True},
+    ) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        thread = r.headers["x-mnemo-thread-id"]
+        for line in r.iter_lines():
+            if line.startswith("event: "):
+                events.append(line[7:])
+    assert events[0] == "start" and events[-1] == "done"
+    assert events.count("delta") > 1
+    assert [m["content"] for m in thread_messages(gateway, "sam", thread)] == [
+        "stream please",
+        "streamed words arrive one by one",
+    ]
+
+
+def test_anthropic_sdk_thread_header_and_own_messages(gateway, fake_anthropic):
+    client = anthropic.Anthropic(
+        base_url=gateway.url,
+        api_key="x",
+        max_retries=0,
+        default_headers={"X-Mnemo-Thread-Id": "th-sdk-1"},
+    )
+    httpx.put(gateway.url + "/v1/users/kim/preferences/tone", json={"value": "terse"})
+    fake_anthropic.enqueue_text("Paris.")
+    msg = client.messages.create(
+        model="claude-x",
+        max_tokens=50,
+        system="Answer briefly.",
+        metadata={"user_id": "kim"},
+        messages=[
+            {"role": "user", "content": "Capital of France?"},
+            {"role": "assistant", "content": "Which France?"},
+            {"role": "user", "content": "The country."},
+        ],
+    )
+    assert msg.content[0].text == "Paris."
+    sent = fake_anthropic.last_request.body
+    assert [m["content"] for m in sent["messages"]] == [
+        "Capital of France?",
+        "Which France?",
+        "The country.",
+    ]
+    system = fake_anthropic.last_system_prompt()
+    assert system.startswith("Answer briefly.") and "tone: terse" in system
+    assert HISTORY_TITLE not in system  # the client sends its own history
+    assert [m["content"] for m in thread_messages(gateway, "kim", "th-sdk-1")] == [
+        "The country.",
+        "Paris.",
+    ]
+
+    fake_anthropic.enqueue_text("It is 2 hours ahead.")
+    with client.messages.stream(
+        model="m",
+        max_tokens=50,
+        metadata={"user_id": "kim"},
+        messages=[{"role": "user", "content": "Time there?"}],
+    ) as s:
+        assert "".join(s.text_stream) == "It is 2 hours ahead."
+    assert len(thread_messages(gateway, "kim", "th-sdk-1")) == 4
+
+
+def test_openai_sdk_user_field_and_stream(gateway, fake_anthropic):
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="x", max_retries=0)
+    httpx.put(gateway.url + "/v1/users/lee/preferences/units", json={"value": "metric"})
+    fake_anthropic.enqueue_text("It is 20 degrees.")
+    resp = client.chat.completions.with_raw_response.create(
+        model="gpt-x", user="lee", messages=[{"role": "user", "content": "Weather?"}]
+    )
+    thread = resp.headers["x-mnemo-thread-id"]
+    assert resp.parse().choices[0].message.content == "It is 20 degrees."
+    assert "units: metric" in fake_anthropic.last_system_prompt()
+
+    fake_anthropic.enqueue_text("Tomorrow: 22 degrees.")
+    stream = client.chat.completions.create(
+        model="gpt-x",
+        user="lee",
+        stream=True,
+        extra_headers={"X-Mnemo-Thread-Id": thread},
+        messages=[{"role": "user", "content": "Tomorrow?"}],
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == (
+        "Tomorrow: 22 degrees."
+    )
+    assert [m["content"] for m in thread_messages(gateway, "lee", thread)] == [
+        "Weather?",
+        "It is 20 degrees.",
+        "Tomorrow?",
+        "Tomorrow: 22 degrees.",
+    ]
+
+
+def test_retry_with_the_same_idempotency_key_is_stored_once(gateway, fake_anthropic):
+    body = {"prompt": "only once", "user_id": "ida", "thread_id": "th-idem"}
+    for _ in range(2):
+        r = httpx.post(gateway.url + "/v1/chat", json=body, headers={"Idempotency-Key": "k-1"})
+        assert r.status_code == 200
+    assert len(thread_messages(gateway, "ida", "th-idem")) == 2
+
+
+@pytest.mark.parametrize("status", [429, 529])
+def test_failed_llm_call_stores_nothing(gateway_factory, memory_server, fake_anthropic, status):
+    gw = gateway_factory(memory_server.address, llm={"max_retries": 0})
+    fake_anthropic.enqueue_error(status)
+    r = chat(gw, prompt="lost words", user_id="fay", thread_id="th-fail")
+    assert r.status_code == 503
+    fake_anthropic.enqueue_stream_failure("half an ans")
+    with httpx.stream(
+        "POST",
+        gw.url + "/v1/chat",
+        json={"prompt": "lost too", "user_id": "fay", "thread_id": "th-fail", "stream": True},
+    ) as s:
+        assert "event: error" in s.read().decode()
+    assert thread_messages(gw, "fay", "th-fail") == []
+
+
+def test_llm_timeout_stores_nothing(gateway_factory, memory_server, fake_anthropic):
+    gw = gateway_factory(memory_server.address, llm={"max_retries": 0, "timeout_s": 0.5})
+    fake_anthropic.set_delay(3)
+    r = chat(gw, prompt="slow", user_id="tim", thread_id="th-slow")
+    assert r.status_code == 504
+    assert thread_messages(gw, "tim", "th-slow") == []
+
+
+def test_rate_limit_is_429_with_retry_after(
+    gateway_factory, memory_server_factory, memory_settings, fake_anthropic
+):
+    mem = memory_server_factory(memory_settings(rate_limit={"per_minute": 2}))
+    gw = gateway_factory(mem.address)
+    assert chat(gw, prompt="1", user_id="rl").status_code == 200
+    assert chat(gw, prompt="2", user_id="rl").status_code == 200
+    calls = len(fake_anthropic.requests)
+    r = chat(gw, prompt="3", user_id="rl")
+    assert r.status_code == 429
+    assert r.json()["error"]["code"] == "rate_limited"
+    assert int(r.headers["retry-after"]) >= 1
+    assert len(fake_anthropic.requests) == calls  # the LLM was not called
+
+
+def test_someone_elses_thread_is_403(gateway, fake_anthropic):
+    r = chat(gateway, prompt="mine", user_id="own", thread_id="th-owned")
+    assert r.status_code == 200
+    r = chat(gateway, prompt="let me in", user_id="intruder", thread_id="th-owned")
+    assert r.status_code == 403
+    assert r.json()["error"]["code"] == "forbidden"
+    r = httpx.get(gateway.url + "/v1/users/intruder/threads/th-owned")
+    assert r.status_code in (403, 404)
