@@ -134,7 +134,10 @@ class FakeLLMServer:
         self._httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.fake = self
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name=f"{self.name}-server", daemon=True
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},  # quick shutdown at the end of a session
+            name=f"{self.name}-server",
+            daemon=True,
         )
         self._thread.start()
         return self
