@@ -49,12 +49,13 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def build_test_settings(redis_url: str, data_dir: Path, **overrides: Any) -> Any:
-    """MemoryServiceSettings for tests (see ``memory_settings``)."""
+def build_test_settings(test_redis_url: str, data_dir: Path, **overrides: Any) -> Any:
+    """MemoryServiceSettings for tests (see ``memory_settings``); ``redis_url=`` in
+    ``overrides`` points at another server (e.g. ``fresh_redis.url``)."""
     from mnemo_memory.config import build_settings
 
     base: dict[str, Any] = {
-        "redis_url": redis_url,
+        "redis_url": test_redis_url,
         "redis": {"key_prefix": "t" + uuid.uuid4().hex[:10]},
         "server": {
             "host": "127.0.0.1",
