@@ -90,6 +90,9 @@ def validate(value: Any, schema: dict[str, Any], provider: str) -> Any:
 class LLMExtractor:
     """Facts through ``provider.complete_json`` (purpose "extraction")."""
 
+    #: the handler passes the user's nearest existing facts (for ``replaces``)
+    wants_existing = True
+
     def __init__(self, provider: Any, max_tokens: int | None = None) -> None:
         self.provider = provider
         self.max_tokens = max_tokens

@@ -101,7 +101,7 @@ async def extract_facts(ctx: TaskContext, job: dict[str, str]) -> dict[str, Any]
     # existing facts near this window, so the LLM can say which one a new fact replaces
     query = " ".join(m.content for m in window if m.role == "user")[-2000:]
     existing = []
-    if query:
+    if query and getattr(ctx.extractor, "wants_existing", False):
         ranked, _ = await ctx.longterm.search(
             user_id, query, VectorFilter(user_id=user_id, kinds=("fact", "preference")), 10
         )

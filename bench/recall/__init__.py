@@ -1,0 +1,1 @@
+"""LoCoMo recall evaluation of long-term memory (``python -m bench.recall --data PATH --out DIR``)."""
