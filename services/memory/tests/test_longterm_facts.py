@@ -1,0 +1,198 @@
+"""Facts and search on real embedded Chroma with the real MiniLM model: deterministic ids
+(replay writes nothing), merge of restatements, supersession of contradictions, strict
+user filtering, filters, token budget, erasure, and the long-term RPCs over real gRPC."""
+
+from __future__ import annotations
+
+import uuid
+
+import grpc
+import pytest
+from mnemo.memory.v1 import memory_pb2
+
+from mnemo_memory.longterm.facts import CandidateFact
+from mnemo_memory.longterm.service import LongTermMemory
+from mnemo_memory.longterm.settings import LongTermSettings
+from mnemo_memory.stores.vector import ChromaVectorStore, VectorFilter
+
+
+@pytest.fixture
+async def lt(embedder, chroma_path):
+    store = ChromaVectorStore(
+        model=embedder.info, path=str(chroma_path), collection_prefix="t" + uuid.uuid4().hex[:8]
+    )
+    memory = LongTermMemory(embedder=embedder, store=store, cfg=LongTermSettings())
+    await memory.open()
+    yield memory
+    await memory.aclose()
+
+
+def fact(text, *src, **kw):
+    return CandidateFact(text=text, source_message_ids=tuple(src) or ("m1",), **kw)
+
+
+async def texts(lt, user, **kw):
+    records, _ = await lt.list_memories(user, VectorFilter(user_id=user, **kw), 100, "")
+    return sorted(r.text for r in records)
+
+
+async def test_replayed_extraction_writes_nothing_new(lt):
+    batch = [fact("User lives in Lisbon", "m1"), fact("User has a dog named Rex", "m2")]
+    first = await lt.write_facts("alice", "th1", batch)
+    again = await lt.write_facts("alice", "th1", batch)
+    assert len(first.added) == 2
+    assert again.added == [] and again.merged == [] and len(again.skipped) == 2
+    assert (await lt.store.count("alice"))["total"] == 2
+
+
+async def test_restatement_merges_instead_of_duplicating(lt):
+    await lt.write_facts("alice", "th1", [fact("User has a dog named Rex", "m1", importance=5)])
+    report = await lt.write_facts("alice", "th2", [fact("User has a dog named Rex.", "m9")])
+    assert report.merged and not report.added
+    [rec] = (await lt.list_memories("alice", VectorFilter(user_id="alice"), 10, ""))[0]
+    assert set(rec.source_message_ids) == {"m1", "m9"}
+    assert rec.importance == 6  # restated: a little more important
+    # replaying the merging job does not bump it again
+    again = await lt.write_facts("alice", "th2", [fact("User has a dog named Rex.", "m9")])
+    assert again.skipped and not again.merged
+
+
+async def test_contradiction_supersedes_and_keeps_history(lt):
+    await lt.write_facts("alice", "th1", [fact("My favourite colour is blue", "m1")])
+    report = await lt.write_facts("alice", "th2", [fact("My favourite colour is green", "m7")])
+    assert len(report.added) == 1 and len(report.superseded) == 1
+    assert await texts(lt, "alice") == ["My favourite colour is green"]
+    history = await texts(lt, "alice", include_superseded=True)
+    assert history == ["My favourite colour is blue", "My favourite colour is green"]
+    old = (await lt.store.get(report.superseded))[0]
+    assert old.valid_to_ms > 0 and old.superseded_by == report.added[0]
+    ranked, _ = await lt.search(
+        "alice", "what is my favourite colour", VectorFilter(user_id="alice"), 5
+    )
+    assert [r.record.text for r in ranked] == ["My favourite colour is green"]
+
+
+async def test_llm_named_replacement_supersedes(lt):
+    first = await lt.write_facts("alice", "th1", [fact("User works at Acme Corp", "m1")])
+    report = await lt.write_facts(
+        "alice",
+        "th2",
+        [
+            fact(
+                "User recently left their job and is now a freelancer",
+                "m5",
+                replaces=first.added[0],
+            )
+        ],
+    )
+    assert report.superseded == first.added
+
+
+async def test_search_never_returns_another_users_memories(lt):
+    await lt.write_facts("bob", "tb", [fact("User is allergic to peanuts", "b1", importance=10)])
+    await lt.write_facts("alice", "ta", [fact("User plays the cello", "a1")])
+    ranked, _ = await lt.search(
+        "alice", "is the user allergic to peanuts", VectorFilter(user_id="alice"), 10
+    )
+    assert [r.record.user_id for r in ranked] == ["alice"]
+    assert all("peanut" not in r.record.text for r in ranked)
+    with pytest.raises(Exception, match="user_id"):
+        await lt.search("alice", "x", VectorFilter(user_id="bob"), 10)
+
+
+async def test_hybrid_ranking_finds_rare_keyword_and_budget_limits_tokens(lt):
+    await lt.write_facts(
+        "alice",
+        "t",
+        [
+            fact("User's cat is called Zanzibar", "m1"),
+            fact("User enjoys long walks on the beach at sunset with friends", "m2"),
+            fact("User is learning to cook Thai food on weekends", "m3"),
+        ],
+    )
+    ranked, _ = await lt.search("alice", "Zanzibar", VectorFilter(user_id="alice"), 3)
+    assert ranked[0].record.text == "User's cat is called Zanzibar"
+    assert ranked[0].keyword_score == pytest.approx(1.0)
+    kept, tokens = await lt.search(
+        "alice", "what does the user like", VectorFilter(user_id="alice"), 3, token_budget=12
+    )
+    assert 0 < tokens <= 12 and len(kept) < 3
+
+
+async def test_filters_kind_importance_thread(lt):
+    await lt.write_facts(
+        "alice", "th1", [fact("User likes jazz", "m1", kind="preference", importance=8)]
+    )
+    await lt.write_facts(
+        "alice", "th2", [fact("User visited Rome in May", "m2", kind="event", importance=3)]
+    )
+    assert await texts(lt, "alice", kinds=("preference",)) == ["User likes jazz"]
+    assert await texts(lt, "alice", min_importance=5) == ["User likes jazz"]
+    assert await texts(lt, "alice", thread_id="th2") == ["User visited Rome in May"]
+
+
+async def test_forget_user_leaves_nothing_in_the_vector_store(lt):
+    await lt.write_facts(
+        "alice", "t", [fact("User lives in Oslo", "m1"), fact("User has two sisters", "m2")]
+    )
+    await lt.write_episode("alice", "t", "Talked about family and Oslo.", ("m1", "m2"))
+    await lt.write_facts("bob", "t", [fact("User lives in Rome", "m3")])
+    assert await lt.forget_user("alice") == {"facts": 2, "episodes": 1}
+    assert (await lt.store.count("alice"))["total"] == 0
+    assert [d async for d in lt.export_user("alice")] == []
+    assert (await lt.store.count("bob"))["total"] == 1
+
+
+@pytest.fixture
+def lt_server(memory_server_factory, memory_settings, embedder, tmp_path):
+    from mnemo_memory.longterm import build_longterm
+
+    settings = memory_settings(vector={"chroma_path": str(tmp_path / "chroma")})
+    return memory_server_factory(settings, longterm=build_longterm(settings, embedder=embedder))
+
+
+def test_memory_rpcs_over_grpc(lt_server):
+    stub = lt_server.stub()
+    added = stub.AddMemory(
+        memory_pb2.AddMemoryRequest(
+            user_id="alice",
+            text="My favourite drink is green tea",
+            kind=memory_pb2.MEMORY_KIND_PREFERENCE,
+            importance=7,
+        )
+    )
+    assert added.kind == memory_pb2.MEMORY_KIND_PREFERENCE and added.importance == 7
+    found = stub.SearchMemories(
+        memory_pb2.SearchMemoriesRequest(user_id="alice", query="what does she drink", top_k=3)
+    )
+    assert found.results[0].memory.id == added.id and found.context_tokens > 0
+    assert not stub.SearchMemories(
+        memory_pb2.SearchMemoriesRequest(user_id="mallory", query="what does she drink")
+    ).results
+    updated = stub.UpdateMemory(
+        memory_pb2.UpdateMemoryRequest(
+            user_id="alice", memory_id=added.id, text="My favourite drink is black coffee"
+        )
+    )
+    assert updated.text.endswith("black coffee")
+    found = stub.SearchMemories(
+        memory_pb2.SearchMemoriesRequest(user_id="alice", query="coffee", top_k=1)
+    )
+    assert found.results[0].memory.text.endswith("black coffee")  # re-embedded
+    with pytest.raises(grpc.RpcError) as err:
+        stub.DeleteMemory(memory_pb2.DeleteMemoryRequest(user_id="mallory", memory_id=added.id))
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    with pytest.raises(grpc.RpcError) as err:
+        stub.UpdateMemory(
+            memory_pb2.UpdateMemoryRequest(user_id="alice", memory_id="nope", importance=3)
+        )
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as err:
+        stub.AddMemory(memory_pb2.AddMemoryRequest(user_id="alice", text="  "))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    listed = stub.ListMemories(memory_pb2.ListMemoriesRequest(user_id="alice"))
+    assert [m.id for m in listed.memories] == [added.id]
+    assert stub.DeleteMemory(
+        memory_pb2.DeleteMemoryRequest(user_id="alice", memory_id=added.id)
+    ).deleted
+    assert not stub.ListMemories(memory_pb2.ListMemoriesRequest(user_id="alice")).memories
