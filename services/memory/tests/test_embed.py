@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from mnemo_memory.embed import Embedder, ModelInfo
 from mnemo_memory.errors import ModelMismatchError
 
@@ -30,5 +29,5 @@ def test_dimension_mismatch_is_refused():
 
 
 def test_model_info_check_names_both_models():
-    with pytest.raises(ModelMismatchError, match="other-model.*all-MiniLM-L6-v2"):
+    with pytest.raises(ModelMismatchError, match=r"other-model.*all-MiniLM-L6-v2"):
         ModelInfo("all-MiniLM-L6-v2", 384).check_against("other-model", 768, "store")

@@ -9,7 +9,6 @@ import uuid
 import grpc
 import pytest
 from mnemo.memory.v1 import memory_pb2
-
 from mnemo_memory.longterm.facts import CandidateFact
 from mnemo_memory.longterm.service import LongTermMemory
 from mnemo_memory.longterm.settings import LongTermSettings

@@ -117,8 +117,9 @@ class Embedder:
                     "(EMBEDDING__MODEL_PATH); models are never downloaded"
                 )
             model = SentenceTransformer(path, device="cpu", local_files_only=True)
-            get_dim = getattr(model, "get_embedding_dimension", None) or getattr(
-                model, "get_sentence_embedding_dimension"
+            get_dim = (
+                getattr(model, "get_embedding_dimension", None)
+                or model.get_sentence_embedding_dimension
             )
             dim = get_dim()
             if dim != self.info.dimension:
