@@ -1,7 +1,8 @@
 """The LLM provider interface: one small async API, three implementations.
 
 * :class:`LLMProvider.complete` — one answer.
-* :class:`LLMProvider.stream` — text deltas as they arrive, then one final :class:`Usage`.
+* :class:`LLMProvider.stream` — :class:`TextDelta` events as text arrives, then one
+  :class:`StreamEnd` (model, :class:`Usage`, stop reason).
 * :class:`LLMProvider.complete_json` — structured output validated against a JSON schema.
 
 Providers raise :class:`LLMError` (with a :class:`LLMErrorKind`) and nothing else, so callers
@@ -78,10 +79,10 @@ StreamEvent = TextDelta | StreamEnd
 class LLMErrorKind(StrEnum):
     RATE_LIMITED = "rate_limited"  # 429 after retries
     OVERLOADED = "overloaded"  # 529 / 503 after retries
-    TIMEOUT = "timeout"
+    TIMEOUT = "timeout"  # no answer within LLM__TIMEOUT_S; HTTP 408/504
     UNAVAILABLE = "unavailable"  # connection refused, 5xx after retries
     AUTH = "auth"  # 401/403: bad or missing key
-    BAD_REQUEST = "bad_request"  # 400/404/422: our request was wrong
+    BAD_REQUEST = "bad_request"  # 400/404/413/422, or a request no provider could serve
     INVALID_OUTPUT = "invalid_output"  # structured output did not match the schema
 
 
