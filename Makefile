@@ -7,14 +7,21 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.mnemo-setup
+CHECKOV := .venv-checkov/bin/checkov
 SETUP_INPUTS := constraints.txt libs/pyproject.toml services/memory/pyproject.toml services/gateway/pyproject.toml scripts/setup_system.sh
 
-.PHONY: help setup run test test-redis7 lint fmt typecheck proto proto-check bench recall constraints images kind-up deploy e2e clean
+.PHONY: help setup run test test-redis7 lint fmt typecheck proto proto-check bench recall constraints images kind-up deploy deploy-check e2e clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
 
-setup: $(STAMP) ## create .venv and install everything (Python packages, Redis, the embedding model, test browser)
+setup: $(STAMP) $(CHECKOV) ## create .venv and install everything (Python packages, Redis, the embedding model, test browser)
+
+# checkov in its own venv (its pins clash with ours); tests/deploy runs it
+$(CHECKOV): tests/deploy/checkov-constraints.txt
+	test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/pip install -q -c tests/deploy/checkov-constraints.txt checkov==3.3.30
+	touch $(CHECKOV)
 
 $(STAMP): $(SETUP_INPUTS)
 	bash scripts/setup_system.sh
@@ -78,12 +85,15 @@ images: ## build the container images (needs a Docker engine)
 	docker build -f services/gateway/Dockerfile -t mnemo-gateway:dev .
 
 kind-up: ## create a local kind cluster (deploy/kind/cluster.yaml)
-	kind create cluster --config deploy/kind/cluster.yaml
+	kind get clusters 2>/dev/null | grep -qx mnemo || kind create cluster --config deploy/kind/cluster.yaml
 
-deploy: ## build and deploy to the current kube context with skaffold
+deploy: ## build the images and deploy the chart to the current kube context with skaffold
 	skaffold run
 
-e2e: setup ## end-to-end tests against the current kube context
+deploy-check: setup ## the deployment checks only (render, lint, schemas, kustomize, checkov, hadolint, contract)
+	$(PY) -m pytest -q tests/deploy
+
+e2e: setup ## end-to-end tests against the current kube context (MNEMO_E2E_NAMESPACE, default mnemo)
 	$(PY) -m pytest -m e2e tests/e2e
 
 clean: ## remove local state (./var) and caches, keep .venv

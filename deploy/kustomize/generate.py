@@ -81,6 +81,7 @@ def _clean_labels(labels: dict[str, str]) -> None:
 def clean(doc: dict[str, Any]) -> dict[str, Any]:
     """Drop Helm-only metadata; make the optional API key optional; no fixed namespace."""
     _clean_labels(doc["metadata"].get("labels") or {})
+    doc["metadata"].pop("namespace", None)
     spec = doc.get("spec", {})
     template = spec.get("template")
     if template:
