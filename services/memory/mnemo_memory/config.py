@@ -54,6 +54,9 @@ class ShortTermSettings(BaseModel):
     stats_memory_samples: int = Field(25, ge=1)
     # a summarize_thread job older than this without a result may be enqueued again
     summary_job_stale_s: int = Field(900, ge=10)
+    # seconds PrepareTurn waits for long-term recall before answering without it
+    # ("vector_store" in degraded); also capped by the caller's deadline
+    recall_timeout_s: float = Field(5.0, gt=0)
     # characters of the first user message kept as a thread title
     title_chars: int = Field(80, ge=8)
 

@@ -6,6 +6,7 @@ propagate to :mod:`mnemo_memory.interceptors`, which maps them to status codes.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -100,7 +101,7 @@ class ShortTermRPCs:
             else [StoredMessage.from_json(r) for r in raw_messages]
         )
         summary = (summary or "") if exists else ""
-        memories, degraded = await self._recall(uid, request)
+        memories, degraded = await self._recall(uid, request, context)
         fitted = fit_context(budget, messages, summary, prefs, memories)
         for kind, n in (
             ("messages", fitted.dropped_messages),
@@ -137,12 +138,22 @@ class ShortTermRPCs:
             degraded=degraded,
         )
 
-    async def _recall(self, uid: str, request: Any) -> tuple[list[Any], list[str]]:
-        """Long-term memories for the turn; a failing vector store degrades, never fails."""
+    async def _recall(self, uid: str, request: Any, context: Any) -> tuple[list[Any], list[str]]:
+        """Long-term memories for the turn; a failing or slow vector store degrades the
+        answer (``degraded=["vector_store"]``), it never fails the turn."""
         if self.longterm is None or request.recall.disabled or not request.query:
             return [], []
+        timeout = self.settings.shortterm.recall_timeout_s
+        remaining = context.time_remaining() if context is not None else None
+        if remaining is not None:
+            # leave the short-term answer time to reach the caller before its deadline
+            timeout = max(0.05, min(timeout, remaining - 0.1))
         try:
-            return list(await self.longterm.recall(uid, request.query, request.recall)), []
+            async with asyncio.timeout(timeout):
+                found = await self.longterm.recall(uid, request.query, request.recall)
+            return list(found), []
+        except TimeoutError:
+            log.warning("recall degraded: no answer within %.2fs", timeout)
         except UnavailableError as exc:
             log.warning("recall degraded: %s", exc)
         except Exception:  # the chat must go on without long-term memory

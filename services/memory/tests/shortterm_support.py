@@ -20,11 +20,18 @@ def fill_user(stub, uid: str, threads: int = 2, turns: int = 3) -> None:
     """Give ``uid`` threads, messages, preferences, a rate-limit window and jobs."""
     for t in range(threads):
         for i in range(turns):
-            stub.CommitTurn(pb.CommitTurnRequest(
-                user_id=uid, thread_id=f"{uid}-t{t}", idempotency_key=f"k{i}",
-                user_message=f"{uid} says {i}", assistant_message=f"reply {i}"))
+            stub.CommitTurn(
+                pb.CommitTurnRequest(
+                    user_id=uid,
+                    thread_id=f"{uid}-t{t}",
+                    idempotency_key=f"k{i}",
+                    user_message=f"{uid} says {i}",
+                    assistant_message=f"reply {i}",
+                )
+            )
     stub.SetPreference(pb.SetPreferenceRequest(user_id=uid, key="tone", value="formal"))
-    stub.PrepareTurn(pb.PrepareTurnRequest(user_id=uid, thread_id=f"{uid}-t0",
-                                           count_rate_limit=True))
+    stub.PrepareTurn(
+        pb.PrepareTurnRequest(user_id=uid, thread_id=f"{uid}-t0", count_rate_limit=True)
+    )
     if threads > 1:
         stub.CloseThread(pb.CloseThreadRequest(user_id=uid, thread_id=f"{uid}-t1"))

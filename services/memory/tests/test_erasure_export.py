@@ -42,15 +42,15 @@ def test_forget_user_leaves_zero_keys_and_touches_nobody_else(server, redis_url)
     after = all_keys(redis_url, prefix)
     assert keys_mentioning(after, "alice") == []
     assert not any(k.startswith(f"{prefix}:t:alice-") for k in after)  # owner keys
-    assert not any(m.startswith("alice:") for m in
-                   client.zrange(f"{prefix}:threads:activity", 0, -1))
+    assert not any(
+        m.startswith("alice:") for m in client.zrange(f"{prefix}:threads:activity", 0, -1)
+    )
     jobs = client.xrange(f"{prefix}:jobs")
     assert jobs and all(f["user_id"] == "bob" for _, f in jobs)
     # bob's keys are all still there, byte for byte
     assert {k: client.dump(k) for k in bob_before} == bob_values
     client.close()
-    assert len(stub.GetThread(pb.GetThreadRequest(user_id="bob", thread_id="bob-t0"))
-               .messages) == 6
+    assert len(stub.GetThread(pb.GetThreadRequest(user_id="bob", thread_id="bob-t0")).messages) == 6
     # erasing again finds nothing
     again = stub.ForgetUser(pb.ForgetUserRequest(user_id="alice")).receipt
     assert again.total == 0

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from redis.crc import key_slot
-
 from mnemo_memory.config import MemoryServiceSettings, build_settings
 from mnemo_memory.errors import InvalidArgumentError
 from mnemo_memory.stores.keys import KeyBuilder
 from mnemo_memory.stores.redis_client import create_redis, parse_redis_url, target_from_settings
+from redis.crc import key_slot
 
 BAD_IDS = ["a:b", "a*", "two words", "tab\tid", "nl\nid", "nul\x00id", "x" * 129, "", "é", "a{b}"]
 
@@ -39,8 +38,15 @@ def test_all_keys_of_one_user_share_one_cluster_slot() -> None:
 def test_key_kinds_cover_every_key_the_service_writes() -> None:
     keys = KeyBuilder("p")
     kinds = {keys.kind_of(k) for k in keys.thread_keys("u", "t") + keys.user_keys("u")}
-    assert kinds == {"messages", "thread_meta", "summaries", "idempotency_keys",
-                     "thread_index", "preferences", "rate_limit_keys"}
+    assert kinds == {
+        "messages",
+        "thread_meta",
+        "summaries",
+        "idempotency_keys",
+        "thread_index",
+        "preferences",
+        "rate_limit_keys",
+    }
     assert keys.kind_of(keys.thread_owner("t")) == "thread_owners"
     assert keys.kind_of(keys.jobs()) == keys.kind_of(keys.dead_letters()) == "jobs"
     assert keys.kind_of("other:thing") == "foreign"
@@ -48,8 +54,13 @@ def test_key_kinds_cover_every_key_the_service_writes() -> None:
 
 def test_url_forms() -> None:
     t = parse_redis_url("redis://:s3cret@db.local:6380/2")
-    assert (t.mode, t.hosts, t.password, t.db, t.tls) == ("standalone", [("db.local", 6380)],
-                                                          "s3cret", 2, False)
+    assert (t.mode, t.hosts, t.password, t.db, t.tls) == (
+        "standalone",
+        [("db.local", 6380)],
+        "s3cret",
+        2,
+        False,
+    )
     t = parse_redis_url("rediss://app:p%40ss@db:6379/0?ssl_ca_certs=/ca.pem")
     assert (t.username, t.password, t.tls, t.tls_ca_file) == ("app", "p@ss", True, "/ca.pem")
     t = parse_redis_url("redis+sentinel://:pw@s1:26379,s2,[::1]:26380/mymaster/3")
@@ -67,9 +78,11 @@ def test_url_forms() -> None:
 async def test_clients_are_built_for_each_mode_without_connecting() -> None:
     from redis.asyncio.cluster import RedisCluster
 
-    for url, kind in (("redis://127.0.0.1:1/0", "Redis"),
-                      ("redis+sentinel://127.0.0.1:1/m", "Redis"),
-                      ("rediss://127.0.0.1:1/0", "Redis")):
+    for url, kind in (
+        ("redis://127.0.0.1:1/0", "Redis"),
+        ("redis+sentinel://127.0.0.1:1/m", "Redis"),
+        ("rediss://127.0.0.1:1/0", "Redis"),
+    ):
         client = create_redis(build_settings(redis_url=url))
         assert type(client).__name__ == kind
         await client.aclose()

@@ -10,17 +10,25 @@ from mnemo.memory.v1 import memory_pb2 as pb
 
 @pytest.fixture
 def server(memory_server_factory, memory_settings):
-    return memory_server_factory(memory_settings(
-        memory={"max_preferences_per_user": 3, "max_preference_value_bytes": 64,
-                "user_ttl_days": 2}), longterm=None)
+    return memory_server_factory(
+        memory_settings(
+            memory={
+                "max_preferences_per_user": 3,
+                "max_preference_value_bytes": 64,
+                "user_ttl_days": 2,
+            }
+        ),
+        longterm=None,
+    )
 
 
 def test_set_get_delete(server) -> None:
     stub = server.stub()
     assert dict(stub.GetPreferences(pb.GetPreferencesRequest(user_id="alice")).values) == {}
     stub.SetPreference(pb.SetPreferenceRequest(user_id="alice", key="language", value="Go"))
-    reply = stub.SetPreference(pb.SetPreferenceRequest(user_id="alice", key="language",
-                                                       value="Python"))
+    reply = stub.SetPreference(
+        pb.SetPreferenceRequest(user_id="alice", key="language", value="Python")
+    )
     assert dict(reply.values) == {"language": "Python"}
     stub.SetPreference(pb.SetPreferenceRequest(user_id="alice", key="tone", value="brief"))
     left = stub.DeletePreference(pb.DeletePreferenceRequest(user_id="alice", key="tone"))
@@ -51,8 +59,12 @@ def test_limits(server) -> None:
     assert "MEMORY__MAX_PREFERENCES_PER_USER" in err.value.details()
     # overwriting an existing key is still allowed when full
     stub.SetPreference(pb.SetPreferenceRequest(user_id="alice", key="a", value="new"))
-    for kw, field in (({"key": "bad key"}, "key"), ({"key": ""}, "key"),
-                      ({"value": "x" * 65}, "value"), ({"user_id": "a:b"}, "user_id")):
+    for kw, field in (
+        ({"key": "bad key"}, "key"),
+        ({"key": ""}, "key"),
+        ({"value": "x" * 65}, "value"),
+        ({"user_id": "a:b"}, "user_id"),
+    ):
         body = {"user_id": "alice", "key": "a", "value": "v", **kw}
         with pytest.raises(grpc.RpcError) as err:
             stub.SetPreference(pb.SetPreferenceRequest(**body))

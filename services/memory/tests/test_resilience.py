@@ -19,9 +19,16 @@ def health_status(health_stub, service: str = "") -> int:
 
 
 def commit(stub, key: str, tid: str = "t1", timeout: float = 10):
-    return stub.CommitTurn(pb.CommitTurnRequest(
-        user_id="alice", thread_id=tid, idempotency_key=key, user_message="q",
-        assistant_message="a"), timeout=timeout)
+    return stub.CommitTurn(
+        pb.CommitTurnRequest(
+            user_id="alice",
+            thread_id=tid,
+            idempotency_key=key,
+            user_message="q",
+            assistant_message="a",
+        ),
+        timeout=timeout,
+    )
 
 
 def test_redis_killed_and_restarted(fresh_redis, memory_server_factory, memory_settings):
@@ -29,16 +36,19 @@ def test_redis_killed_and_restarted(fresh_redis, memory_server_factory, memory_s
     server = memory_server_factory(settings, longterm=None)
     stub, health = server.stub(), server.health_stub()
     commit(stub, "before")
-    assert health_status(health) == health_status(health, SERVICE) == (
-        health_pb2.HealthCheckResponse.SERVING)
+    assert (
+        health_status(health)
+        == health_status(health, SERVICE)
+        == (health_pb2.HealthCheckResponse.SERVING)
+    )
 
     fresh_redis.kill()
     calls = [
         lambda: commit(stub, "during"),
-        lambda: stub.PrepareTurn(pb.PrepareTurnRequest(user_id="alice", thread_id="t1"),
-                                 timeout=10),
-        lambda: stub.GetThread(pb.GetThreadRequest(user_id="alice", thread_id="t1"),
-                               timeout=10),
+        lambda: stub.PrepareTurn(
+            pb.PrepareTurnRequest(user_id="alice", thread_id="t1"), timeout=10
+        ),
+        lambda: stub.GetThread(pb.GetThreadRequest(user_id="alice", thread_id="t1"), timeout=10),
         lambda: stub.GetPreferences(pb.GetPreferencesRequest(user_id="alice"), timeout=10),
     ]
     for call in calls:  # before and after the probe notices: always UNAVAILABLE, no hang
@@ -46,21 +56,26 @@ def test_redis_killed_and_restarted(fresh_redis, memory_server_factory, memory_s
             call()
         assert err.value.code() == grpc.StatusCode.UNAVAILABLE, err.value.details()
         assert "redis" in err.value.details()
-    wait_for(lambda: health_status(health) == health_pb2.HealthCheckResponse.NOT_SERVING,
-             10, "NOT_SERVING")
+    wait_for(
+        lambda: health_status(health) == health_pb2.HealthCheckResponse.NOT_SERVING,
+        10,
+        "NOT_SERVING",
+    )
     assert health_status(health, SERVICE) == health_pb2.HealthCheckResponse.NOT_SERVING
 
     fresh_redis.start()  # same port, same AOF directory
-    wait_for(lambda: health_status(health) == health_pb2.HealthCheckResponse.SERVING,
-             15, "SERVING again")
+    wait_for(
+        lambda: health_status(health) == health_pb2.HealthCheckResponse.SERVING, 15, "SERVING again"
+    )
     reply = commit(stub, "after")
     assert reply.message_count == 4  # the turn from before the outage survived (AOF)
     thread = stub.GetThread(pb.GetThreadRequest(user_id="alice", thread_id="t1"))
     assert [m.content for m in thread.messages] == ["q", "a", "q", "a"]
 
 
-def test_starts_without_redis_and_serves_once_it_appears(memory_server_factory,
-                                                         memory_settings, tmp_path):
+def test_starts_without_redis_and_serves_once_it_appears(
+    memory_server_factory, memory_settings, tmp_path
+):
     from mnemo_common.testing.procs import RedisServer, free_port
 
     port = free_port()
@@ -73,8 +88,9 @@ def test_starts_without_redis_and_serves_once_it_appears(memory_server_factory,
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE
     redis_server = RedisServer(port=port, data_dir=tmp_path / "late").start()
     try:
-        wait_for(lambda: health_status(health) == health_pb2.HealthCheckResponse.SERVING,
-                 15, "SERVING")
+        wait_for(
+            lambda: health_status(health) == health_pb2.HealthCheckResponse.SERVING, 15, "SERVING"
+        )
         assert commit(server.stub(), "k").message_count == 2
     finally:
         redis_server.stop()

@@ -11,9 +11,15 @@ from mnemo_common.tokens import estimate_message_tokens
 
 
 def commit(stub, n: int, uid: str = "alice", tid: str = "t1", text: str = ""):
-    return stub.CommitTurn(pb.CommitTurnRequest(
-        user_id=uid, thread_id=tid, idempotency_key=f"key-{n}",
-        user_message=text or f"question {n}", assistant_message=text or f"answer {n}"))
+    return stub.CommitTurn(
+        pb.CommitTurnRequest(
+            user_id=uid,
+            thread_id=tid,
+            idempotency_key=f"key-{n}",
+            user_message=text or f"question {n}",
+            assistant_message=text or f"answer {n}",
+        )
+    )
 
 
 def prepare(stub, **kw):
@@ -23,8 +29,7 @@ def prepare(stub, **kw):
 
 @pytest.fixture
 def server(memory_server_factory, memory_settings):
-    return memory_server_factory(memory_settings(rate_limit={"enabled": False}),
-                                 longterm=None)
+    return memory_server_factory(memory_settings(rate_limit={"enabled": False}), longterm=None)
 
 
 def test_new_thread_is_empty_and_marked_new(server) -> None:
@@ -40,8 +45,7 @@ def test_history_summary_and_preferences_come_back_together(server, redis_url) -
     stub = server.stub()
     for i in range(3):
         commit(stub, i)
-    stub.SetPreference(pb.SetPreferenceRequest(user_id="alice", key="language",
-                                               value="Python"))
+    stub.SetPreference(pb.SetPreferenceRequest(user_id="alice", key="language", value="Python"))
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     prefix = server.settings.redis.key_prefix
     client.set(f"{prefix}:u:{{alice}}:t:t1:summary", "They talked about Python.")
@@ -90,9 +94,12 @@ def test_summary_dropped_when_it_does_not_fit(server, redis_url) -> None:
 
 def test_bad_prepare_input(server) -> None:
     stub = server.stub()
-    for kw, field in (({"user_id": "no pe"}, "user_id"), ({"thread_id": ""}, "thread_id"),
-                      ({"token_budget": -1}, "token_budget"),
-                      ({"query": "q" * 40_000}, "query")):
+    for kw, field in (
+        ({"user_id": "no pe"}, "user_id"),
+        ({"thread_id": ""}, "thread_id"),
+        ({"token_budget": -1}, "token_budget"),
+        ({"query": "q" * 40_000}, "query"),
+    ):
         with pytest.raises(grpc.RpcError) as err:
             prepare(stub, **kw)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -100,15 +107,19 @@ def test_bad_prepare_input(server) -> None:
 
 
 async def test_rate_limiter_under_parallel_calls_admits_exactly_the_limit(
-        memory_server_factory, memory_settings) -> None:
-    server = memory_server_factory(memory_settings(
-        rate_limit={"per_minute": 7, "per_hour": 100, "per_day": 1000}), longterm=None)
+    memory_server_factory, memory_settings
+) -> None:
+    server = memory_server_factory(
+        memory_settings(rate_limit={"per_minute": 7, "per_hour": 100, "per_day": 1000}),
+        longterm=None,
+    )
     stub = server.aio_stub()
 
     async def one():
         try:
-            reply = await stub.PrepareTurn(pb.PrepareTurnRequest(
-                user_id="alice", thread_id="t1", count_rate_limit=True))
+            reply = await stub.PrepareTurn(
+                pb.PrepareTurnRequest(user_id="alice", thread_id="t1", count_rate_limit=True)
+            )
             return ("ok", reply)
         except grpc.aio.AioRpcError as err:
             return (err.code(), err)
@@ -124,11 +135,11 @@ async def test_rate_limiter_under_parallel_calls_admits_exactly_the_limit(
         assert "minute" in err.details()
     windows = {w.window: w for r in admitted for w in r.rate_limits}
     assert windows["minute"].limit == 7 and windows["hour"].limit == 100
-    assert min(w.remaining for r in admitted for w in r.rate_limits
-               if w.window == "minute") == 0
+    assert min(w.remaining for r in admitted for w in r.rate_limits if w.window == "minute") == 0
     # other users are not affected
-    other = await stub.PrepareTurn(pb.PrepareTurnRequest(
-        user_id="bob", thread_id="t9", count_rate_limit=True))
+    other = await stub.PrepareTurn(
+        pb.PrepareTurnRequest(user_id="bob", thread_id="t9", count_rate_limit=True)
+    )
     assert {w.window: w.remaining for w in other.rate_limits}["minute"] == 6
     # a preview (count_rate_limit=false) is answered, showing the full window
     preview = await stub.PrepareTurn(pb.PrepareTurnRequest(user_id="alice", thread_id="t1"))
@@ -136,8 +147,7 @@ async def test_rate_limiter_under_parallel_calls_admits_exactly_the_limit(
 
 
 def test_previews_do_not_count(memory_server_factory, memory_settings) -> None:
-    server = memory_server_factory(memory_settings(rate_limit={"per_minute": 2}),
-                                   longterm=None)
+    server = memory_server_factory(memory_settings(rate_limit={"per_minute": 2}), longterm=None)
     stub = server.stub()
     for _ in range(5):
         prepare(stub, count_rate_limit=False)
@@ -152,7 +162,6 @@ def test_previews_do_not_count(memory_server_factory, memory_settings) -> None:
 async def test_limiter_windows_roll_over(memory_settings, redis_url) -> None:
     """Sliding-window counter semantics, with the clock passed in explicitly."""
     import redis.asyncio as aioredis
-
     from mnemo_memory.errors import RateLimitedError
     from mnemo_memory.stores.keys import KeyBuilder
     from mnemo_memory.stores.ratelimit import RateLimiter
@@ -173,3 +182,29 @@ async def test_limiter_windows_roll_over(memory_settings, redis_url) -> None:
     await limiter.check("u", now_ms=t0 + 180_000)  # two windows later all is forgotten
     assert await client.hlen(KeyBuilder(settings.redis.key_prefix).rate_limit("u")) <= 2
     await client.aclose()
+
+
+def test_vector_store_down_degrades_instead_of_failing(
+    memory_server_factory, memory_settings
+) -> None:
+    """Real long-term memory pointed at a Chroma that is not there: PrepareTurn still
+    answers with the short-term context and names what is missing."""
+    from mnemo_common.testing.procs import free_port
+
+    settings = memory_settings(
+        chromadb_url=f"http://127.0.0.1:{free_port()}",
+        rate_limit={"enabled": False},
+        shortterm={"recall_timeout_s": 1.0},
+    )
+    server = memory_server_factory(settings)
+    stub = server.stub()
+    commit(stub, 1)
+    # the first call may hit the recall timeout (cold start), later ones fail fast with
+    # UnavailableError from the store: both answer with the short-term context
+    for _ in range(2):
+        reply = prepare(stub, query="what did I say?")
+        assert list(reply.degraded) == ["vector_store"]
+        assert [m.content for m in reply.messages] == ["question 1", "answer 1"]
+        assert list(reply.memories) == []
+    # recall switched off for the turn: nothing is degraded
+    assert list(prepare(stub, recall=pb.RecallOptions(disabled=True)).degraded) == []

@@ -15,11 +15,16 @@ def server(memory_server_factory):
 
 
 def commit(stub, n: int, uid: str = "alice", tid: str = "t1", **kw):
-    return stub.CommitTurn(pb.CommitTurnRequest(
-        user_id=uid, thread_id=tid, idempotency_key=f"key-{n}",
-        user_message=kw.get("user_message", f"question {n}"),
-        assistant_message=kw.get("assistant_message", f"answer {n}"),
-        metadata=kw.get("metadata", {})))
+    return stub.CommitTurn(
+        pb.CommitTurnRequest(
+            user_id=uid,
+            thread_id=tid,
+            idempotency_key=f"key-{n}",
+            user_message=kw.get("user_message", f"question {n}"),
+            assistant_message=kw.get("assistant_message", f"answer {n}"),
+            metadata=kw.get("metadata", {}),
+        )
+    )
 
 
 def status_of(call) -> tuple[grpc.StatusCode, str]:
@@ -30,14 +35,26 @@ def status_of(call) -> tuple[grpc.StatusCode, str]:
 
 async def test_concurrent_commit_turns_over_grpc_lose_nothing(server) -> None:
     stub = server.aio_stub()
-    replies = await asyncio.gather(*(stub.CommitTurn(pb.CommitTurnRequest(
-        user_id="alice", thread_id="busy", idempotency_key=f"k{i}", user_message=f"q{i}",
-        assistant_message=f"a{i}")) for i in range(25)))
+    replies = await asyncio.gather(
+        *(
+            stub.CommitTurn(
+                pb.CommitTurnRequest(
+                    user_id="alice",
+                    thread_id="busy",
+                    idempotency_key=f"k{i}",
+                    user_message=f"q{i}",
+                    assistant_message=f"a{i}",
+                )
+            )
+            for i in range(25)
+        )
+    )
     assert sorted(r.message_count for r in replies) == list(range(2, 51, 2))
     thread = await stub.GetThread(pb.GetThreadRequest(user_id="alice", thread_id="busy"))
     assert thread.thread.message_count == 50
-    assert {m.content for m in thread.messages} == ({f"q{i}" for i in range(25)}
-                                                    | {f"a{i}" for i in range(25)})
+    assert {m.content for m in thread.messages} == (
+        {f"q{i}" for i in range(25)} | {f"a{i}" for i in range(25)}
+    )
 
 
 def test_commit_then_read_back(server) -> None:
@@ -47,8 +64,12 @@ def test_commit_then_read_back(server) -> None:
     assert len(first.message_ids) == 2
     commit(stub, 2)
     reply = stub.GetThread(pb.GetThreadRequest(user_id="alice", thread_id="t1"))
-    assert [m.content for m in reply.messages] == ["question 1", "answer 1", "question 2",
-                                                   "answer 2"]
+    assert [m.content for m in reply.messages] == [
+        "question 1",
+        "answer 1",
+        "question 2",
+        "answer 2",
+    ]
     assert [m.role for m in reply.messages] == [pb.ROLE_USER, pb.ROLE_ASSISTANT] * 2
     assert reply.messages[0].id == first.message_ids[0]
     assert reply.thread.title == "question 1" and reply.thread.user_id == "alice"
@@ -89,25 +110,34 @@ def test_unknown_thread_is_not_found_and_foreign_thread_permission_denied(server
     assert len(reply.messages) == 2
 
 
-@pytest.mark.parametrize(("field", "request_kw"), [
-    ("user_id", {"user_id": "a:b"}),
-    ("user_id", {"user_id": "*"}),
-    ("user_id", {"user_id": ""}),
-    ("thread_id", {"thread_id": "has space"}),
-    ("thread_id", {"thread_id": "ctl\x01"}),
-    ("thread_id", {"thread_id": "t" * 129}),
-    ("idempotency_key", {"idempotency_key": "k\x00"}),
-    ("idempotency_key", {"idempotency_key": ""}),
-    ("user_message", {"user_message": "x" * 40_000}),
-    ("user_message", {"user_message": ""}),
-    ("assistant_message", {"assistant_message": "é" * 20_000}),
-    ("assistant_message", {"assistant_message": "nul\x00inside"}),
-    ("metadata", {"metadata": {"bad key": "v"}}),
-])
+@pytest.mark.parametrize(
+    ("field", "request_kw"),
+    [
+        ("user_id", {"user_id": "a:b"}),
+        ("user_id", {"user_id": "*"}),
+        ("user_id", {"user_id": ""}),
+        ("thread_id", {"thread_id": "has space"}),
+        ("thread_id", {"thread_id": "ctl\x01"}),
+        ("thread_id", {"thread_id": "t" * 129}),
+        ("idempotency_key", {"idempotency_key": "k\x00"}),
+        ("idempotency_key", {"idempotency_key": ""}),
+        ("user_message", {"user_message": "x" * 40_000}),
+        ("user_message", {"user_message": ""}),
+        ("assistant_message", {"assistant_message": "é" * 20_000}),
+        ("assistant_message", {"assistant_message": "nul\x00inside"}),
+        ("metadata", {"metadata": {"bad key": "v"}}),
+    ],
+)
 def test_bad_input_is_invalid_argument_naming_the_field(server, field, request_kw) -> None:
     stub = server.stub()
-    body = {"user_id": "alice", "thread_id": "t1", "idempotency_key": "k1",
-            "user_message": "hi", "assistant_message": "hello", **request_kw}
+    body = {
+        "user_id": "alice",
+        "thread_id": "t1",
+        "idempotency_key": "k1",
+        "user_message": "hi",
+        "assistant_message": "hello",
+        **request_kw,
+    }
     code, details = status_of(lambda: stub.CommitTurn(pb.CommitTurnRequest(**body)))
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert details.startswith(field)
@@ -120,25 +150,39 @@ def test_invalid_utf8_on_the_wire_is_invalid_argument_naming_the_field(server) -
     bytes, which the server refuses instead of failing with INTERNAL."""
     with pytest.raises(UnicodeEncodeError):
         pb.CommitTurnRequest(user_message="\ud800").SerializeToString()
-    raw = pb.CommitTurnRequest(user_id="alice", thread_id="t1", idempotency_key="k1",
-                               user_message="PLACEHOLDER", assistant_message="ok"
-                               ).SerializeToString()
+    raw = pb.CommitTurnRequest(
+        user_id="alice",
+        thread_id="t1",
+        idempotency_key="k1",
+        user_message="PLACEHOLDER",
+        assistant_message="ok",
+    ).SerializeToString()
     raw = raw.replace(b"PLACEHOLDER", b"bad\xff\xfe\xc3(xyz")
     with grpc.insecure_channel(server.address) as channel:
-        call = channel.unary_unary("/mnemo.memory.v1.MemoryService/CommitTurn",
-                                   request_serializer=None,
-                                   response_deserializer=pb.CommitTurnResponse.FromString)
+        call = channel.unary_unary(
+            "/mnemo.memory.v1.MemoryService/CommitTurn",
+            request_serializer=None,
+            response_deserializer=pb.CommitTurnResponse.FromString,
+        )
         code, details = status_of(lambda: call(raw))
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert details == "user_message: is not valid UTF-8"
     # nested field
-    raw = pb.PrepareTurnRequest(user_id="a", thread_id="t", recall=pb.RecallOptions(
-        filter=pb.MemoryFilter(thread_id="ZZZZ"))).SerializeToString().replace(b"ZZZZ",
-                                                                              b"\xff\xff\xff\xff")
+    raw = (
+        pb.PrepareTurnRequest(
+            user_id="a",
+            thread_id="t",
+            recall=pb.RecallOptions(filter=pb.MemoryFilter(thread_id="ZZZZ")),
+        )
+        .SerializeToString()
+        .replace(b"ZZZZ", b"\xff\xff\xff\xff")
+    )
     with grpc.insecure_channel(server.address) as channel:
-        call = channel.unary_unary("/mnemo.memory.v1.MemoryService/PrepareTurn",
-                                   request_serializer=None,
-                                   response_deserializer=pb.PrepareTurnResponse.FromString)
+        call = channel.unary_unary(
+            "/mnemo.memory.v1.MemoryService/PrepareTurn",
+            request_serializer=None,
+            response_deserializer=pb.PrepareTurnResponse.FromString,
+        )
         code, details = status_of(lambda: call(raw))
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert details.startswith("recall.filter.thread_id")
@@ -151,8 +195,9 @@ def test_list_threads_most_recent_first_with_pages(server) -> None:
     commit(stub, 100, tid="thread-2")  # most recent activity
     seen, token = [], ""
     while True:
-        page = stub.ListThreads(pb.ListThreadsRequest(user_id="alice", page_size=3,
-                                                      page_token=token))
+        page = stub.ListThreads(
+            pb.ListThreadsRequest(user_id="alice", page_size=3, page_token=token)
+        )
         assert len(page.threads) <= 3
         seen += [t.thread_id for t in page.threads]
         token = page.next_page_token
@@ -161,8 +206,9 @@ def test_list_threads_most_recent_first_with_pages(server) -> None:
     assert seen[0] == "thread-2"
     assert sorted(seen) == sorted(f"thread-{i}" for i in range(7)) and len(seen) == 7
     assert stub.ListThreads(pb.ListThreadsRequest(user_id="nobody")).threads == []
-    code, details = status_of(lambda: stub.ListThreads(
-        pb.ListThreadsRequest(user_id="alice", page_token="garbage!")))
+    code, details = status_of(
+        lambda: stub.ListThreads(pb.ListThreadsRequest(user_id="alice", page_token="garbage!"))
+    )
     assert code == grpc.StatusCode.INVALID_ARGUMENT and details.startswith("page_token")
 
 
@@ -173,11 +219,12 @@ def test_delete_thread_removes_data_and_index(server) -> None:
     commit(stub, 3, tid="kept")
     reply = stub.DeleteThread(pb.DeleteThreadRequest(user_id="alice", thread_id="gone"))
     assert reply.deleted and reply.messages_deleted == 4
-    listed = [t.thread_id for t in stub.ListThreads(
-        pb.ListThreadsRequest(user_id="alice")).threads]
+    listed = [t.thread_id for t in stub.ListThreads(pb.ListThreadsRequest(user_id="alice")).threads]
     assert listed == ["kept"]
-    assert status_of(lambda: stub.GetThread(pb.GetThreadRequest(
-        user_id="alice", thread_id="gone")))[0] == grpc.StatusCode.NOT_FOUND
+    assert (
+        status_of(lambda: stub.GetThread(pb.GetThreadRequest(user_id="alice", thread_id="gone")))[0]
+        == grpc.StatusCode.NOT_FOUND
+    )
     # the id is free again: anyone may start a new thread with it
     assert commit(stub, 9, uid="bob", tid="gone").message_count == 2
 
@@ -187,12 +234,14 @@ def test_close_thread_enqueues_an_episode_job(server, redis_url) -> None:
 
     stub = server.stub()
     commit(stub, 1, tid="done")
-    assert stub.CloseThread(pb.CloseThreadRequest(user_id="alice",
-                                                  thread_id="done")).episode_enqueued
+    assert stub.CloseThread(
+        pb.CloseThreadRequest(user_id="alice", thread_id="done")
+    ).episode_enqueued
     info = stub.GetThread(pb.GetThreadRequest(user_id="alice", thread_id="done")).thread
     assert info.closed
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     jobs = client.xrange(f"{server.settings.redis.key_prefix}:jobs")
     client.close()
     assert [(f["type"], f["thread_id"], f["reason"]) for _, f in jobs] == [
-        ("create_episode", "done", "closed")]
+        ("create_episode", "done", "closed")
+    ]

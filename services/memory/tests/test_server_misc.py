@@ -27,14 +27,17 @@ def test_reflection_lists_the_services(server) -> None:
 
 def test_request_id_is_echoed_and_generated(server) -> None:
     stub = server.stub()
-    _, call = stub.GetPreferences.with_call(pb.GetPreferencesRequest(user_id="alice"),
-                                            metadata=(("x-request-id", "req-42"),))
+    _, call = stub.GetPreferences.with_call(
+        pb.GetPreferencesRequest(user_id="alice"), metadata=(("x-request-id", "req-42"),)
+    )
     assert dict(call.trailing_metadata())["x-request-id"] == "req-42"
     _, call = stub.GetPreferences.with_call(pb.GetPreferencesRequest(user_id="alice"))
     assert len(dict(call.trailing_metadata())["x-request-id"]) == 32
     with pytest.raises(grpc.RpcError) as err:
-        stub.GetThread(pb.GetThreadRequest(user_id="alice", thread_id="nope"),
-                       metadata=(("x-request-id", "req-43"),))
+        stub.GetThread(
+            pb.GetThreadRequest(user_id="alice", thread_id="nope"),
+            metadata=(("x-request-id", "req-43"),),
+        )
     assert dict(err.value.trailing_metadata())["x-request-id"] == "req-43"
 
 
@@ -42,12 +45,13 @@ def test_unexpected_errors_are_internal_with_the_request_id(server, redis_url, c
     stub = server.stub()
     fill_user(stub, "alice", threads=1, turns=1)
     client = redis.Redis.from_url(redis_url)
-    client.rpush(f"{server.settings.redis.key_prefix}:u:{{alice}}:t:alice-t0:messages",
-                 b"not json")
+    client.rpush(f"{server.settings.redis.key_prefix}:u:{{alice}}:t:alice-t0:messages", b"not json")
     client.close()
     with pytest.raises(grpc.RpcError) as err:
-        stub.GetThread(pb.GetThreadRequest(user_id="alice", thread_id="alice-t0"),
-                       metadata=(("x-request-id", "req-boom"),))
+        stub.GetThread(
+            pb.GetThreadRequest(user_id="alice", thread_id="alice-t0"),
+            metadata=(("x-request-id", "req-boom"),),
+        )
     assert err.value.code() == grpc.StatusCode.INTERNAL
     assert err.value.details() == "internal error (request id req-boom)"
     assert "not json" not in err.value.details()
@@ -63,8 +67,11 @@ def test_json_log_lines_carry_the_request_id(capsys) -> None:
 
     token = request_id_var.set("req-7")
     try:
-        line = JsonFormatter("mnemo-memory").format(logging.LogRecord(
-            "mnemo_memory.interceptors", logging.WARNING, __file__, 1, "x", None, None))
+        line = JsonFormatter("mnemo-memory").format(
+            logging.LogRecord(
+                "mnemo_memory.interceptors", logging.WARNING, __file__, 1, "x", None, None
+            )
+        )
     finally:
         request_id_var.reset(token)
     assert json.loads(line)["request_id"] == "req-7"

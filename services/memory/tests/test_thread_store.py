@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
-
 from mnemo_memory.errors import NotFoundError, PermissionDeniedError
 from mnemo_memory.stores.shortterm import ShortTermStores, build_stores
 
@@ -16,9 +15,13 @@ from mnemo_memory.stores.shortterm import ShortTermStores, build_stores
 async def stores(request, memory_settings, redis_url) -> AsyncIterator[ShortTermStores]:
     """Both code paths: global keys inside the Lua scripts, and written separately
     (what Redis Cluster needs) — each run on a real Redis."""
-    settings = memory_settings(memory={"max_thread_messages": 50,
-                                       "extract_every_messages": 10,
-                                       "summary_threshold_messages": 30})
+    settings = memory_settings(
+        memory={
+            "max_thread_messages": 50,
+            "extract_every_messages": 10,
+            "summary_threshold_messages": 30,
+        }
+    )
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
     s = build_stores(settings, client, inline_global=request.param == "inline")
     await s.jobs.ensure_group()
@@ -71,8 +74,14 @@ async def test_summary_replacement_keeps_messages_appended_concurrently(stores) 
     await commit(stores, 99)
     assert await stores.threads.replace_oldest_with_summary("u1", "t1", oldest, "S1")
     left = await stores.threads.read_messages("u1", "t1")
-    assert [m.content for m in left] == ["question 4", "answer 4", "question 5", "answer 5",
-                                         "question 99", "answer 99"]
+    assert [m.content for m in left] == [
+        "question 4",
+        "answer 4",
+        "question 5",
+        "answer 5",
+        "question 99",
+        "answer 99",
+    ]
     assert await stores.threads.get_summary("u1", "t1") == "S1"
     # the same (now stale) replace again is a no-op: nothing more is dropped
     assert not await stores.threads.replace_oldest_with_summary("u1", "t1", oldest, "S2")
@@ -85,8 +94,7 @@ async def test_stale_replace_after_trim_or_reorder_is_a_noop(stores) -> None:
         await commit(stores, i)
     ids = [m.id for m in await stores.threads.read_messages("u1", "t1")]
     assert not await stores.threads.replace_oldest_with_summary("u1", "t1", ids[1:3], "x")
-    assert not await stores.threads.replace_oldest_with_summary("u1", "t1", ids[:7] + ["zz"],
-                                                                "x")
+    assert not await stores.threads.replace_oldest_with_summary("u1", "t1", [*ids[:7], "zz"], "x")
     assert not await stores.threads.replace_oldest_with_summary("u1", "t1", [], "x")
     assert not await stores.threads.replace_oldest_with_summary("u1", "nope", ids[:2], "x")
     assert len(await stores.threads.read_messages("u1", "t1")) == 6
@@ -99,7 +107,8 @@ async def test_concurrent_replace_and_commits_never_lose_a_new_turn(stores) -> N
     oldest = [m.id for m in (await stores.threads.read_messages("u1", "t1"))[:6]]
     results = await asyncio.gather(
         stores.threads.replace_oldest_with_summary("u1", "t1", oldest, "S"),
-        *(commit(stores, 100 + i) for i in range(10)))
+        *(commit(stores, 100 + i) for i in range(10)),
+    )
     assert results[0] is True
     contents = [m.content for m in await stores.threads.read_messages("u1", "t1")]
     assert len(contents) == 4 + 20
@@ -115,11 +124,11 @@ async def test_jobs_are_enqueued_at_thresholds_and_summary_only_once(stores) -> 
     # 40 messages: extraction every 10 messages, summary once (threshold 30) while pending
     assert types.count("extract_facts") == 4
     assert types.count("summarize_thread") == 1
-    extract = [f for _, f in entries if f["type"] == "extract_facts"][0]
+    extract = next(f for _, f in entries if f["type"] == "extract_facts")
     assert extract["new_messages"] == "10" and extract["user_id"] == "u1"
     assert extract["upto_message_id"].endswith("a") and extract["job_id"].startswith("job-")
     assert set(extract) >= {"job_id", "type", "user_id", "thread_id", "enqueued_at_ms"}
-    summary = [f for _, f in entries if f["type"] == "summarize_thread"][0]
+    summary = next(f for _, f in entries if f["type"] == "summarize_thread")
     assert summary["message_count"] == "32"
     assert enqueued[15] == ["summarize_thread"]
     # the worker's replace clears the pending flag: the next crossing enqueues again
@@ -164,8 +173,10 @@ async def test_idle_threads_and_episode_marking(stores) -> None:
 async def test_erasure_helpers_of_the_job_queue(stores) -> None:
     await stores.jobs.enqueue("create_episode", "alice", "t1", reason="closed")
     await stores.jobs.enqueue("create_episode", "bob", "t2", reason="closed")
-    await stores.redis.xadd(stores.jobs.dead_stream, {"job_id": "j", "type": "extract_facts",
-                                                      "user_id": "alice", "thread_id": "t1"})
+    await stores.redis.xadd(
+        stores.jobs.dead_stream,
+        {"job_id": "j", "type": "extract_facts", "user_id": "alice", "thread_id": "t1"},
+    )
     assert len(await stores.jobs.pending_for_user("alice")) == 2
     assert await stores.jobs.delete_for_user("alice") == 2
     assert await stores.jobs.pending_for_user("alice") == []
