@@ -6,47 +6,10 @@ the same user — and never another user's.
 
 from __future__ import annotations
 
-import os
-import sys
-import uuid
-
 import httpx
 import pytest
-from mnemo_common.testing.procs import ManagedProcess, wait_for
+from mnemo_common.testing.procs import wait_for
 from mnemo_gateway.chat.prompt import MEMORIES_TITLE
-
-
-@pytest.fixture
-def platform(memory_server_factory, memory_settings, chroma_server, gateway_factory, tmp_path):
-    """Memory service (in-process) and worker (subprocess) sharing Redis and a Chroma server."""
-    prefix = "it" + uuid.uuid4().hex[:8]
-    settings = memory_settings(
-        chromadb_url=chroma_server.url,
-        vector={"collection_prefix": prefix},
-        memory={"extract_every_messages": 2},
-    )
-    memory = memory_server_factory(settings)
-    env = {
-        **os.environ,
-        "REDIS_URL": settings.effective_redis_url,
-        "REDIS__KEY_PREFIX": settings.redis.key_prefix,
-        "CHROMADB_URL": chroma_server.url,
-        "VECTOR__COLLECTION_PREFIX": prefix,
-        "LLM__PROVIDER": "offline",
-        "MEMORY__EXTRACT_EVERY_MESSAGES": "2",
-        "WORKER__METRICS_PORT": "0",
-        "WORKER__BLOCK_MS": "100",
-        "LOG__JSON": "false",
-        "HF_HUB_OFFLINE": "1",
-    }
-    worker = ManagedProcess(
-        [sys.executable, "-m", "mnemo_memory", "worker"], env=env, log_path=tmp_path / "worker.log"
-    ).start()
-    gateway = gateway_factory(memory.address)
-    try:
-        yield gateway, worker
-    finally:
-        worker.stop()
 
 
 def chat(gw, user: str, thread: str, prompt: str) -> httpx.Response:

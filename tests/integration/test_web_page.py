@@ -1,0 +1,78 @@
+"""The web page in headless Chromium (Playwright): chat with streaming, a remembered fact
+after a new thread, deleting it; the offline provider visibly labelled."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture
+def browser_page():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.set_default_timeout(30_000)
+        try:
+            yield page
+        finally:
+            browser.close()
+
+
+def test_chat_stream_remembered_fact_and_delete(platform, fake_anthropic, browser_page):
+    gw, worker = platform
+    page = browser_page
+    page.goto(gw.url)
+    page.get_by_test_id("provider").filter(has_text="anthropic").wait_for()
+    assert page.get_by_test_id("offline-banner").is_hidden()
+    page.get_by_test_id("user-id").fill("pia")
+    page.get_by_test_id("user-id").press("Tab")
+
+    fake_anthropic.enqueue_text("Porto is a lovely city to live in, enjoy it!")
+    page.get_by_test_id("prompt").fill("Hi there. I live in Porto.")
+    page.get_by_test_id("prompt").press("Enter")
+    answer = page.locator("[data-testid=msg-assistant][data-done='1']")
+    answer.wait_for()
+    assert answer.inner_text() == "Porto is a lovely city to live in, enjoy it!"
+    assert fake_anthropic.last_request.body["stream"] is True  # it was streamed end to end
+    page.get_by_test_id("status").filter(has_text="remembered").wait_for()
+    page.get_by_test_id("thread").first.wait_for()
+
+    # a new conversation: the fact extracted by the worker shows in the memory panel
+    page.get_by_test_id("new-thread").click()
+    fact = page.get_by_test_id("memory").filter(has_text="Porto")
+    for _ in range(60):
+        if fact.count():
+            break
+        page.get_by_test_id("refresh-memory").click()
+        page.wait_for_timeout(1000)
+    else:
+        pytest.fail("the fact never appeared; worker log:\n" + worker.log_tail())
+    assert page.get_by_test_id("messages").inner_text() == ""
+
+    fact.get_by_test_id("delete-memory").click()
+    fact.wait_for(state="detached")
+    texts = [m["text"] for m in httpx.get(gw.url + "/v1/users/pia/memories").json()["memories"]]
+    assert not any("Porto" in t for t in texts)
+
+
+def test_offline_provider_is_labelled(gateway_factory, browser_page):
+    gw = gateway_factory(None, llm_fake=None)
+    page = browser_page
+    page.goto(gw.url)
+    page.get_by_test_id("offline-banner").wait_for(state="visible")
+    assert "OFFLINE" in page.get_by_test_id("provider").inner_text()
