@@ -52,8 +52,9 @@ def parse_docs(text: str) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(text) if d]
 
 
-def render(values: dict[str, Any] | None = None, *, release: str = RELEASE,
-           namespace: str = NAMESPACE) -> list[dict[str, Any]]:
+def render(
+    values: dict[str, Any] | None = None, *, release: str = RELEASE, namespace: str = NAMESPACE
+) -> list[dict[str, Any]]:
     """Every object `helm template` would produce (test hooks included), in template order."""
     import helm_python as helm
 
@@ -67,8 +68,9 @@ def render(values: dict[str, Any] | None = None, *, release: str = RELEASE,
 
 
 def kustomize_build(directory: Path) -> list[dict[str, Any]]:
-    out = subprocess.run([str(KUBECTL), "kustomize", str(directory)], capture_output=True,
-                         text=True, check=False)
+    out = subprocess.run(
+        [str(KUBECTL), "kustomize", str(directory)], capture_output=True, text=True, check=False
+    )
     if out.returncode != 0:
         raise AssertionError(f"kubectl kustomize {directory} failed:\n{out.stderr}")
     return parse_docs(out.stdout)
@@ -117,7 +119,8 @@ def _aliases(name: str, field: Any) -> list[str]:
         return [alias]
     if isinstance(alias, AliasChoices):
         return [c for c in alias.choices if isinstance(c, str)] + (
-            [name] if any(isinstance(c, AliasPath) for c in alias.choices) else [])
+            [name] if any(isinstance(c, AliasPath) for c in alias.choices) else []
+        )
     return [name]
 
 
@@ -185,7 +188,9 @@ def service_code() -> dict[str, ServiceCode]:
     from mnemo_gateway.core.config import GatewaySettings
     from mnemo_memory.config import MemoryServiceSettings
 
-    memory = ServiceCode(MemoryServiceSettings, frozenset(settings_env_names(MemoryServiceSettings)))
+    memory = ServiceCode(
+        MemoryServiceSettings, frozenset(settings_env_names(MemoryServiceSettings))
+    )
     gateway = ServiceCode(GatewaySettings, frozenset(settings_env_names(GatewaySettings)))
     return {"gateway": gateway, "memory": memory, "worker": memory}
 
@@ -254,8 +259,12 @@ def exposed_metric_names() -> set[str]:
 # --- the contract -----------------------------------------------------------------------
 
 
-def container_env(container: dict[str, Any], configmaps: dict[str, dict[str, Any]],
-                  problems: list[str], where: str) -> dict[str, str]:
+def container_env(
+    container: dict[str, Any],
+    configmaps: dict[str, dict[str, Any]],
+    problems: list[str],
+    where: str,
+) -> dict[str, str]:
     """The environment a container starts with; secrets become stand-in values."""
     env: dict[str, str] = {}
     for source in container.get("envFrom") or []:
@@ -289,8 +298,11 @@ def _named_port(container: dict[str, Any], name: str) -> int | None:
     return _port_number(container, name)
 
 
-def contract_problems(docs: list[dict[str, Any]], code: dict[str, ServiceCode] | None = None,
-                      gateway: GatewayApp | None = None) -> list[str]:
+def contract_problems(
+    docs: list[dict[str, Any]],
+    code: dict[str, ServiceCode] | None = None,
+    gateway: GatewayApp | None = None,
+) -> list[str]:
     """Every way the manifests disagree with the services' code (empty list = they agree)."""
     code = code if code is not None else service_code()
     gateway = gateway if gateway is not None else GatewayApp()
@@ -321,10 +333,15 @@ def contract_problems(docs: list[dict[str, Any]], code: dict[str, ServiceCode] |
         s = loaded["gateway"]
         where = f"gateway {doc['metadata']['name']}"
         if _named_port(c, "http") != s.gateway.port:
-            problems.append(f"{where}: containerPort http={_named_port(c, 'http')} but the "
-                            f"gateway listens on GATEWAY__PORT={s.gateway.port}")
-        for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz"),
-                            ("startupProbe", None)):
+            problems.append(
+                f"{where}: containerPort http={_named_port(c, 'http')} but the "
+                f"gateway listens on GATEWAY__PORT={s.gateway.port}"
+            )
+        for probe, path in (
+            ("livenessProbe", "/healthz"),
+            ("readinessProbe", "/readyz"),
+            ("startupProbe", None),
+        ):
             get = (c.get(probe) or {}).get("httpGet")
             if get is None:
                 if path is not None:
@@ -335,8 +352,9 @@ def contract_problems(docs: list[dict[str, Any]], code: dict[str, ServiceCode] |
             elif path is not None and get["path"] != path:
                 problems.append(f"{where}: {probe} path {get['path']} should be {path}")
             if _port_number(c, get["port"]) != s.gateway.port:
-                problems.append(f"{where}: {probe} port {get['port']} is not GATEWAY__PORT "
-                                f"{s.gateway.port}")
+                problems.append(
+                    f"{where}: {probe} port {get['port']} is not GATEWAY__PORT {s.gateway.port}"
+                )
         problems += _memory_addr_problems(s.gateway.memory_addr, services, containers)
 
     if "memory" in containers:
@@ -344,11 +362,15 @@ def contract_problems(docs: list[dict[str, Any]], code: dict[str, ServiceCode] |
         s = loaded["memory"]
         where = f"memory {doc['metadata']['name']}"
         if _named_port(c, "grpc") != s.server.grpc_port:
-            problems.append(f"{where}: containerPort grpc={_named_port(c, 'grpc')} but the "
-                            f"server listens on SERVER__GRPC_PORT={s.server.grpc_port}")
+            problems.append(
+                f"{where}: containerPort grpc={_named_port(c, 'grpc')} but the "
+                f"server listens on SERVER__GRPC_PORT={s.server.grpc_port}"
+            )
         if _named_port(c, "metrics") != s.server.metrics_port:
-            problems.append(f"{where}: containerPort metrics={_named_port(c, 'metrics')} but "
-                            f"SERVER__METRICS_PORT={s.server.metrics_port}")
+            problems.append(
+                f"{where}: containerPort metrics={_named_port(c, 'metrics')} but "
+                f"SERVER__METRICS_PORT={s.server.metrics_port}"
+            )
         full_name = memory_service_full_name()
         for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
             grpc = (c.get(probe) or {}).get("grpc")
@@ -356,34 +378,44 @@ def contract_problems(docs: list[dict[str, Any]], code: dict[str, ServiceCode] |
                 problems.append(f"{where}: {probe} is not a gRPC health probe")
                 continue
             if grpc["port"] != s.server.grpc_port:
-                problems.append(f"{where}: {probe} gRPC port {grpc['port']} is not "
-                                f"SERVER__GRPC_PORT {s.server.grpc_port}")
+                problems.append(
+                    f"{where}: {probe} gRPC port {grpc['port']} is not "
+                    f"SERVER__GRPC_PORT {s.server.grpc_port}"
+                )
             if grpc.get("service", "") not in ("", full_name):
-                problems.append(f"{where}: {probe} checks unknown health service "
-                                f"{grpc['service']!r} (served: '' and {full_name!r})")
+                problems.append(
+                    f"{where}: {probe} checks unknown health service "
+                    f"{grpc['service']!r} (served: '' and {full_name!r})"
+                )
         grace = spec.get("terminationGracePeriodSeconds", 30)
         if grace <= s.server.grace_s:
-            problems.append(f"{where}: terminationGracePeriodSeconds {grace} does not exceed "
-                            f"the drain SERVER__GRACE_S={s.server.grace_s}")
+            problems.append(
+                f"{where}: terminationGracePeriodSeconds {grace} does not exceed "
+                f"the drain SERVER__GRACE_S={s.server.grace_s}"
+            )
 
     if "worker" in containers:
         doc, spec, c = containers["worker"]
         s = loaded["worker"]
         where = f"worker {doc['metadata']['name']}"
         if _named_port(c, "metrics") != s.worker.metrics_port:
-            problems.append(f"{where}: containerPort metrics={_named_port(c, 'metrics')} but "
-                            f"WORKER__METRICS_PORT={s.worker.metrics_port}")
+            problems.append(
+                f"{where}: containerPort metrics={_named_port(c, 'metrics')} but "
+                f"WORKER__METRICS_PORT={s.worker.metrics_port}"
+            )
         live = (c.get("livenessProbe") or {}).get("httpGet")
         if live is None or _port_number(c, live["port"]) != s.worker.metrics_port:
-            problems.append(f"{where}: livenessProbe must hit the metrics port "
-                            f"{s.worker.metrics_port}")
+            problems.append(
+                f"{where}: livenessProbe must hit the metrics port {s.worker.metrics_port}"
+            )
 
     problems += _service_target_problems(services, docs)
     return problems
 
 
-def _memory_addr_problems(addr: str, services: dict[str, dict[str, Any]],
-                          containers: dict[str, Any]) -> list[str]:
+def _memory_addr_problems(
+    addr: str, services: dict[str, dict[str, Any]], containers: dict[str, Any]
+) -> list[str]:
     host, _, port = addr.rpartition(":")
     svc = services.get(host.split(".")[0])
     if svc is None:
@@ -397,29 +429,42 @@ def _memory_addr_problems(addr: str, services: dict[str, dict[str, Any]],
         _, _, c = containers["memory"]
         target = match[0].get("targetPort", match[0]["port"])
         if _port_number(c, target) != _named_port(c, "grpc"):
-            return [f"GATEWAY__MEMORY_ADDR={addr}: Service port {port} does not lead to the "
-                    "memory container's gRPC port"]
+            return [
+                f"GATEWAY__MEMORY_ADDR={addr}: Service port {port} does not lead to the "
+                "memory container's gRPC port"
+            ]
     return []
 
 
-def _service_target_problems(services: dict[str, dict[str, Any]],
-                             docs: list[dict[str, Any]]) -> list[str]:
+def _service_target_problems(
+    services: dict[str, dict[str, Any]], docs: list[dict[str, Any]]
+) -> list[str]:
     """Every Service port's targetPort exists on the pods it selects."""
     problems = []
     for name, svc in services.items():
         selector = svc["spec"].get("selector") or {}
-        pods = [spec for doc, spec in workloads(docs) if not is_hook(doc) and selector
-                and all(_template_labels(doc).get(k) == v for k, v in selector.items())]
+        pods = [
+            spec
+            for doc, spec in workloads(docs)
+            if not is_hook(doc)
+            and selector
+            and all(_template_labels(doc).get(k) == v for k, v in selector.items())
+        ]
         if not pods:
             problems.append(f"Service/{name} selects no pods")
             continue
         for port in svc["spec"]["ports"]:
             target = port.get("targetPort", port["port"])
-            if not any(_port_number(c, target) is not None and
-                       (isinstance(target, int) or _named_port(c, target) is not None)
-                       for spec in pods for c in spec["containers"]):
-                problems.append(f"Service/{name} port {port['name']}: targetPort {target} is "
-                                "not a container port of the selected pods")
+            if not any(
+                _port_number(c, target) is not None
+                and (isinstance(target, int) or _named_port(c, target) is not None)
+                for spec in pods
+                for c in spec["containers"]
+            ):
+                problems.append(
+                    f"Service/{name} port {port['name']}: targetPort {target} is "
+                    "not a container port of the selected pods"
+                )
     return problems
 
 
@@ -431,12 +476,20 @@ def _template_labels(doc: dict[str, Any]) -> dict[str, str]:
 
 METRIC_NAME = re.compile(r"\b((?:mnemo|redis)_[a-zA-Z0-9_]+)\b")
 #: redis_exporter metrics the alerts/dashboard use (the exporter's documented names)
-REDIS_EXPORTER_METRICS = frozenset({
-    "redis_memory_used_bytes", "redis_memory_max_bytes", "redis_connected_clients",
-    "redis_commands_processed_total", "redis_evicted_keys_total", "redis_db_keys",
-    "redis_rejected_connections_total", "redis_aof_last_bgrewrite_status",
-    "redis_rdb_last_bgsave_status", "redis_up",
-})
+REDIS_EXPORTER_METRICS = frozenset(
+    {
+        "redis_memory_used_bytes",
+        "redis_memory_max_bytes",
+        "redis_connected_clients",
+        "redis_commands_processed_total",
+        "redis_evicted_keys_total",
+        "redis_db_keys",
+        "redis_rejected_connections_total",
+        "redis_aof_last_bgrewrite_status",
+        "redis_rdb_last_bgsave_status",
+        "redis_up",
+    }
+)
 
 
 def metric_names_in(text: str) -> set[str]:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 import deploy_support as ds
+import pytest
 
 SCENARIO_IDS = [ds.scenario_name(p) for p in ds.SCENARIOS]
 
@@ -20,8 +19,13 @@ def test_every_documented_scenario_exists() -> None:
 def test_chart_lints_strictly(scenario, kube_version: str) -> None:
     import helm_python as helm
 
-    report = helm.lint(ds.CHART, ds.load_yaml(scenario), strict=True,
-                       namespace=ds.NAMESPACE, kube_version=f"v{kube_version}")
+    report = helm.lint(
+        ds.CHART,
+        ds.load_yaml(scenario),
+        strict=True,
+        namespace=ds.NAMESPACE,
+        kube_version=f"v{kube_version}",
+    )
     problems = [m for m in report["messages"] if m["severity"] >= 2] + report["errors"]
     assert not problems, problems
 
@@ -58,7 +62,10 @@ def test_default_redis_has_aof_maxmemory_and_noeviction(default_docs) -> None:
     assert conf["maxmemory-policy"] == "noeviction"
     assert conf["dir"] == "/data"
     sts = ds.by_kind(default_docs, "StatefulSet")[f"{ds.RELEASE}-redis"]
-    mounts = {m["name"]: m["mountPath"] for m in sts["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]}
+    mounts = {
+        m["name"]: m["mountPath"]
+        for m in sts["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+    }
     assert mounts["data"] == "/data"
     claim = sts["spec"]["volumeClaimTemplates"][0]
     assert claim["metadata"]["name"] == "data"
@@ -70,8 +77,10 @@ def test_redis_password_never_appears_in_argv_or_config(default_docs) -> None:
     redis = sts["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e for e in redis["env"]}
     assert "secretKeyRef" in env["REDIS_PASSWORD"]["valueFrom"]
-    assert "include /run/redis/auth.conf" in ds.by_kind(default_docs, "ConfigMap")[
-        f"{ds.RELEASE}-redis"]["data"]["redis.conf"]
+    assert (
+        "include /run/redis/auth.conf"
+        in ds.by_kind(default_docs, "ConfigMap")[f"{ds.RELEASE}-redis"]["data"]["redis.conf"]
+    )
     assert "requirepass" not in " ".join(redis["command"])
     assert "--requirepass" not in redis["args"][0]
 
@@ -87,7 +96,7 @@ def test_an_evicting_policy_is_refused(policy: str) -> None:
     # and even with schema validation skipped, the templates refuse to render it
     values = chart.merge_values({})
     values["redis"]["config"]["maxmemoryPolicy"] = policy
-    with pytest.raises(helm.HelmError, match="ADR|adr/0008"):
+    with pytest.raises(helm.HelmError, match=r"ADR|adr/0008"):
         _render_without_schema(values)
 
 
@@ -155,11 +164,20 @@ def test_config_change_rolls_the_pods() -> None:
     changed = ds.render({"memory": {"policy": {"threadTtlHours": 48}}})
 
     def checksums(docs):
-        return {d["metadata"]["name"]: d["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
-                for d in docs if d["kind"] == "Deployment"}
+        return {
+            d["metadata"]["name"]: d["spec"]["template"]["metadata"]["annotations"][
+                "checksum/config"
+            ]
+            for d in docs
+            if d["kind"] == "Deployment"
+        }
 
     before, after = checksums(base), checksums(changed)
-    assert before.keys() == after.keys() == {f"{ds.RELEASE}-{c}" for c in ("gateway", "memory", "worker")}
+    assert (
+        before.keys()
+        == after.keys()
+        == {f"{ds.RELEASE}-{c}" for c in ("gateway", "memory", "worker")}
+    )
     assert all(before[k] != after[k] for k in before)
 
 
@@ -171,12 +189,18 @@ def test_production_scenario_scales_and_monitors(rendered) -> None:
     for name in hpas:
         assert "replicas" not in deployments[name]["spec"]  # the HPA owns the replica count
     assert set(ds.by_kind(docs, "PodDisruptionBudget")) == {
-        f"{ds.RELEASE}-{c}" for c in ("gateway", "memory", "worker")}
+        f"{ds.RELEASE}-{c}" for c in ("gateway", "memory", "worker")
+    }
     monitors = ds.by_kind(docs, "ServiceMonitor")
-    assert all(m["metadata"]["labels"]["release"] == "kube-prometheus-stack" for m in monitors.values())
+    assert all(
+        m["metadata"]["labels"]["release"] == "kube-prometheus-stack" for m in monitors.values()
+    )
     assert ds.by_kind(docs, "PrometheusRule")
-    dashboards = [d for d in docs if d["kind"] == "ConfigMap"
-                  and d["metadata"]["labels"].get("grafana_dashboard") == "1"]
+    dashboards = [
+        d
+        for d in docs
+        if d["kind"] == "ConfigMap" and d["metadata"]["labels"].get("grafana_dashboard") == "1"
+    ]
     assert len(dashboards) == 1
     ingress = ds.by_kind(docs, "Ingress")[ds.RELEASE]
     assert ingress["spec"]["tls"][0]["secretName"] == "mnemo-tls"
@@ -189,8 +213,13 @@ def test_external_stores_scenario_deploys_no_store(rendered) -> None:
     assert not ds.by_kind(docs, "StatefulSet")
     memory = ds.by_kind(docs, "Deployment")[f"{ds.RELEASE}-memory"]
     env = {e["name"]: e for e in memory["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert env["REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": "mnemo-redis-url", "key": "url"}
-    assert ds.by_kind(docs, "ConfigMap")[f"{ds.RELEASE}-memory"]["data"]["CHROMADB_URL"].startswith("http://chroma.")
+    assert env["REDIS_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "mnemo-redis-url",
+        "key": "url",
+    }
+    assert ds.by_kind(docs, "ConfigMap")[f"{ds.RELEASE}-memory"]["data"]["CHROMADB_URL"].startswith(
+        "http://chroma."
+    )
 
 
 def test_redis_vector_scenario_uses_redis_8_and_no_chroma(rendered) -> None:
@@ -198,7 +227,9 @@ def test_redis_vector_scenario_uses_redis_8_and_no_chroma(rendered) -> None:
     assert f"{ds.RELEASE}-chroma" not in ds.by_kind(docs, "StatefulSet")
     data = ds.by_kind(docs, "ConfigMap")[f"{ds.RELEASE}-memory"]["data"]
     assert data["VECTOR__BACKEND"] == "redis" and "CHROMADB_URL" not in data
-    image = ds.by_kind(docs, "StatefulSet")[f"{ds.RELEASE}-redis"]["spec"]["template"]["spec"]["containers"][0]["image"]
+    image = ds.by_kind(docs, "StatefulSet")[f"{ds.RELEASE}-redis"]["spec"]["template"]["spec"][
+        "containers"
+    ][0]["image"]
     assert image.startswith("redis:8."), image  # Redis 8 ships the query engine (FT.*)
 
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 import copy
 import json
 
-import pytest
-
 import deploy_support as ds
+import pytest
 
 SCENARIO_IDS = [ds.scenario_name(p) for p in ds.SCENARIOS]
 
@@ -49,11 +48,23 @@ def test_chart_sets_nothing_the_defaults_would_contradict(service_code) -> None:
 
 def test_env_name_reader_knows_nested_and_aliased_settings(service_code) -> None:
     names = service_code["memory"].env_names
-    for expected in ("REDIS__HOST", "REDIS_URL", "CHROMADB_URL", "ANTHROPIC_API_KEY", "MNEMO_ENV",
-                     "SERVER__GRPC_PORT", "WORKER__METRICS_PORT", "LOG__JSON", "MEMORY__USER_TTL_DAYS"):
+    for expected in (
+        "REDIS__HOST",
+        "REDIS_URL",
+        "CHROMADB_URL",
+        "ANTHROPIC_API_KEY",
+        "MNEMO_ENV",
+        "SERVER__GRPC_PORT",
+        "WORKER__METRICS_PORT",
+        "LOG__JSON",
+        "MEMORY__USER_TTL_DAYS",
+    ):
         assert expected in names
     assert "GATEWAY__PORT" in service_code["gateway"].env_names
-    assert "GATEWAY__PORT" not in names and "SERVER__GRPC_PORT" not in service_code["gateway"].env_names
+    assert (
+        "GATEWAY__PORT" not in names
+        and "SERVER__GRPC_PORT" not in service_code["gateway"].env_names
+    )
 
 
 # --- the contract check catches breakage ---------------------------------------------------
@@ -65,8 +76,12 @@ def _container(docs, deployment: str) -> dict:
 
 
 def test_a_misspelt_env_name_is_caught(service_code, gateway_app) -> None:
-    docs = ds.render({"memory": {"extraEnv": {"SERVER__GRPC_PROT": "50051"}},
-                      "gateway": {"extraEnv": {"GATEWAY__MEMORY_ADRR": "x:1"}}})
+    docs = ds.render(
+        {
+            "memory": {"extraEnv": {"SERVER__GRPC_PROT": "50051"}},
+            "gateway": {"extraEnv": {"GATEWAY__MEMORY_ADRR": "x:1"}},
+        }
+    )
     problems = "\n".join(ds.contract_problems(docs, service_code, gateway_app))
     assert "SERVER__GRPC_PROT is not a setting of the memory service" in problems
     assert "GATEWAY__MEMORY_ADRR is not a setting of the gateway service" in problems
@@ -101,7 +116,9 @@ def test_a_wrong_container_port_is_caught(default_docs, service_code, gateway_ap
     assert "containerPort http=8080 but the gateway listens on GATEWAY__PORT=8000" in problems
 
 
-def test_a_wrong_probe_port_or_health_service_is_caught(default_docs, service_code, gateway_app) -> None:
+def test_a_wrong_probe_port_or_health_service_is_caught(
+    default_docs, service_code, gateway_app
+) -> None:
     docs = copy.deepcopy(default_docs)
     _container(docs, "memory")["livenessProbe"]["grpc"]["port"] = 9464
     _container(docs, "memory")["readinessProbe"]["grpc"]["service"] = "mnemo.MemoryService"
@@ -110,15 +127,20 @@ def test_a_wrong_probe_port_or_health_service_is_caught(default_docs, service_co
     assert "unknown health service 'mnemo.MemoryService'" in problems
 
 
-def test_a_memory_addr_off_the_service_port_is_caught(default_docs, service_code, gateway_app) -> None:
+def test_a_memory_addr_off_the_service_port_is_caught(
+    default_docs, service_code, gateway_app
+) -> None:
     docs = copy.deepcopy(default_docs)
     ds.by_kind(docs, "ConfigMap")[f"{ds.RELEASE}-gateway"]["data"]["GATEWAY__MEMORY_ADDR"] = (
-        f"{ds.RELEASE}-memory:9464")
+        f"{ds.RELEASE}-memory:9464"
+    )
     problems = ds.contract_problems(docs, service_code, gateway_app)
     assert any("does not lead to the memory container's gRPC port" in p for p in problems)
 
 
-def test_a_port_setting_out_of_step_with_the_container_is_caught(default_docs, service_code, gateway_app) -> None:
+def test_a_port_setting_out_of_step_with_the_container_is_caught(
+    default_docs, service_code, gateway_app
+) -> None:
     docs = copy.deepcopy(default_docs)
     ds.by_kind(docs, "ConfigMap")[f"{ds.RELEASE}-memory"]["data"]["WORKER__METRICS_PORT"] = "9999"
     problems = "\n".join(ds.contract_problems(docs, service_code, gateway_app))
@@ -135,7 +157,8 @@ def test_an_environment_the_service_refuses_is_caught(service_code, gateway_app)
 def test_a_short_termination_grace_is_caught(default_docs, service_code, gateway_app) -> None:
     docs = copy.deepcopy(default_docs)
     ds.by_kind(docs, "Deployment")[f"{ds.RELEASE}-memory"]["spec"]["template"]["spec"][
-        "terminationGracePeriodSeconds"] = 5
+        "terminationGracePeriodSeconds"
+    ] = 5
     problems = ds.contract_problems(docs, service_code, gateway_app)
     assert any("does not exceed the drain SERVER__GRACE_S" in p for p in problems)
 
@@ -156,20 +179,33 @@ def monitoring_docs(rendered) -> list[dict]:
 def test_alert_rules_use_metrics_the_services_expose(monitoring_docs, exposed_metrics) -> None:
     rules = ds.by_kind(monitoring_docs, "PrometheusRule")[ds.RELEASE]
     alerts = {r["alert"]: r["expr"] for g in rules["spec"]["groups"] for r in g["rules"]}
-    assert {"MnemoMemoryServiceDown", "MnemoExtractionLag", "MnemoRedisMemoryNearMax",
-            "MnemoDeadLettersGrowing"} <= set(alerts)
+    assert {
+        "MnemoMemoryServiceDown",
+        "MnemoExtractionLag",
+        "MnemoRedisMemoryNearMax",
+        "MnemoDeadLettersGrowing",
+    } <= set(alerts)
     used = set().union(*(ds.metric_names_in(e) for e in alerts.values()))
     assert used, "the alerts use no metric at all"
     assert ds.missing_metrics(used, exposed_metrics) == []
 
 
 def test_dashboard_uses_metrics_the_services_expose(monitoring_docs, exposed_metrics) -> None:
-    cm = next(d for d in monitoring_docs if d["kind"] == "ConfigMap"
-              and d["metadata"]["labels"].get("grafana_dashboard") == "1")
+    cm = next(
+        d
+        for d in monitoring_docs
+        if d["kind"] == "ConfigMap" and d["metadata"]["labels"].get("grafana_dashboard") == "1"
+    )
     dashboard = json.loads(cm["data"]["mnemo-memory.json"])
     exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
     titles = " ".join(p["title"].lower() for p in dashboard["panels"])
-    for topic in ("redis memory", "threads per user", "facts per user", "queue depth", "recall latency"):
+    for topic in (
+        "redis memory",
+        "threads per user",
+        "facts per user",
+        "queue depth",
+        "recall latency",
+    ):
         assert topic in titles, topic
     used = set().union(*(ds.metric_names_in(e) for e in exprs))
     assert ds.missing_metrics(used, exposed_metrics) == []
@@ -177,5 +213,6 @@ def test_dashboard_uses_metrics_the_services_expose(monitoring_docs, exposed_met
 
 def test_metric_check_catches_an_unknown_name(exposed_metrics) -> None:
     assert ds.missing_metrics({"mnemo_no_such_metric_total"}, exposed_metrics) == [
-        "mnemo_no_such_metric_total"]
+        "mnemo_no_such_metric_total"
+    ]
     assert ds.missing_metrics({"redis_memory_used_bytes"}, exposed_metrics) == []

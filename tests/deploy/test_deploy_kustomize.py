@@ -12,8 +12,12 @@ import deploy_support as ds
 
 
 def test_generated_kustomize_files_match_the_chart() -> None:
-    out = subprocess.run([sys.executable, str(ds.KUSTOMIZE / "generate.py"), "--check"],
-                         capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [sys.executable, str(ds.KUSTOMIZE / "generate.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
 
 
@@ -33,8 +37,11 @@ def test_dev_overlay_secret_is_generated_and_referenced(overlays) -> None:
     refs = set()
     for _, spec in ds.workloads(docs):
         for c in spec["containers"]:
-            refs |= {e["valueFrom"]["secretKeyRef"]["name"] for e in c.get("env") or []
-                     if "valueFrom" in e and "secretKeyRef" in e["valueFrom"]}
+            refs |= {
+                e["valueFrom"]["secretKeyRef"]["name"]
+                for e in c.get("env") or []
+                if "valueFrom" in e and "secretKeyRef" in e["valueFrom"]
+            }
         refs |= {v["secret"]["secretName"] for v in spec.get("volumes", []) if "secret" in v}
     assert refs == {secret_name}
 
@@ -63,7 +70,8 @@ def test_external_redis_component(tmp_path: Path, service_code, gateway_app) -> 
     component = os.path.relpath(ds.KUSTOMIZE / "components" / "external-redis", overlay)
     (overlay / "kustomization.yaml").write_text(
         "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
-        f"resources: [{prod}]\ncomponents: [{component}]\n")
+        f"resources: [{prod}]\ncomponents: [{component}]\n"
+    )
     docs = ds.kustomize_build(overlay)
     assert "mnemo-redis" not in ds.by_kind(docs, "StatefulSet")
     assert "mnemo-redis" not in ds.by_kind(docs, "Service")
@@ -73,6 +81,9 @@ def test_external_redis_component(tmp_path: Path, service_code, gateway_app) -> 
         assert len(container) == 1
         env = {e["name"]: e for e in container[0]["env"]}
         assert "REDIS__PASSWORD" not in env
-        assert env["REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": "mnemo-redis-url", "key": "url"}
+        assert env["REDIS_URL"]["valueFrom"]["secretKeyRef"] == {
+            "name": "mnemo-redis-url",
+            "key": "url",
+        }
     assert "REDIS__HOST" not in ds.by_kind(docs, "ConfigMap")["mnemo-memory"]["data"]
     assert ds.contract_problems(docs, service_code, gateway_app) == []

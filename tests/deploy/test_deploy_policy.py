@@ -11,15 +11,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import deploy_support as ds
 import pytest
 import yaml
 
-import deploy_support as ds
-
 CHECKOV = ds.REPO / ".venv-checkov" / "bin" / "checkov"
 HADOLINT = Path(sys.executable).parent / "hadolint"
-DOCKERFILES = {"memory": ds.REPO / "services/memory/Dockerfile",
-               "gateway": ds.REPO / "services/gateway/Dockerfile"}
+DOCKERFILES = {
+    "memory": ds.REPO / "services/memory/Dockerfile",
+    "gateway": ds.REPO / "services/gateway/Dockerfile",
+}
 
 
 @pytest.fixture(scope="session")
@@ -30,15 +31,28 @@ def checkov_report(rendered, overlays, tmp_path_factory) -> list[dict]:
             pytest.fail(f"{CHECKOV} missing: `make setup` installs checkov in .venv-checkov")
         pytest.skip(f"checkov not installed ({CHECKOV}); `make setup` installs it")
     root = tmp_path_factory.mktemp("checkov")
-    for name, docs in [*((f"chart-{k}", v) for k, v in rendered.items()),
-                       *((f"kustomize-{k}", v) for k, v in overlays.items())]:
+    for name, docs in [
+        *((f"chart-{k}", v) for k, v in rendered.items()),
+        *((f"kustomize-{k}", v) for k, v in overlays.items()),
+    ]:
         (root / f"{name}.yaml").write_text("---\n".join(yaml.safe_dump(d) for d in docs))
     for name, path in DOCKERFILES.items():
         shutil.copy(path, root / f"{name}.Dockerfile")
     out = subprocess.run(
-        [str(CHECKOV), "--config-file", str(Path(__file__).with_name("checkov.yaml")),
-         "-d", str(root), "-o", "json"],
-        capture_output=True, text=True, check=False, cwd=root)
+        [
+            str(CHECKOV),
+            "--config-file",
+            str(Path(__file__).with_name("checkov.yaml")),
+            "-d",
+            str(root),
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=root,
+    )
     report = json.loads(out.stdout)
     return report if isinstance(report, list) else [report]
 
@@ -51,15 +65,26 @@ def test_checkov_scanned_everything(checkov_report) -> None:
 
 
 def test_checkov_finds_nothing(checkov_report) -> None:
-    failed = [f"{f['check_id']} {f['check_name']}: {f['resource']} ({f['file_path']})"
-              for r in checkov_report for f in r["results"]["failed_checks"]]
+    failed = [
+        f"{f['check_id']} {f['check_name']}: {f['resource']} ({f['file_path']})"
+        for r in checkov_report
+        for f in r["results"]["failed_checks"]
+    ]
     assert failed == []
 
 
 def test_hadolint_is_clean() -> None:
-    out = subprocess.run([str(HADOLINT), "--config", str(ds.REPO / ".hadolint.yaml"),
-                          *map(str, DOCKERFILES.values())], capture_output=True, text=True,
-                         check=False)
+    out = subprocess.run(
+        [
+            str(HADOLINT),
+            "--config",
+            str(ds.REPO / ".hadolint.yaml"),
+            *map(str, DOCKERFILES.values()),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
 
 
@@ -84,7 +109,7 @@ def test_dockerfile_builds_a_safe_offline_image(name: str) -> None:
 
 def test_dockerignore_keeps_local_state_out() -> None:
     lines = (ds.REPO / ".dockerignore").read_text().splitlines()
-    assert lines[lines.index("**") + 1:][:3] == ["!constraints.txt", "!libs/", "!services/"]
+    assert lines[lines.index("**") + 1 :][:3] == ["!constraints.txt", "!libs/", "!services/"]
     assert "**/tests/" in lines and "**/__pycache__" in lines
 
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import deploy_support as ds
 import jsonschema
 import pytest
-
-import deploy_support as ds
 
 CRD_SCHEMAS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor-v1.json",
@@ -36,7 +35,9 @@ def schema_problems(docs: list[dict[str, Any]], version: str) -> list[str]:
         try:
             kubernetes_validate.validate(doc, version, strict=True)
         except kubernetes_validate.ValidationError as exc:
-            problems.append(f"{where} (k8s {version}): {exc.message} at {'/'.join(map(str, exc.path))}")
+            problems.append(
+                f"{where} (k8s {version}): {exc.message} at {'/'.join(map(str, exc.path))}"
+            )
         except kubernetes_validate.SchemaNotFoundError as exc:
             problems.append(f"{where}: no schema for {key} in k8s {version}: {exc}")
     return problems
@@ -67,7 +68,12 @@ def test_schema_check_catches_bad_objects(default_docs) -> None:
     gateway = ds.by_kind(docs, "Deployment")[f"{ds.RELEASE}-gateway"]
     gateway["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["httpGet"]["prot"] = 1
     assert any("prot" in p for p in schema_problems([gateway], ds.KUBE_VERSIONS[0]))
-    rule = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
-            "metadata": {"name": "x"},
-            "spec": {"groups": [{"name": "g", "rules": [{"alert": "A", "expr": "up", "for": "10 minutes"}]}]}}
+    rule = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {"name": "x"},
+        "spec": {
+            "groups": [{"name": "g", "rules": [{"alert": "A", "expr": "up", "for": "10 minutes"}]}]
+        },
+    }
     assert any("for" in p for p in schema_problems([rule], ds.KUBE_VERSIONS[0]))

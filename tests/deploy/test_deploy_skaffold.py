@@ -6,11 +6,10 @@ from __future__ import annotations
 import copy
 import json
 
+import deploy_support as ds
 import jsonschema
 import pytest
 import yaml
-
-import deploy_support as ds
 
 SKAFFOLD = ds.REPO / "skaffold.yaml"
 
@@ -27,7 +26,10 @@ def _validator(config: dict) -> jsonschema.Draft7Validator:
 
 
 def test_skaffold_yaml_meets_its_schema(skaffold) -> None:
-    errors = [f"{'/'.join(map(str, e.path))}: {e.message}" for e in _validator(skaffold).iter_errors(skaffold)]
+    errors = [
+        f"{'/'.join(map(str, e.path))}: {e.message}"
+        for e in _validator(skaffold).iter_errors(skaffold)
+    ]
     assert errors == []
 
 
@@ -57,7 +59,10 @@ def test_skaffold_builds_both_images_the_chart_runs(skaffold, rendered) -> None:
     for artifact in artifacts.values():
         assert (ds.REPO / artifact["context"] / artifact["docker"]["dockerfile"]).is_file()
     values = ds.load_yaml(ds.CHART / "values.yaml")
-    assert {values["gateway"]["image"]["repository"], values["memory"]["image"]["repository"]} == set(artifacts)
+    assert {
+        values["gateway"]["image"]["repository"],
+        values["memory"]["image"]["repository"],
+    } == set(artifacts)
 
 
 def test_helm_release_injects_the_built_images(skaffold) -> None:
@@ -74,10 +79,20 @@ def test_helm_release_injects_the_built_images(skaffold) -> None:
     }
     # the injected values render: a built image reference lands in every Mnemo workload
     values = ds.load_yaml(ds.REPO / release["valuesFiles"][0])
-    values.setdefault("gateway", {})["image"] = {"repository": "localhost/mnemo-gateway", "tag": "abc123"}
-    values.setdefault("memory", {})["image"] = {"repository": "localhost/mnemo-memory", "tag": "abc123"}
+    values.setdefault("gateway", {})["image"] = {
+        "repository": "localhost/mnemo-gateway",
+        "tag": "abc123",
+    }
+    values.setdefault("memory", {})["image"] = {
+        "repository": "localhost/mnemo-memory",
+        "tag": "abc123",
+    }
     docs = ds.render(values, namespace=release["namespace"])
-    images = {ds.component(d): s["containers"][0]["image"] for d, s in ds.workloads(docs) if not ds.is_hook(d)}
+    images = {
+        ds.component(d): s["containers"][0]["image"]
+        for d, s in ds.workloads(docs)
+        if not ds.is_hook(d)
+    }
     assert images["gateway"] == "localhost/mnemo-gateway:abc123"
     assert images["memory"] == images["worker"] == "localhost/mnemo-memory:abc123"
 
