@@ -108,7 +108,6 @@ class LLMExtractor:
                 messages=[ChatMessage("user", prompt)],
                 purpose="extraction",
                 max_tokens=self.max_tokens,
-                temperature=0,
             ),
             EXTRACTION_SCHEMA,
         )
@@ -233,7 +232,6 @@ class LLMSummarizer:
                 messages=[ChatMessage("user", prompt)],
                 purpose="extraction",
                 max_tokens=self.max_tokens,
-                temperature=0,
             ),
             SUMMARY_SCHEMA,
         )
