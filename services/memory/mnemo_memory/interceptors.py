@@ -138,6 +138,11 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
             return code, str(exc)
     if isinstance(exc, _REDIS_DOWN):
         return grpc.StatusCode.UNAVAILABLE, "redis unavailable"
+    if isinstance(exc, redis_errors.OutOfMemoryError):
+        # maxmemory reached under noeviction: refuse loudly, callers degrade
+        return grpc.StatusCode.UNAVAILABLE, "redis is out of memory (maxmemory reached)"
+    if isinstance(exc, redis_errors.ReadOnlyError):  # a replica after failover, briefly
+        return grpc.StatusCode.UNAVAILABLE, "redis is read-only (failover in progress?)"
     if isinstance(exc, TimeoutError):
         return grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded"
     return grpc.StatusCode.INTERNAL, ""
