@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
 """``make run``: the whole platform on one machine, in one terminal.
 
-Starts, in order: a local Redis (AOF on, data in ``<var>/redis``), the memory service with
-embedded Chroma (``<var>/chroma``), the extraction worker and the gateway on
-http://127.0.0.1:8000. Logs are readable text, one line per record, prefixed by process.
+Starts, in order: a local Redis (AOF on, data in ``<var>/redis``), Chroma on its data
+directory ``<var>/chroma`` (a local ``chroma run`` process, because the memory service and
+the worker both write to it and an embedded store belongs to one process), the memory
+service, the extraction worker and the gateway on http://127.0.0.1:8000. Logs are readable
+text, one line per record, prefixed by process.
 Ctrl-C (or SIGTERM) stops everything in reverse order; data survives a restart.
 
 No ``ANTHROPIC_API_KEY`` → the offline provider (labelled as such in the logs and the page).
 
     python scripts/devrun.py [--port 8000] [--memory-port 50051] [--redis-port 6379]
-                             [--var-dir ./var] [--no-worker]
+                             [--chroma-port 8001] [--var-dir ./var] [--no-worker]
 """
 
 from __future__ import annotations
@@ -34,7 +36,14 @@ from mnemo_common.testing.procs import (  # noqa: E402
     redis_server_binary,
 )
 
-COLORS = {"redis": "31", "memory": "32", "worker": "35", "gateway": "36", "devrun": "1"}
+COLORS = {
+    "chroma": "33",
+    "redis": "31",
+    "memory": "32",
+    "worker": "35",
+    "gateway": "36",
+    "devrun": "1",
+}
 _print_lock = threading.Lock()
 
 
@@ -140,6 +149,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--memory-port", type=int, default=int(env("SERVER__GRPC_PORT", "50051")))
     p.add_argument("--redis-port", type=int, default=int(env("MNEMO_DEV_REDIS_PORT", "6379")))
+    p.add_argument("--chroma-port", type=int, default=int(env("MNEMO_DEV_CHROMA_PORT", "8001")))
     p.add_argument(
         "--metrics-ports",
         default="auto",
@@ -167,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         ("gateway", args.port),
         ("memory", args.memory_port),
         ("redis", args.redis_port),
+        ("chroma", args.chroma_port),
     ):
         if port_open(port):
             say(
@@ -178,16 +189,18 @@ def main(argv: list[str] | None = None) -> int:
 
     bin_dir = Path(sys.executable).parent
     redis_url = f"redis://127.0.0.1:{args.redis_port}/0"
+    chroma_url = f"http://127.0.0.1:{args.chroma_port}"
     base = {
         **os.environ,
         "LOG__JSON": "false",
         "PYTHONUNBUFFERED": "1",
         "REDIS_URL": redis_url,
+        "CHROMADB_URL": chroma_url,
         "VECTOR__CHROMA_PATH": str(var / "chroma"),
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
+        "ANONYMIZED_TELEMETRY": "False",
     }
-    base.pop("CHROMADB_URL", None)  # embedded Chroma under var/ unless told otherwise
     if not base.get("ANTHROPIC_API_KEY") and not base.get("LLM__PROVIDER"):
         say("devrun", "no ANTHROPIC_API_KEY: the OFFLINE provider answers (not a real model)")
 
@@ -212,6 +225,20 @@ def main(argv: list[str] | None = None) -> int:
                 "no",
                 "--maxmemory-policy",
                 "noeviction",
+            ],
+            base,
+        ),
+        Child(
+            "chroma",
+            [
+                str(bin_dir / "chroma"),
+                "run",
+                "--path",
+                str(var / "chroma"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(args.chroma_port),
             ],
             base,
         ),
@@ -262,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
             started.append(child.start())
             if child.name == "redis":
                 wait_until(lambda: _redis_ping(redis_url), "redis", child, 30)
+            elif child.name == "chroma":
+                wait_until(lambda: http_ok(f"{chroma_url}/api/v2/heartbeat"), "chroma", child, 60)
             elif child.name == "memory":
                 wait_until(lambda: grpc_serving(args.memory_port), "memory service", child)
             elif child.name == "gateway":
