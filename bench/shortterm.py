@@ -217,6 +217,23 @@ async def measure(
                 f"{flo['ops_per_s']:.0f}/s",
                 flush=True,
             )
+    # the bare gRPC hop (health Check: no Redis) shows how much of "added" is transport
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    health = health_pb2_grpc.HealthStub(channel)
+
+    async def hop(i: int) -> None:
+        await health.Check(health_pb2.HealthCheckRequest(service=""))
+
+    for conc, total in ops.items():
+        await run_load(hop, min(200, total), conc)
+        h = await run_load(hop, total, conc)
+        rows.append({"rpc": "grpc_hop", "concurrency": conc, "service": h})
+        print(
+            f"gRPC hop     c={conc:<3d} p50 {h['p50_ms']:.3f} ms p99 {h['p99_ms']:.3f} ms "
+            f"{h['ops_per_s']:.0f}/s",
+            flush=True,
+        )
     await channel.close()
     await client.aclose()
     return rows
@@ -236,7 +253,10 @@ def write_results(rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
         "| floor ops/s | added p50 (ms) | p50 ratio |",
         "|---|---|---|---|---|---|---|---|",
     ]
+    hops = {r["concurrency"]: r["service"] for r in rows if r["rpc"] == "grpc_hop"}
     for r in rows:
+        if r["rpc"] == "grpc_hop":
+            continue
         s, f = r["service"], r["floor"]
         lines.append(
             f"| {r['rpc']} | {r['concurrency']} | {s['p50_ms']:.2f} / {s['p99_ms']:.2f}"
@@ -244,6 +264,15 @@ def write_results(rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
             f"{f['ops_per_s']:,.0f} | {r['added_p50_ms']:+.2f} | {r['ratio_p50']:.1f}x |"
         )
     lines += [
+        "",
+        "The bare gRPC round trip (grpc.health.v1 `Check`, no Redis) on the same channel: "
+        + ", ".join(
+            f"concurrency {c}: p50 {h['p50_ms']:.2f} ms, p99 {h['p99_ms']:.2f} ms, "
+            f"{h['ops_per_s']:,.0f}/s"
+            for c, h in sorted(hops.items())
+        )
+        + " — most of what the service adds over the floor at concurrency 1 is this hop "
+        "(Python grpc.aio on both ends), not the Redis work.",
         "",
         "**Method.** A private `redis-server` and a real `mnemo-memory serve` process "
         "(short-term only for this run: recall disabled per request; rate limiting on, "

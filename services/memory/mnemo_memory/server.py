@@ -160,12 +160,24 @@ async def create_server(
     return server, bound, handles
 
 
+async def _open_longterm(opener: Any) -> None:
+    try:
+        await opener()
+        log.info("long-term memory ready")
+    except Exception:  # recall degrades per request until it works
+        log.exception("long-term memory failed to open")
+
+
 async def serve(settings: Any) -> int:
     """Run until SIGTERM/SIGINT, then drain; returns the exit code."""
     configure_logging("mnemo-memory", settings.log.level, settings.log.json_format)
     if settings.server.metrics_port:
         metrics.start_metrics_server(settings.server.metrics_port)
     server, _, handles = await create_server(settings, stats_loop=True)
+    opener = getattr(handles.longterm, "open", None)
+    if opener is not None:
+        # load the embedding model now, not on the first chat turn (health is Redis-only)
+        handles.tasks.append(asyncio.create_task(_open_longterm(opener)))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

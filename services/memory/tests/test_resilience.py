@@ -140,3 +140,27 @@ def test_service_process_kill_and_restart_keeps_data(memory_process, memory_sett
         stub = memory_pb2_grpc.MemoryServiceStub(channel)
         assert commit(stub, "k1").duplicate  # idempotency survives the restart
         assert commit(stub, "k2").message_count == 4
+
+
+def test_password_protected_redis(memory_server_factory, memory_settings, tmp_path):
+    from mnemo_common.testing.procs import RedisServer
+
+    secured = RedisServer(password="s3cret-pw", data_dir=tmp_path / "auth").start()
+    try:
+        good = memory_server_factory(
+            memory_settings(
+                redis_url=None,
+                redis={"host": "127.0.0.1", "port": secured.port, "password": "s3cret-pw"},
+            ),
+            longterm=None,
+        )
+        assert commit(good.stub(), "k").message_count == 2
+        bad = memory_server_factory(
+            memory_settings(redis_url=f"redis://:wrong@127.0.0.1:{secured.port}/0"), longterm=None
+        )
+        with pytest.raises(grpc.RpcError) as err:
+            commit(bad.stub(), "k")
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert health_status(bad.health_stub()) == health_pb2.HealthCheckResponse.NOT_SERVING
+    finally:
+        secured.stop()
