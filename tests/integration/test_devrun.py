@@ -1,0 +1,117 @@
+"""``make run`` (scripts/devrun.py): one command up, Ctrl-C stops every child, data survives."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from mnemo_common.testing.procs import free_port, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is dead for our purpose only once reaped; devrun reaps its children
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+class DevRun:
+    def __init__(self, var_dir: Path, log: Path) -> None:
+        self.port = free_port()
+        self.args = [
+            "--port",
+            str(self.port),
+            "--memory-port",
+            str(free_port()),
+            "--redis-port",
+            str(free_port()),
+            "--chroma-port",
+            str(free_port()),
+            "--var-dir",
+            str(var_dir),
+        ]
+        self.var_dir, self.log = var_dir, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> dict[str, int]:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("LLM__", "GATEWAY__", "REDIS", "CHROMADB"))
+        }
+        env.pop("ANTHROPIC_API_KEY", None)  # offline: what a newcomer without a key gets
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(ROOT / "scripts" / "devrun.py"), *self.args],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+            )
+        try:
+            wait_for(lambda: httpx.get(self.url + "/readyz").status_code == 200, 180, "make run")
+        except TimeoutError:
+            self.interrupt()
+            pytest.fail("devrun did not come up:\n" + self.log.read_text()[-4000:])
+        return json.loads((self.var_dir / "devrun.pids").read_text())
+
+    def interrupt(self) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            return self.proc.returncode
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            return self.proc.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
+
+
+def test_make_run_starts_stops_cleanly_and_keeps_data(tmp_path):
+    run = DevRun(tmp_path / "var", tmp_path / "devrun.log")
+    pids = run.start()
+    try:
+        assert set(pids) == {"redis", "chroma", "memory", "worker", "gateway"}
+        assert httpx.get(run.url + "/v1/info").json()["offline"] is True
+        r = httpx.post(
+            run.url + "/v1/chat",
+            timeout=60,
+            json={"prompt": "Remember: I live in Faro.", "thread_id": "th-dev"},
+        )
+        assert r.status_code == 200 and r.json()["committed"] is True
+        assert httpx.get(run.url + "/").status_code == 200
+    finally:
+        code = run.interrupt()
+    assert code == 0
+    assert [name for name, pid in pids.items() if alive(pid)] == []
+    log = (tmp_path / "devrun.log").read_text()
+    assert "gateway |" in log and "memory  |" in log  # readable, prefixed logs
+    assert '{"ts"' not in log  # not JSON
+    assert (tmp_path / "var" / "redis").is_dir() and any((tmp_path / "var" / "redis").iterdir())
+
+    pids = run.start()
+    try:
+        r = httpx.get(run.url + "/v1/users/me/threads/th-dev", timeout=30)
+        assert r.status_code == 200
+        assert r.json()["messages"][0]["content"] == "Remember: I live in Faro."
+    finally:
+        assert run.interrupt() == 0
+    assert [name for name, pid in pids.items() if alive(pid)] == []
