@@ -22,7 +22,7 @@ from mnemo_memory.errors import InvalidArgumentError, PermissionDeniedError, Una
 from mnemo_memory.stores import erasure, usage
 from mnemo_memory.stores.keys import checked_id
 from mnemo_memory.stores.lua import execute_with_scripts
-from mnemo_memory.stores.ratelimit import CHECK_AND_COUNT, RateLimiter
+from mnemo_memory.stores.ratelimit import CHECK_AND_COUNT, RateLimiter, WindowState
 from mnemo_memory.stores.text import checked_text
 from mnemo_memory.stores.threads import StoredMessage
 
@@ -84,7 +84,7 @@ class ShortTermRPCs:
         results = await execute_with_scripts(
             stores.redis, build, [CHECK_AND_COUNT], transaction=stores.inline_global
         )
-        windows = []
+        windows: list[WindowState] = []
         if rl_call is not None:
             windows, limited = RateLimiter.parse(results.pop(0))
             # a preview (count_rate_limit=false) reports the windows but is never refused
