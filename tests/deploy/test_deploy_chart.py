@@ -269,3 +269,21 @@ def test_helm_test_hooks_chat_and_check_memory_health(default_docs) -> None:
     health_env = {e["name"]: e.get("value") for e in health["spec"]["containers"][0]["env"]}
     assert health_env["MEMORY_ADDR"] == f"{ds.RELEASE}-memory:50051"
     assert "mnemo.memory.v1.MemoryService" in health["spec"]["containers"][0]["args"][0]
+
+
+@pytest.mark.parametrize("scenario", ds.SCENARIOS, ids=SCENARIO_IDS)
+def test_client_dry_run_install(scenario) -> None:
+    """`helm install --dry-run=client` (Helm's install action, memory storage) succeeds."""
+    import helm_python as helm
+
+    config = helm.Config(namespace=ds.NAMESPACE, storage_driver="memory")
+    release = config.install(
+        helm.Chart.load(ds.CHART),
+        ds.RELEASE,
+        ds.load_yaml(scenario),
+        namespace=ds.NAMESPACE,
+        dry_run="client",
+    )
+    kinds = {d["kind"] for d in ds.parse_docs(release["manifest"])}
+    assert {"Deployment", "Service", "ConfigMap"} <= kinds
+    assert f"helm test {ds.RELEASE}" in release["notes"]
