@@ -371,6 +371,8 @@ def contract_problems(
                 f"{where}: containerPort metrics={_named_port(c, 'metrics')} but "
                 f"SERVER__METRICS_PORT={s.server.metrics_port}"
             )
+        if s.server.metrics_port == 0:
+            problems.append(f"{where}: SERVER__METRICS_PORT=0 turns off the scraped metrics")
         full_name = memory_service_full_name()
         for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
             grpc = (c.get(probe) or {}).get("grpc")
@@ -403,6 +405,8 @@ def contract_problems(
                 f"{where}: containerPort metrics={_named_port(c, 'metrics')} but "
                 f"WORKER__METRICS_PORT={s.worker.metrics_port}"
             )
+        if s.worker.metrics_port == 0:
+            problems.append(f"{where}: WORKER__METRICS_PORT=0 turns off the server its probes use")
         live = (c.get("livenessProbe") or {}).get("httpGet")
         if live is None or _port_number(c, live["port"]) != s.worker.metrics_port:
             problems.append(

@@ -114,10 +114,24 @@ def test_dockerignore_keeps_local_state_out() -> None:
 
 
 def test_dockerfiles_run_what_the_chart_runs(default_docs) -> None:
-    """The commands the chart passes exist as console scripts of the images' packages."""
+    """The commands the chart passes exist as console scripts, with those subcommands."""
     from importlib.metadata import entry_points
 
     scripts = {e.name for e in entry_points(group="console_scripts")}
+    commands = set()
     for doc, spec in ds.workloads(default_docs):
         if ds.component(doc) in ("gateway", "memory", "worker") and not ds.is_hook(doc):
-            assert spec["containers"][0]["args"][0] in scripts
+            args = spec["containers"][0]["args"]
+            assert args[0] in scripts
+            commands.add(tuple(args))
+    assert commands == {("mnemo-gateway",), ("mnemo-memory", "serve"), ("mnemo-memory", "worker")}
+    for command in (("mnemo-memory", "serve"), ("mnemo-memory", "worker")):
+        # argparse accepts the subcommand (exit 0 on --help; an unknown one exits 2)
+        out = subprocess.run(
+            [str(Path(sys.executable).parent / command[0]), *command[1:], "--help"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr
