@@ -374,19 +374,31 @@ def contract_problems(
         if s.server.metrics_port == 0:
             problems.append(f"{where}: SERVER__METRICS_PORT=0 turns off the scraped metrics")
         full_name = memory_service_full_name()
-        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
-            grpc = (c.get(probe) or {}).get("grpc")
-            if grpc is None:
-                problems.append(f"{where}: {probe} is not a gRPC health probe")
-                continue
+        for probe in ("startupProbe", "livenessProbe"):
+            # must not follow Redis health: a Redis outage would restart every pod
+            tcp = (c.get(probe) or {}).get("tcpSocket")
+            if tcp is None:
+                problems.append(
+                    f"{where}: {probe} must be a tcpSocket probe on the gRPC port "
+                    "(gRPC health turns NOT_SERVING while Redis is down)"
+                )
+            elif _port_number(c, tcp["port"]) != s.server.grpc_port:
+                problems.append(
+                    f"{where}: {probe} port {tcp['port']} is not SERVER__GRPC_PORT "
+                    f"{s.server.grpc_port}"
+                )
+        grpc = (c.get("readinessProbe") or {}).get("grpc")
+        if grpc is None:
+            problems.append(f"{where}: readinessProbe is not a gRPC health probe")
+        else:
             if grpc["port"] != s.server.grpc_port:
                 problems.append(
-                    f"{where}: {probe} gRPC port {grpc['port']} is not "
+                    f"{where}: readinessProbe gRPC port {grpc['port']} is not "
                     f"SERVER__GRPC_PORT {s.server.grpc_port}"
                 )
             if grpc.get("service", "") not in ("", full_name):
                 problems.append(
-                    f"{where}: {probe} checks unknown health service "
+                    f"{where}: readinessProbe checks unknown health service "
                     f"{grpc['service']!r} (served: '' and {full_name!r})"
                 )
         grace = spec.get("terminationGracePeriodSeconds", 30)

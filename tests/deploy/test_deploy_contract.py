@@ -120,10 +120,12 @@ def test_a_wrong_probe_port_or_health_service_is_caught(
     default_docs, service_code, gateway_app
 ) -> None:
     docs = copy.deepcopy(default_docs)
-    _container(docs, "memory")["livenessProbe"]["grpc"]["port"] = 9464
+    _container(docs, "memory")["livenessProbe"]["tcpSocket"]["port"] = 9464
+    _container(docs, "memory")["startupProbe"] = {"grpc": {"port": 50051}}
     _container(docs, "memory")["readinessProbe"]["grpc"]["service"] = "mnemo.MemoryService"
     problems = "\n".join(ds.contract_problems(docs, service_code, gateway_app))
-    assert "livenessProbe gRPC port 9464 is not SERVER__GRPC_PORT 50051" in problems
+    assert "livenessProbe port 9464 is not SERVER__GRPC_PORT 50051" in problems
+    assert "startupProbe must be a tcpSocket probe" in problems
     assert "unknown health service 'mnemo.MemoryService'" in problems
 
 
