@@ -349,6 +349,8 @@ def contract_problems(
                 continue
             if not gateway.serves(get["path"]):
                 problems.append(f"{where}: {probe} path {get['path']} is not a gateway route")
+            elif probe == "readinessProbe" and get["path"] in ("/readyz", "/healthz"):
+                pass  # gateway.readinessPath: strict readiness or degraded-mode availability
             elif path is not None and get["path"] != path:
                 problems.append(f"{where}: {probe} path {get['path']} should be {path}")
             if _port_number(c, get["port"]) != s.gateway.port:

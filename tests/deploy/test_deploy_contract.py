@@ -218,3 +218,10 @@ def test_metric_check_catches_an_unknown_name(exposed_metrics) -> None:
         "mnemo_no_such_metric_total"
     ]
     assert ds.missing_metrics({"redis_memory_used_bytes"}, exposed_metrics) == []
+
+
+def test_readiness_path_choice_is_served(service_code, gateway_app) -> None:
+    docs = ds.render({"gateway": {"readinessPath": "/healthz"}})
+    assert ds.contract_problems(docs, service_code, gateway_app) == []
+    probe = _container(docs, "gateway")["readinessProbe"]["httpGet"]
+    assert probe["path"] == "/healthz"
