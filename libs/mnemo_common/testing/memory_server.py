@@ -62,7 +62,7 @@ def build_test_settings(test_redis_url: str, data_dir: Path, **overrides: Any) -
             "grpc_port": 0,
             "metrics_port": 0,
             "health_probe_interval_s": 0.2,
-            "health_probe_timeout_s": 0.5,
+            "health_probe_timeout_s": 1.0,
             "grace_s": 2.0,
         },
         "vector": {"chroma_path": str(data_dir / "chroma")},

@@ -33,7 +33,7 @@ class ServerSettings(BaseModel):
     # seconds between Redis health probes (flip SERVING / NOT_SERVING)
     health_probe_interval_s: float = Field(1.0, gt=0, description="Redis probe interval")
     # seconds a health probe PING may take before Redis counts as down
-    health_probe_timeout_s: float = Field(0.5, gt=0, description="Redis probe timeout")
+    health_probe_timeout_s: float = Field(1.0, gt=0, description="Redis probe timeout")
     # seconds between refreshes of the Redis usage gauges (keys by kind, stream length)
     stats_interval_s: float = Field(30.0, gt=0, description="usage gauge refresh period")
     # largest request accepted, bytes (messages are additionally limited by MEMORY__*)

@@ -2,7 +2,8 @@
 
 The standard ``grpc.health.v1`` service answers SERVING for ``""`` and
 ``mnemo.memory.v1.MemoryService`` only while Redis answers PING; a probe every
-``SERVER__HEALTH_PROBE_INTERVAL_S`` flips it both ways, so the service recovers by itself
+``SERVER__HEALTH_PROBE_INTERVAL_S`` flips it both ways (down after two failed probes in a
+row, up after one success), so the service recovers by itself
 when Redis returns. While draining (SIGTERM) everything is NOT_SERVING for good.
 RPCs consult :attr:`RedisHealth.up` to fail fast with UNAVAILABLE while Redis is down.
 """
@@ -37,11 +38,15 @@ class RedisHealth:
         *,
         interval_s: float,
         timeout_s: float,
+        failures_to_down: int = 2,
     ) -> None:
         self.redis = redis
         self.servicer = servicer
         self.interval_s = interval_s
         self.timeout_s = timeout_s
+        # one slow PING on a busy host must not flap the service to NOT_SERVING
+        self.failures_to_down = failures_to_down
+        self._failures = 0
         self.up = False
         self.draining = False
         self._task: asyncio.Task[None] | None = None
@@ -61,7 +66,9 @@ class RedisHealth:
                     exc.__class__.__name__,
                     extra={"error": str(exc)[:200]},
                 )
-        await self._set(ok)
+        self._failures = 0 if ok else self._failures + 1
+        if ok or not self.up or self._failures >= self.failures_to_down:
+            await self._set(ok)
         return ok
 
     async def _set(self, ok: bool) -> None:
