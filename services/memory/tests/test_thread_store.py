@@ -184,3 +184,14 @@ async def test_erasure_helpers_of_the_job_queue(stores) -> None:
     stats = await stores.jobs.stats()
     assert stats == {"stream_length": 1, "pending": 0, "dead_letter_length": 0}
     await stores.jobs.ensure_group()  # idempotent
+
+
+async def test_bookkeeping_never_resurrects_an_expired_thread(stores) -> None:
+    await commit(stores, 1)
+    meta = stores.keys.meta("u1", "t1")
+    await stores.redis.delete(meta)  # the thread's metadata expired
+    with pytest.raises(NotFoundError):
+        await stores.threads.close_thread("u1", "t1")
+    await stores.threads.mark_episode_done("u1", "t1")
+    await stores.threads.clear_summary_pending("u1", "t1")
+    assert await stores.redis.exists(meta) == 0

@@ -134,3 +134,14 @@ if existed + indexed == 0 then return -1 end
 return n
 """,
 )
+
+# KEYS: 1 meta. ARGV: field, value, ... Sets the fields only when the hash exists, so a
+# thread that just expired is not resurrected as a metadata hash without TTL.
+HSET_IF_EXISTS = LuaScript(
+    "hset_if_exists",
+    r"""
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+""",
+)
