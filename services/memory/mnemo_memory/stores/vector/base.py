@@ -147,6 +147,16 @@ class VectorStore(Protocol):
         """Up to ``k`` nearest records matching ``flt``, closest first."""
         ...
 
+    async def query_many(
+        self, vectors: np.ndarray, flt: VectorFilter, k: int
+    ) -> list[list[VectorHit]]:
+        """:meth:`query` for each row of ``vectors``."""
+        ...
+
+    async def all_matching(self, flt: VectorFilter) -> list[MemoryRecord]:
+        """Every record matching ``flt`` (the keyword index's candidate set)."""
+        ...
+
     async def list(
         self, flt: VectorFilter, offset: int, limit: int
     ) -> tuple[list[MemoryRecord], int]:

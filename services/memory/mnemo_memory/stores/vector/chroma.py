@@ -216,6 +216,33 @@ class ChromaVectorStore:
 
         return await self._run(call)  # type: ignore[no-any-return]
 
+    async def query_many(
+        self, vectors: np.ndarray, flt: VectorFilter, k: int
+    ) -> list[list[VectorHit]]:
+        """:meth:`query` for several vectors in one round trip."""
+        vecs = as_float32(vectors).reshape(len(vectors), -1)
+        if not len(vecs):
+            return []
+
+        def call() -> list[list[VectorHit]]:
+            res = self._collection_sync().query(
+                query_embeddings=vecs,
+                n_results=max(1, k),
+                where=chroma_where(flt),
+                include=["documents", "metadatas", "distances"],
+            )
+            return [
+                [
+                    VectorHit(MemoryRecord.from_flat(i, doc or "", meta or {}), 1.0 - float(d))
+                    for i, doc, meta, d in zip(ids, docs, metas, dists, strict=True)
+                ]
+                for ids, docs, metas, dists in zip(
+                    res["ids"], res["documents"], res["metadatas"], res["distances"], strict=True
+                )
+            ]
+
+        return await self._run(call)  # type: ignore[no-any-return]
+
     def _all_matching(self, flt: VectorFilter) -> list[MemoryRecord]:
         res = self._collection_sync().get(
             where=chroma_where(flt), include=["documents", "metadatas"]

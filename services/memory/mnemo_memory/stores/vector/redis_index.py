@@ -2,9 +2,9 @@
 index ``FT.CREATE ... VECTOR HNSW FLOAT32 DIM 384 DISTANCE_METRIC COSINE`` with TAG fields
 for the user, kind and thread, and NUMERIC importance and timestamps.
 
-Keys: ``{prefix}:mem:<memory_id>`` (memory ids are hashes that include the user id, so they
-are unique; RediSearch indexes one shard, so no Cluster hash tag is needed); index ``{prefix}:idx:memories``; the model that built the index is recorded
-in the hash ``{prefix}:idx:memories:model``. Needs RediSearch (Redis 8 / Redis Stack).
+Keys: ``{prefix}:mem:<memory_id>`` (memory ids are hashes that include the user id, so
+they are unique; RediSearch indexes one shard, so no Cluster hash tag is needed); index
+``{prefix}:idx:memories``; the model that built the index is recorded in the hash ``{prefix}:idx:memories:model``. Needs RediSearch (Redis 8 / Redis Stack).
 """
 
 from __future__ import annotations
@@ -239,6 +239,12 @@ class RedisVectorStore:
         return [
             VectorHit(self._record(key, f), 1.0 - float(_s(f.get("dist", b"1")))) for key, f in rows
         ]
+
+    async def query_many(
+        self, vectors: np.ndarray, flt: VectorFilter, k: int
+    ) -> list[list[VectorHit]]:
+        """:meth:`query` for several vectors (one KNN query each)."""
+        return [await self.query(v, flt, k) for v in as_float32(vectors)]
 
     async def list(
         self, flt: VectorFilter, offset: int, limit: int
