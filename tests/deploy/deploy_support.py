@@ -404,10 +404,12 @@ def contract_problems(
                     f"{grpc['service']!r} (served: '' and {full_name!r})"
                 )
         grace = spec.get("terminationGracePeriodSeconds", 30)
-        if grace <= s.server.grace_s:
+        pre_stop = _pre_stop_seconds(c)
+        if grace <= s.server.grace_s + pre_stop:
             problems.append(
                 f"{where}: terminationGracePeriodSeconds {grace} does not exceed "
-                f"the drain SERVER__GRACE_S={s.server.grace_s}"
+                f"the preStop pause ({pre_stop:g}s) plus the drain "
+                f"SERVER__GRACE_S={s.server.grace_s:g}"
             )
 
     if "worker" in containers:
@@ -429,6 +431,15 @@ def contract_problems(
 
     problems += _service_target_problems(services, docs)
     return problems
+
+
+def _pre_stop_seconds(container: dict[str, Any]) -> float:
+    """Seconds a `sleep N` preStop hook holds the container before SIGTERM."""
+    hook = ((container.get("lifecycle") or {}).get("preStop") or {}).get("exec") or {}
+    command = hook.get("command") or []
+    if len(command) == 2 and command[0] == "sleep":
+        return float(command[1])
+    return 0.0
 
 
 def _memory_addr_problems(

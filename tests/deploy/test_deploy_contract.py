@@ -160,9 +160,9 @@ def test_a_short_termination_grace_is_caught(default_docs, service_code, gateway
     docs = copy.deepcopy(default_docs)
     ds.by_kind(docs, "Deployment")[f"{ds.RELEASE}-memory"]["spec"]["template"]["spec"][
         "terminationGracePeriodSeconds"
-    ] = 5
+    ] = 12  # > SERVER__GRACE_S=10 alone, but not with the 5 s preStop pause
     problems = ds.contract_problems(docs, service_code, gateway_app)
-    assert any("does not exceed the drain SERVER__GRACE_S" in p for p in problems)
+    assert any("plus the drain SERVER__GRACE_S=10" in p for p in problems)
 
 
 # --- metric names ---------------------------------------------------------------------------
