@@ -287,3 +287,13 @@ def test_client_dry_run_install(scenario) -> None:
     kinds = {d["kind"] for d in ds.parse_docs(release["manifest"])}
     assert {"Deployment", "Service", "ConfigMap"} <= kinds
     assert f"helm test {ds.RELEASE}" in release["notes"]
+
+
+def test_gateway_node_port_for_kind() -> None:
+    docs = ds.render({"gateway": {"service": {"type": "NodePort", "nodePort": 30080}}})
+    (port,) = ds.by_kind(docs, "Service")[f"{ds.RELEASE}-gateway"]["spec"]["ports"]
+    assert port["nodePort"] == 30080
+    kind = ds.load_yaml(ds.REPO / "deploy" / "kind" / "cluster.yaml")
+    assert {"containerPort": 30080, "hostPort": 30080, "protocol": "TCP"} in kind["nodes"][0][
+        "extraPortMappings"
+    ]
