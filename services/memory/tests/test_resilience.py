@@ -67,6 +67,12 @@ def test_redis_killed_and_restarted(fresh_redis, memory_server_factory, memory_s
     wait_for(
         lambda: health_status(health) == health_pb2.HealthCheckResponse.SERVING, 15, "SERVING again"
     )
+    # the restarted Redis has no scripts loaded: the pipelined rate-limit script reloads
+    ready = stub.PrepareTurn(
+        pb.PrepareTurnRequest(user_id="alice", thread_id="t1", count_rate_limit=True)
+    )
+    assert [m.content for m in ready.messages] == ["q", "a"]
+    assert {w.window for w in ready.rate_limits} == {"minute", "hour", "day"}
     reply = commit(stub, "after")
     assert reply.message_count == 4  # the turn from before the outage survived (AOF)
     thread = stub.GetThread(pb.GetThreadRequest(user_id="alice", thread_id="t1"))
