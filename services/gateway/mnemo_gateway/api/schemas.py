@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from mnemo.memory.v1 import memory_pb2
 from pydantic import BaseModel, Field
@@ -11,7 +11,7 @@ from ..core.auth import Identity
 
 KindName = Literal["fact", "preference", "event", "episode"]
 
-KIND_TO_PB: dict[str, int] = {
+KIND_TO_PB: dict[str, Any] = {
     "fact": memory_pb2.MEMORY_KIND_FACT,
     "preference": memory_pb2.MEMORY_KIND_PREFERENCE,
     "event": memory_pb2.MEMORY_KIND_EVENT,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import MutableMapping
 from typing import Any
 
 from mnemo_common.logging import request_id_var
@@ -77,7 +78,7 @@ class GatewayMiddleware:
             request_id_var.reset(token)
 
 
-def _route_template(scope: dict[str, Any]) -> str:
+def _route_template(scope: MutableMapping[str, Any]) -> str:
     route = scope.get("route")
     path = getattr(route, "path", None)
     # unknown paths share one label so scanners cannot blow up the metric's cardinality
