@@ -4,7 +4,8 @@ for the user, kind and thread, and NUMERIC importance and timestamps.
 
 Keys: ``{prefix}:mem:<memory_id>`` (memory ids are hashes that include the user id, so
 they are unique; RediSearch indexes one shard, so no Cluster hash tag is needed); index
-``{prefix}:idx:memories``; the model that built the index is recorded in the hash ``{prefix}:idx:memories:model``. Needs RediSearch (Redis 8 / Redis Stack).
+``{prefix}:idx:memories``; the model that built the index is recorded in the hash
+``{prefix}:idx:memories:model``. Needs RediSearch (Redis 8 / Redis Stack).
 """
 
 from __future__ import annotations
