@@ -1,0 +1,125 @@
+"""The chart's Redis, run for real: the redis.conf and start script the chart renders are
+started with a real redis-server (the test suite's Redis 8.2) and must give what ADR 0008
+promises — the password from the Secret (any characters, never in argv), AOF that survives a
+restart, and `noeviction`: at maxmemory writes are refused and the job stream stays."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import deploy_support as ds
+import pytest
+import redis
+from mnemo_common.testing.procs import free_port, redis_server_binary, wait_for
+
+PASSWORD = 'p"a\\ss word$1'  # quotes, backslash, space, dollar: all must survive
+
+
+class ChartRedis:
+    """The chart's Redis container command, with its paths moved under a temp directory."""
+
+    def __init__(self, tmp: Path, values: dict) -> None:
+        docs = ds.render(values)
+        conf = ds.by_kind(docs, "ConfigMap")[f"{ds.RELEASE}-redis"]["data"]["redis.conf"]
+        container = ds.by_kind(docs, "StatefulSet")[f"{ds.RELEASE}-redis"]["spec"]["template"][
+            "spec"
+        ]["containers"][0]
+        assert container["command"] == ["sh", "-c"]
+        self.port = free_port()
+        (tmp / "data").mkdir()
+        (tmp / "run").mkdir()
+        conf = (
+            conf.replace("bind * -::*", "bind 127.0.0.1")
+            .replace("port 6379", f"port {self.port}")
+            .replace("dir /data", f"dir {tmp / 'data'}")
+            .replace("/run/redis/", f"{tmp / 'run'}/")
+        )
+        (tmp / "redis.conf").write_text(conf)
+        self.script = (
+            container["args"][0]
+            .replace("/run/redis/", f"{tmp / 'run'}/")
+            .replace(
+                "exec redis-server /etc/redis/redis.conf",
+                f"exec {redis_server_binary()} {tmp / 'redis.conf'}",
+            )
+        )
+        self.tmp = tmp
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ChartRedis:
+        env = {"PATH": os.environ["PATH"], "REDIS_PASSWORD": PASSWORD}
+        log = (self.tmp / "redis.log").open("ab")
+        self.proc = subprocess.Popen(["sh", "-c", self.script], env=env, stdout=log, stderr=log)
+        wait_for(self._ready, 20, "the chart's redis to start")
+        return self
+
+    def _ready(self) -> bool:
+        try:
+            return bool(self.client().ping())
+        except redis.RedisError:
+            return False
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, password=PASSWORD, socket_timeout=5)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(20)
+
+
+@pytest.fixture
+def chart_redis(tmp_path):
+    server = ChartRedis(
+        tmp_path, {"redis": {"auth": {"password": PASSWORD}, "config": {"maxmemory": "4mb"}}}
+    ).start()
+    yield server
+    server.stop()
+
+
+def test_password_from_the_secret_is_required_and_not_in_argv(chart_redis) -> None:
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(port=chart_redis.port, password="wrong").ping()
+    with pytest.raises((redis.AuthenticationError, redis.ResponseError), match=r"(?i)auth"):
+        redis.Redis(port=chart_redis.port).set("k", "v")
+    cmdline = Path(f"/proc/{chart_redis.proc.pid}/cmdline").read_bytes()
+    assert PASSWORD.encode() not in cmdline
+    assert chart_redis.client().ping()
+
+
+def test_config_is_what_the_chart_says(chart_redis) -> None:
+    c = chart_redis.client()
+    assert c.config_get("appendonly") == {"appendonly": "yes"}
+    assert c.config_get("appendfsync") == {"appendfsync": "everysec"}
+    assert c.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+    assert c.config_get("maxmemory") == {"maxmemory": str(4 * 1024 * 1024)}
+
+
+def test_aof_keeps_data_across_a_restart(chart_redis) -> None:
+    c = chart_redis.client()
+    c.xadd("mnemo:jobs", {"job_id": "j1", "type": "extract_facts", "user_id": "u"})
+    c.hset("mnemo:u:{u}:prefs", "tone", "brief")
+    chart_redis.proc.send_signal(signal.SIGKILL)  # no shutdown save: only the AOF can help
+    chart_redis.proc.wait(10)
+    chart_redis.start()
+    c = chart_redis.client()
+    assert c.xlen("mnemo:jobs") == 1
+    assert c.hget("mnemo:u:{u}:prefs", "tone") == b"brief"
+
+
+def test_full_redis_refuses_writes_and_evicts_nothing(chart_redis) -> None:
+    """noeviction: at maxmemory new writes fail loudly; the job stream and preferences stay."""
+    c = chart_redis.client()
+    c.xadd("mnemo:jobs", {"job_id": "j1", "type": "extract_facts", "user_id": "u"})
+    c.hset("mnemo:u:{u}:prefs", "tone", "brief")
+    c.expire("mnemo:u:{u}:prefs", 30 * 86400)  # preferences carry a TTL: volatile-* would evict
+    blob = "x" * 64 * 1024
+    with pytest.raises(redis.exceptions.OutOfMemoryError):
+        for i in range(1000):  # far beyond 4 MB
+            c.set(f"mnemo:u:{{u}}:t:t{i}:messages", blob, ex=86400)
+    assert c.xlen("mnemo:jobs") == 1
+    assert c.hget("mnemo:u:{u}:prefs", "tone") == b"brief"
+    assert c.info("stats")["evicted_keys"] == 0
