@@ -195,3 +195,33 @@ def test_memory_rpcs_over_grpc(lt_server):
         memory_pb2.DeleteMemoryRequest(user_id="alice", memory_id=added.id)
     ).deleted
     assert not stub.ListMemories(memory_pb2.ListMemoriesRequest(user_id="alice")).memories
+
+
+@pytest.fixture
+async def redis_lt(embedder, redisearch_server):
+    from mnemo_memory.stores.vector import RedisVectorStore
+
+    store = RedisVectorStore(
+        url=redisearch_server.url, model=embedder.info, prefix="t" + uuid.uuid4().hex[:8]
+    )
+    memory = LongTermMemory(embedder=embedder, store=store, cfg=LongTermSettings())
+    await memory.open()
+    yield memory
+    await memory.aclose()
+
+
+async def test_redis_backend_follows_the_same_rules(redis_lt):
+    lt = redis_lt
+    batch = [fact("My favourite colour is blue", "m1"), fact("User has a dog named Rex", "m2")]
+    assert len((await lt.write_facts("alice", "t", batch)).added) == 2
+    assert (await lt.write_facts("alice", "t", batch)).added == []  # replay
+    report = await lt.write_facts("alice", "t2", [fact("My favourite colour is green", "m3")])
+    assert len(report.superseded) == 1
+    await lt.write_facts("bob", "tb", [fact("User is allergic to peanuts", "b1")])
+    ranked, _ = await lt.search("alice", "peanut allergy colour", VectorFilter(user_id="alice"), 10)
+    assert {r.record.text for r in ranked} == {
+        "My favourite colour is green",
+        "User has a dog named Rex",
+    }
+    assert await lt.forget_user("alice") == {"facts": 3, "episodes": 0}
+    assert (await lt.store.count("alice"))["total"] == 0
