@@ -225,3 +225,22 @@ async def test_redis_backend_follows_the_same_rules(redis_lt):
     }
     assert await lt.forget_user("alice") == {"facts": 3, "episodes": 0}
     assert (await lt.store.count("alice"))["total"] == 0
+
+
+def test_prepare_turn_recalls_and_forget_user_erases_long_term(lt_server):
+    stub = lt_server.stub()
+    stub.AddMemory(memory_pb2.AddMemoryRequest(user_id="carol", text="User is vegetarian"))
+    stub.AddMemory(memory_pb2.AddMemoryRequest(user_id="dave", text="User loves steak"))
+    turn = stub.PrepareTurn(
+        memory_pb2.PrepareTurnRequest(
+            user_id="carol", thread_id="carol-1", query="suggest a dinner recipe"
+        )
+    )
+    assert [m.memory.text for m in turn.memories] == ["User is vegetarian"]
+    assert not turn.degraded
+    chunks = list(stub.ExportUser(memory_pb2.ExportUserRequest(user_id="carol")))
+    assert any(c.section == "memory" and b"vegetarian" in c.json for c in chunks)
+    receipt = stub.ForgetUser(memory_pb2.ForgetUserRequest(user_id="carol")).receipt
+    assert receipt.counts["facts"] == 1
+    assert not stub.ListMemories(memory_pb2.ListMemoriesRequest(user_id="carol")).memories
+    assert stub.ListMemories(memory_pb2.ListMemoriesRequest(user_id="dave")).memories

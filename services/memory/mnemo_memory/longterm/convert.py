@@ -19,7 +19,7 @@ PB_TO_KIND = {v: k for k, v in KIND_TO_PB.items()}
 
 def kind_from_pb(value: int, default: str = "fact") -> str:
     """Domain kind of a MemoryKind (UNSPECIFIED → ``default``)."""
-    return PB_TO_KIND.get(value, default)
+    return PB_TO_KIND.get(value, default)  # type: ignore[call-overload]
 
 
 def filter_from_pb(user_id: str, f: memory_pb2.MemoryFilter | None) -> VectorFilter:

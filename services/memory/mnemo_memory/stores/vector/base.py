@@ -91,6 +91,10 @@ class MemoryRecord:
         return doc
 
 
+#: a list of records (an alias: the stores' ``list`` method shadows the builtin in classes)
+Records = list[MemoryRecord]
+
+
 @dataclass(frozen=True)
 class VectorFilter:
     """Which memories a query or listing may see. ``user_id`` is required."""

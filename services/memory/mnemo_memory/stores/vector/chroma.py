@@ -20,7 +20,7 @@ import numpy as np
 from mnemo_memory.embed import ModelInfo
 from mnemo_memory.errors import UnavailableError
 
-from .base import MemoryRecord, VectorFilter, VectorHit, as_float32
+from .base import MemoryRecord, Records, VectorFilter, VectorHit, as_float32
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class ChromaVectorStore:
                 ssl=parts.scheme == "https",
                 settings=chroma_settings,
             )
-        return chromadb.PersistentClient(path=self.path, settings=chroma_settings)
+        return chromadb.PersistentClient(path=str(self.path), settings=chroma_settings)
 
     def _collection_sync(self) -> Any:
         if self._collection is not None:
@@ -292,7 +292,7 @@ class ChromaVectorStore:
 
         return await self._run(call)  # type: ignore[no-any-return]
 
-    async def all_matching(self, flt: VectorFilter) -> list[MemoryRecord]:
+    async def all_matching(self, flt: VectorFilter) -> Records:
         """Every record matching ``flt`` (the keyword index's candidate set)."""
         return await self._run(self._all_matching, flt)  # type: ignore[no-any-return]
 

@@ -23,7 +23,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from mnemo_memory.embed import ModelInfo
 from mnemo_memory.errors import UnavailableError
 
-from .base import MemoryRecord, VectorFilter, VectorHit, as_float32
+from .base import MemoryRecord, Records, VectorFilter, VectorHit, as_float32
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +178,7 @@ class RedisVectorStore:
                     mapping["embedding"] = vec.tobytes()
                     key = self.key(record.id)
                     pipe.delete(key)
-                    pipe.hset(key, mapping=mapping)
+                    pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
                 await pipe.execute()
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise UnavailableError("vector_store", f"redis vector index: {exc}") from exc
@@ -278,9 +278,9 @@ class RedisVectorStore:
             )
         return records, total
 
-    async def all_matching(self, flt: VectorFilter) -> list[MemoryRecord]:
+    async def all_matching(self, flt: VectorFilter) -> Records:
         """Every record matching ``flt`` (the keyword index's candidate set)."""
-        out: list[MemoryRecord] = []
+        out: Records = []
         offset = 0
         while True:
             page, total = await self.list(flt, offset, _PAGE)
