@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 import uuid
 
@@ -126,9 +127,12 @@ async def test_killed_mid_job_is_redelivered_and_writes_no_duplicate(
                     break
                 await asyncio.sleep(0.1)
             assert await drained(), second.log_tail()
+            second.signal(signal.SIGTERM)  # graceful: exits 0 after the job in hand
+            assert second.proc.wait(timeout=30) == 0
         finally:
             second.stop()
-        assert "claimed stale job" in (tmp_path / "w2.log").read_text()
+        log = (tmp_path / "w2.log").read_text()
+        assert "claimed stale job" in log and "worker stopped" in log
         lt = build_longterm(settings, embedder=embedder)
         assert await facts_of(lt) == ["User lives in Porto"]
         # the same job once more (at-least-once delivery can repeat it): nothing new
