@@ -319,6 +319,11 @@ def main(argv: list[str] | None = None) -> int:
                 "SERVER__STATS_INTERVAL_S": "3600",
             },
         ).start()
+        # serve() loads the embedding model in the background at startup: let it finish
+        # so it does not compete for the CPU with the measurement
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and "long-term memory" not in proc.log_tail(20_000):
+            time.sleep(0.5)
         rows = asyncio.run(
             measure(proc.address, redis_server.url, args.threads, {1: args.ops, 32: args.ops32})
         )
