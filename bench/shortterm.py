@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
                 "RATE_LIMIT__PER_MINUTE": "100000000",
                 "RATE_LIMIT__PER_HOUR": "100000000",
                 "RATE_LIMIT__PER_DAY": "100000000",
-                "LOG__LEVEL": "WARNING",
+                "LOG__LEVEL": "INFO",
                 "SERVER__STATS_INTERVAL_S": "3600",
             },
         ).start()

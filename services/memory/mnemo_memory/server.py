@@ -153,7 +153,7 @@ async def create_server(
         extra={
             "port": bound,
             "redis": describe_target(target),
-            "service": SERVICE_NAME,
+            "grpc_service": SERVICE_NAME,
             "longterm": longterm is not None,
         },
     )
