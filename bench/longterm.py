@@ -127,6 +127,7 @@ async def bench_backend(
             rate_limit={"enabled": False},
             worker={"metrics_port": 0},
         )
+        embedder._cache.clear()  # every backend starts with a cold query cache
         lt = build_longterm(settings, embedder=embedder)
         await lt.open()
         now = int(time.time() * 1000)
