@@ -225,6 +225,10 @@ async def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         "evidence_ids_dropped": dropped,
         "questions_without_valid_evidence": no_evidence,
         "overall": summarize(per_q),
+        "by_sample": {
+            sample.sample_id: summarize([r for r in per_q if r["sample"] == sample.sample_id])
+            for sample in samples
+        },
         "by_category": {
             f"{c} {name}": summarize([r for r in per_q if r["category"] == c])
             for c, name in CATEGORIES.items()
@@ -247,7 +251,11 @@ def markdown(res: dict[str, Any], ks: list[int]) -> str:
         head,
         "|" + "---|" * (2 + 2 * len(ks)),
     ]
-    rows = [*res["by_category"].items(), ("**overall 1-4**", res["overall"])]
+    rows = [
+        *res["by_category"].items(),
+        ("**overall 1-4**", res["overall"]),
+        *((f"conversation {sid}", v) for sid, v in res.get("by_sample", {}).items()),
+    ]
     for name, s in rows:
         lines.append(
             f"| {name} | {s['questions']} | "
