@@ -1,1 +1,4 @@
-"""LoCoMo recall evaluation of long-term memory (``python -m bench.recall --data PATH --out DIR``)."""
+"""LoCoMo recall evaluation of long-term memory.
+
+``python -m bench.recall --data PATH --out DIR [--facts turns|observation|both]``
+"""
