@@ -134,6 +134,18 @@ class Embedder:
             self._model = model
             return model
 
+    def start_loading(self) -> None:
+        """Load in the background on the embedding thread; the first encode queues behind
+        it instead of loading a second time (a server warms up without blocking)."""
+        if self._model is None:
+            self._pool.submit(self._load_logged)
+
+    def _load_logged(self) -> None:
+        try:
+            self.load()
+        except Exception as exc:  # surfaces again, with its message, on the first encode
+            log.error("embedding model failed to load", extra={"error": str(exc)})
+
     async def aload(self) -> None:
         """Load in the pool thread so a server can warm up without blocking its loop."""
         await asyncio.get_running_loop().run_in_executor(self._pool, self.load)

@@ -40,8 +40,8 @@ class LongTermAPI(Protocol):
 
 
 def build_longterm(settings: Any, redis: Any = None, *, embedder: Any = None) -> Any:
-    """The configured :class:`~.service.LongTermMemory` (cheap: the model loads lazily on
-    first use, or call ``await lt.open()`` at startup to load it in its thread).
+    """The configured :class:`~.service.LongTermMemory` (cheap: the model starts loading
+    on the embedding thread at once; the first query waits for it there).
 
     ``redis`` is unused (the Redis vector backend opens its own binary-safe client);
     ``embedder`` lets tests and benchmarks share one loaded model.
@@ -52,7 +52,10 @@ def build_longterm(settings: Any, redis: Any = None, *, embedder: Any = None) ->
     from .service import LongTermMemory
     from .settings import LongTermSettings
 
-    emb = embedder or Embedder.from_settings(settings)
+    emb = embedder
+    if emb is None:
+        emb = Embedder.from_settings(settings)
+        emb.start_loading()
     store = build_vector_store(settings, emb.info)
     return LongTermMemory(
         embedder=emb,
