@@ -9,11 +9,12 @@ import asyncio
 import os
 import signal
 import sys
+import urllib.request
 import uuid
 
 import pytest
 import redis.asyncio as aioredis
-from mnemo_common.testing.procs import ManagedProcess, wait_for
+from mnemo_common.testing.procs import ManagedProcess, free_port, wait_for
 from mnemo_memory.config import build_settings
 from mnemo_memory.errors import UnavailableError
 from mnemo_memory.longterm import build_longterm
@@ -116,7 +117,9 @@ async def test_killed_mid_job_is_redelivered_and_writes_no_duplicate(
         assert info["pending"] == 1  # delivered, never acked
         fake_anthropic.set_delay(0)
         fake_anthropic.enqueue_json(FACT_REPLY)
-        second = ManagedProcess(argv, env=env, log_path=tmp_path / "w2.log").start()
+        metrics_port = free_port()
+        env2 = {**env, "WORKER__METRICS_PORT": str(metrics_port)}
+        second = ManagedProcess(argv, env=env2, log_path=tmp_path / "w2.log").start()
         try:
 
             async def drained():
@@ -127,6 +130,12 @@ async def test_killed_mid_job_is_redelivered_and_writes_no_duplicate(
                     break
                 await asyncio.sleep(0.1)
             assert await drained(), second.log_tail()
+            scraped = await asyncio.to_thread(scrape, metrics_port)
+            assert 'mnemo_worker_jobs_processed_total{type="extract_facts"} 1.0' in scraped
+            assert "mnemo_worker_jobs_claimed_total 1.0" in scraped
+            assert (
+                'mnemo_worker_llm_tokens_total{direction="input",type="extract_facts"}' in scraped
+            )
             second.signal(signal.SIGTERM)  # graceful: exits 0 after the job in hand
             assert second.proc.wait(timeout=30) == 0
         finally:
@@ -152,6 +161,11 @@ async def test_killed_mid_job_is_redelivered_and_writes_no_duplicate(
     finally:
         first.stop()
         await client.aclose()
+
+
+def scrape(port):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as resp:
+        return resp.read().decode()
 
 
 def _provider(fake):
