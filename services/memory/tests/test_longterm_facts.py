@@ -244,3 +244,24 @@ def test_prepare_turn_recalls_and_forget_user_erases_long_term(lt_server):
     assert receipt.counts["facts"] == 1
     assert not stub.ListMemories(memory_pb2.ListMemoriesRequest(user_id="carol")).memories
     assert stub.ListMemories(memory_pb2.ListMemoriesRequest(user_id="dave")).memories
+
+
+def test_store_of_another_model_answers_failed_precondition(
+    memory_server_factory, memory_settings, embedder, tmp_path
+):
+    from mnemo_memory.embed import Embedder
+    from mnemo_memory.longterm import build_longterm
+
+    settings = memory_settings(vector={"chroma_path": str(tmp_path / "shared-chroma")})
+    first = memory_server_factory(settings, longterm=build_longterm(settings, embedder=embedder))
+    first.stub().AddMemory(memory_pb2.AddMemoryRequest(user_id="alice", text="User likes figs"))
+    other = Embedder(model_id="paraphrase-MiniLM-L3-v2")
+    other._model = embedder.load()  # same vectors, another recorded model id
+    second = memory_server_factory(settings, longterm=build_longterm(settings, embedder=other))
+    with pytest.raises(grpc.RpcError) as err:
+        second.stub().SearchMemories(
+            memory_pb2.SearchMemoriesRequest(user_id="alice", query="figs")
+        )
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "all-MiniLM-L6-v2" in err.value.details()
+    assert "paraphrase-MiniLM-L3-v2" in err.value.details()
