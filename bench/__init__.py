@@ -1,1 +1,1 @@
-"""Benchmarks and the recall evaluation (results in bench/results/, summary in docs/benchmarks.md)."""
+"""Benchmarks and the recall evaluation (results: bench/results/, docs/benchmarks.md)."""

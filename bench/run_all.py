@@ -29,8 +29,12 @@ BENCHMARKS = [
     (
         "recall",
         RESULTS / "recall" / "recall.md",
-        ["--data", str(ROOT.parent / "shared" / "data" / "locomo" / "locomo-dev.json"),
-         "--out", str(RESULTS / "recall")],
+        [
+            "--data",
+            str(ROOT.parent / "shared" / "data" / "locomo" / "locomo-dev.json"),
+            "--out",
+            str(RESULTS / "recall"),
+        ],
     ),
 ]
 
@@ -42,7 +46,7 @@ def run(names: list[str]) -> int:
             continue
         print(f"== bench.{module}", flush=True)
         started = time.monotonic()
-        code = subprocess.call([sys.executable, "-m", f"bench.{module}", *extra], cwd=ROOT)  # noqa: S603
+        code = subprocess.call([sys.executable, "-m", f"bench.{module}", *extra], cwd=ROOT)
         print(f"== bench.{module} exit {code} in {time.monotonic() - started:.0f}s", flush=True)
         failed += code != 0
     return failed
@@ -68,8 +72,9 @@ def assemble() -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--assemble-only", action="store_true")
     parser.add_argument("--only", nargs="*", default=[])
     args = parser.parse_args()

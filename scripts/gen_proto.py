@@ -1,7 +1,7 @@
 """Generate the Python gRPC package from proto/ (one copy, committed, in libs/mnemo/).
 
-    python scripts/gen_proto.py            # regenerate in place
-    python scripts/gen_proto.py --check    # exit 1 when the committed code has drifted
+python scripts/gen_proto.py            # regenerate in place
+python scripts/gen_proto.py --check    # exit 1 when the committed code has drifted
 """
 
 from __future__ import annotations
@@ -57,14 +57,19 @@ def main() -> int:
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         fresh = generate(Path(tmp))
-        committed = sorted(
-            p.relative_to(OUT_DIR)
-            for p in (OUT_DIR / "mnemo").rglob("*")
-            if p.is_file() and "__pycache__" not in p.parts
-        ) if (OUT_DIR / "mnemo").exists() else []
+        committed = (
+            sorted(
+                p.relative_to(OUT_DIR)
+                for p in (OUT_DIR / "mnemo").rglob("*")
+                if p.is_file() and "__pycache__" not in p.parts
+            )
+            if (OUT_DIR / "mnemo").exists()
+            else []
+        )
         drift = sorted(set(fresh) ^ set(committed))
         drift += [
-            rel for rel in fresh
+            rel
+            for rel in fresh
             if rel in committed and not filecmp.cmp(Path(tmp) / rel, OUT_DIR / rel, shallow=False)
         ]
         if drift:

@@ -19,7 +19,21 @@ from prometheus_client import (
 
 #: seconds; from sub-millisecond Redis calls to multi-second LLM answers
 LATENCY_BUCKETS = (
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
     60.0,
 )
 #: tokens per request
@@ -52,9 +66,9 @@ def histogram(
 
 def _get_or_create(kind, name, doc, labels, **kwargs):  # type: ignore[no-untyped-def]
     # Re-importing a module (tests, reloads) must return the same collector, not raise.
-    existing = _REGISTRY._names_to_collectors.get(name)  # noqa: SLF001
+    existing = _REGISTRY._names_to_collectors.get(name)
     if existing is None and kind is Counter:
-        existing = _REGISTRY._names_to_collectors.get(name + "_total")  # noqa: SLF001
+        existing = _REGISTRY._names_to_collectors.get(name + "_total")
     if existing is not None:
         return existing
     return kind(name, doc, labelnames=labels, registry=_REGISTRY, **kwargs)

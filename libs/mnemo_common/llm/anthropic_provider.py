@@ -65,8 +65,8 @@ class AnthropicProvider:
         }
         if request.system:
             params["system"] = request.system
-        if request.temperature is not None:
-            params["temperature"] = request.temperature
+        # The Messages API of current models (SDK 2.x) takes no sampling temperature:
+        # ChatRequest.temperature applies to OpenAI-compatible servers only.
         if request.timeout_s is not None:
             params["timeout"] = request.timeout_s
         return params

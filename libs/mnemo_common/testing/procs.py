@@ -43,8 +43,14 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 class ManagedProcess:
     """A child process in its own process group, stopped (and reaped) on ``stop``."""
 
-    def __init__(self, argv: Sequence[str], *, env: dict[str, str] | None = None,
-                 cwd: str | Path | None = None, log_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        env: dict[str, str] | None = None,
+        cwd: str | Path | None = None,
+        log_path: Path | None = None,
+    ) -> None:
         self.argv = list(argv)
         self.env = env
         self.cwd = cwd
@@ -54,7 +60,11 @@ class ManagedProcess:
     def start(self) -> ManagedProcess:
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(  # noqa: S603
-            self.argv, env=self.env, cwd=self.cwd, stdout=out, stderr=subprocess.STDOUT,
+            self.argv,
+            env=self.env,
+            cwd=self.cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         return self
@@ -122,9 +132,16 @@ def redis_modules_dir() -> Path | None:
 class RedisServer:
     """A real redis-server on a free port; ``kill``/``restart`` for failure tests."""
 
-    def __init__(self, *, binary: str | None = None, appendonly: bool = False,
-                 data_dir: Path | None = None, modules: Sequence[Path] = (),
-                 password: str | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        binary: str | None = None,
+        appendonly: bool = False,
+        data_dir: Path | None = None,
+        modules: Sequence[Path] = (),
+        password: str | None = None,
+        port: int | None = None,
+    ) -> None:
         self.binary = binary or redis_server_binary()
         self.appendonly = appendonly
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="mnemo-redis-"))
@@ -140,10 +157,23 @@ class RedisServer:
         return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def argv(self) -> list[str]:
-        argv = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
-                "--dir", str(self.data_dir), "--daemonize", "no", "--save", "",
-                "--appendonly", "yes" if self.appendonly else "no",
-                "--protected-mode", "no"]
+        argv = [
+            self.binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.data_dir),
+            "--daemonize",
+            "no",
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            "--protected-mode",
+            "no",
+        ]
         if self.password:
             argv += ["--requirepass", self.password]
         for module in self.modules:

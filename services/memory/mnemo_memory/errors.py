@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 
-class MemoryError_(Exception):  # noqa: N801 - avoid shadowing the builtin MemoryError
+class MemoryError_(Exception):
     """Base class of every domain error."""
 
 
@@ -29,8 +29,9 @@ class RateLimitedError(MemoryError_):
     """A rate-limit window is full (→ RESOURCE_EXHAUSTED, ``retry-after`` metadata)."""
 
     def __init__(self, window: str, limit: int, retry_after_s: int) -> None:
-        super().__init__(f"rate limit of {limit} requests per {window} reached; "
-                         f"retry after {retry_after_s}s")
+        super().__init__(
+            f"rate limit of {limit} requests per {window} reached; retry after {retry_after_s}s"
+        )
         self.window = window
         self.limit = limit
         self.retry_after_s = retry_after_s
