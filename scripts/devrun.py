@@ -1,17 +1,19 @@
 #!/usr/bin/env python3
 """``make run``: the whole platform on one machine, in one terminal.
 
-Starts, in order: a local Redis (AOF on, data in ``<var>/redis``), Chroma on its data
-directory ``<var>/chroma`` (a local ``chroma run`` process, because the memory service and
-the worker both write to it and an embedded store belongs to one process), the memory
-service, the extraction worker and the gateway on http://127.0.0.1:8000. Logs are readable
-text, one line per record, prefixed by process.
+Starts, in order: a local Redis (AOF on, data in ``<var>/redis``), the memory service with
+embedded Chroma in ``<var>/chroma`` and the extraction worker running inside it (an embedded
+store belongs to one process; ``SERVER__RUN_WORKER``), and the gateway on
+http://127.0.0.1:8000. ``--chroma server`` instead runs a local ``chroma run`` process and
+the worker as its own process, as in Kubernetes. Logs are readable text, one line per
+record, prefixed by process.
 Ctrl-C (or SIGTERM) stops everything in reverse order; data survives a restart.
 
 No ``ANTHROPIC_API_KEY`` → the offline provider (labelled as such in the logs and the page).
 
     python scripts/devrun.py [--port 8000] [--memory-port 50051] [--redis-port 6379]
-                             [--chroma-port 8001] [--var-dir ./var] [--no-worker]
+                             [--chroma embedded|server] [--chroma-port 8001]
+                             [--var-dir ./var] [--no-worker]
 """
 
 from __future__ import annotations
@@ -160,6 +162,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=env("MNEMO_VAR_DIR", str(ROOT / "var")),
         help="where Redis (AOF) and Chroma keep their data",
     )
+    p.add_argument(
+        "--chroma",
+        choices=("embedded", "server"),
+        default=env("MNEMO_DEV_CHROMA", "embedded"),
+        help="embedded: Chroma and the worker inside the memory service (default); "
+        "server: a local `chroma run` and a separate worker process",
+    )
     p.add_argument("--no-worker", action="store_true", help="do not start the worker")
     return p.parse_args(argv)
 
@@ -177,9 +186,9 @@ def main(argv: list[str] | None = None) -> int:
         ("gateway", args.port),
         ("memory", args.memory_port),
         ("redis", args.redis_port),
-        ("chroma", args.chroma_port),
+        ("chroma", args.chroma_port if args.chroma == "server" else 0),
     ):
-        if port_open(port):
+        if port and port_open(port):
             say(
                 "devrun",
                 f"port {port} ({name}) is already in use; pick another with --"
@@ -201,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
         "TRANSFORMERS_OFFLINE": "1",
         "ANONYMIZED_TELEMETRY": "False",
     }
+    embedded = args.chroma == "embedded"
+    if embedded:
+        base.pop("CHROMADB_URL")
     if not base.get("ANTHROPIC_API_KEY") and not base.get("LLM__PROVIDER"):
         say("devrun", "no ANTHROPIC_API_KEY: the OFFLINE provider answers (not a real model)")
 
@@ -251,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
                 "SERVER__HOST": "127.0.0.1",
                 "SERVER__METRICS_PORT": str(mem_metrics),
                 "SERVER__GRACE_S": "3",
+                "SERVER__RUN_WORKER": "true" if embedded and not args.no_worker else "false",
             },
         ),
         Child(
@@ -270,8 +283,10 @@ def main(argv: list[str] | None = None) -> int:
             },
         ),
     ]
-    if args.no_worker:
+    if args.no_worker or embedded:
         children = [c for c in children if c.name != "worker"]
+    if embedded:
+        children = [c for c in children if c.name != "chroma"]
     started: list[Child] = []
     stopping = threading.Event()
 

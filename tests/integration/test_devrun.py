@@ -30,9 +30,11 @@ def alive(pid: int) -> bool:
 
 
 class DevRun:
-    def __init__(self, var_dir: Path, log: Path) -> None:
+    def __init__(self, var_dir: Path, log: Path, chroma: str = "embedded") -> None:
         self.port = free_port()
         self.args = [
+            "--chroma",
+            chroma,
             "--port",
             str(self.port),
             "--memory-port",
@@ -68,6 +70,8 @@ class DevRun:
             )
         try:
             wait_for(lambda: httpx.get(self.url + "/readyz").status_code == 200, 180, "make run")
+            # devrun writes its children's pids once it has seen the gateway healthy itself
+            wait_for(lambda: (self.var_dir / "devrun.pids").exists(), 30, "devrun.pids")
         except TimeoutError:
             self.interrupt()
             pytest.fail("devrun did not come up:\n" + self.log.read_text()[-4000:])
@@ -85,11 +89,20 @@ class DevRun:
             raise
 
 
-def test_make_run_starts_stops_cleanly_and_keeps_data(tmp_path):
-    run = DevRun(tmp_path / "var", tmp_path / "devrun.log")
+EXPECTED_CHILDREN = {
+    # default: embedded Chroma, the worker inside the memory service
+    "embedded": {"redis", "memory", "gateway"},
+    # as in Kubernetes: a Chroma server and a worker process
+    "server": {"redis", "chroma", "memory", "worker", "gateway"},
+}
+
+
+@pytest.mark.parametrize("chroma", ["embedded", "server"])
+def test_make_run_starts_stops_cleanly_and_keeps_data(tmp_path, chroma):
+    run = DevRun(tmp_path / "var", tmp_path / "devrun.log", chroma)
     pids = run.start()
     try:
-        assert set(pids) == {"redis", "chroma", "memory", "worker", "gateway"}
+        assert set(pids) == EXPECTED_CHILDREN[chroma]
         assert httpx.get(run.url + "/v1/info").json()["offline"] is True
         r = httpx.post(
             run.url + "/v1/chat",
@@ -98,6 +111,21 @@ def test_make_run_starts_stops_cleanly_and_keeps_data(tmp_path):
         )
         assert r.status_code == 200 and r.json()["committed"] is True
         assert httpx.get(run.url + "/").status_code == 200
+        # the worker runs: after MEMORY__EXTRACT_EVERY_MESSAGES (10) messages the fact
+        # is extracted into long-term memory
+        for i in range(4):
+            r = httpx.post(
+                run.url + "/v1/chat", timeout=60, json={"prompt": f"ok {i}", "thread_id": "th-dev"}
+            )
+            assert r.status_code == 200
+        wait_for(
+            lambda: any(
+                "Faro" in m["text"]
+                for m in httpx.get(run.url + "/v1/users/me/memories", timeout=30).json()["memories"]
+            ),
+            90,
+            "fact extraction by the worker",
+        )
     finally:
         code = run.interrupt()
     assert code == 0

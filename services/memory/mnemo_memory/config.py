@@ -38,6 +38,13 @@ class ServerSettings(BaseModel):
     stats_interval_s: float = Field(30.0, gt=0, description="usage gauge refresh period")
     # largest request accepted, bytes (messages are additionally limited by MEMORY__*)
     max_receive_message_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    run_worker: bool = Field(
+        False,
+        description=(
+            "also run the extraction worker inside this process (make run, where one "
+            "process owns the embedded Chroma); in Kubernetes the worker is its own Deployment"
+        ),
+    )
 
 
 class ShortTermSettings(BaseModel):

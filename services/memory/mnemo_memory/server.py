@@ -178,12 +178,58 @@ async def serve(settings: Any) -> int:
     if opener is not None:
         # load the embedding model now, not on the first chat turn (health is Redis-only)
         handles.tasks.append(asyncio.create_task(_open_longterm(opener)))
+    worker = _start_inprocess_worker(settings, handles) if settings.server.run_worker else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down: NOT_SERVING, draining for %.1fs", settings.server.grace_s)
+    if worker is not None:
+        await worker.stop()
     await handles.shutdown(server)
     log.info("stopped")
     return 0
+
+
+@dataclass
+class _InProcessWorker:
+    """The stream worker running as a task of the server's loop (``SERVER__RUN_WORKER``)."""
+
+    worker: Any
+    task: asyncio.Task[Any]
+    provider: Any
+
+    async def stop(self) -> None:
+        """Finish the job in hand, then stop consuming."""
+        self.worker.request_stop()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self.task
+        with contextlib.suppress(Exception):
+            await self.provider.aclose()
+
+
+def _start_inprocess_worker(settings: Any, handles: ServerHandles) -> _InProcessWorker | None:
+    """Consume the job stream in this process, sharing its Redis client and vector store."""
+    if handles.longterm is None:
+        log.warning("SERVER__RUN_WORKER is set but long-term memory is off: no worker started")
+        return None
+    from mnemo_common.llm import build_provider
+
+    from mnemo_memory.stores.jobs import JobQueue
+    from mnemo_memory.stores.keys import KeyBuilder
+    from mnemo_memory.worker.consumer import StreamWorker
+    from mnemo_memory.worker.main import build_context
+    from mnemo_memory.worker.tasks import registry
+
+    provider = build_provider(settings)
+    worker = StreamWorker(
+        redis=handles.redis,
+        jobs=JobQueue(handles.redis, KeyBuilder(settings.redis.key_prefix)),
+        ctx=build_context(settings, handles.redis, handles.longterm, provider),
+        registry=registry,
+        settings=settings.worker,
+        idle_minutes=settings.memory.episode_idle_minutes,
+    )
+    log.info("extraction worker running in-process", extra={"llm_provider": provider.name})
+    return _InProcessWorker(worker, asyncio.create_task(worker.run()), provider)
