@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Request
 from mnemo_common.ids import InvalidIdError, validate_id
+from mnemo_common.llm.base import ChatMessage
 
 from ..chat.service import PreparedTurn
 from ..core.config import GatewaySettings
@@ -55,3 +58,45 @@ def turn_headers(prepared: PreparedTurn, provider: str) -> dict[str, str]:
         MEMORY_HEADER: prepared.memory,
         PROVIDER_HEADER: provider,
     }
+
+
+def content_text(content: str | list[dict[str, Any]] | None, field: str) -> str:
+    """The text of a message's content: a string, or a list of text blocks/parts.
+
+    Both drop-in APIs allow either shape; anything but text (images, tool results) is a
+    422 naming the field, never silently dropped.
+    """
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    texts = []
+    for block in content:
+        if block.get("type") != "text":
+            raise ApiError(
+                422,
+                "unsupported_content",
+                f"content of type {block.get('type')!r} is not supported; send text",
+                field=field,
+            )
+        texts.append(str(block.get("text", "")))
+    return "\n".join(texts)
+
+
+def check_conversation(
+    convo: list[ChatMessage], tools: list[dict[str, Any]] | None, settings: GatewaySettings
+) -> str:
+    """Refuse what Mnemo cannot relay (tools, a conversation not ending with the user).
+
+    Returns the user's new message, size-checked.
+    """
+    if tools:
+        raise ApiError(
+            422, "unsupported_feature", "tool use is not supported through Mnemo", field="tools"
+        )
+    if not convo or convo[-1].role != "user":
+        raise ApiError(
+            422, "invalid_request", "the last message must come from the user", field="messages"
+        )
+    check_prompt_size(convo[-1].content, settings, "messages")
+    return convo[-1].content

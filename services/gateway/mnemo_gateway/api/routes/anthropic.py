@@ -24,7 +24,8 @@ from ..sse import sse, start_stream, stream_response
 from ..turns import (
     THREAD_HEADER,
     USER_HEADER,
-    check_prompt_size,
+    check_conversation,
+    content_text,
     idempotency_key_of,
     thread_id_of,
     turn_headers,
@@ -53,25 +54,6 @@ class MessagesBody(BaseModel):
     tools: list[dict[str, Any]] | None = None
 
 
-def block_text(content: str | list[dict[str, Any]] | None, field: str) -> str:
-    """The text of a string or a list of content blocks (only text blocks are supported)."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    texts = []
-    for block in content:
-        if block.get("type") != "text":
-            raise ApiError(
-                422,
-                "unsupported_content",
-                f"content blocks of type {block.get('type')!r} are not supported; send text",
-                field=field,
-            )
-        texts.append(str(block.get("text", "")))
-    return "\n".join(texts)
-
-
 def stop_reason_anthropic(reason: str | None) -> str:
     return {"length": "max_tokens", "stop": "end_turn", None: "end_turn"}.get(
         reason, reason or "end_turn"
@@ -87,20 +69,11 @@ async def messages(
     provider: Provider,
     settings: Settings,
 ) -> Response:
-    if body.tools:
-        raise ApiError(
-            422, "unsupported_feature", "tool use is not supported through Mnemo", field="tools"
-        )
     convo = [
-        ChatMessage(m.role, block_text(m.content, f"messages.{i}.content"))
+        ChatMessage(m.role, content_text(m.content, f"messages.{i}.content"))
         for i, m in enumerate(body.messages)
     ]
-    if convo[-1].role != "user":
-        raise ApiError(
-            422, "invalid_request", "the last message must come from the user", field="messages"
-        )
-    query = convo[-1].content
-    check_prompt_size(query, settings, "messages")
+    query = check_conversation(convo, body.tools, settings)
     requested_user = (body.metadata or {}).get("user_id") or request.headers.get(USER_HEADER)
     user = identity.memory_user_id(requested_user, "metadata.user_id")
     turn = TurnRequest(
@@ -108,7 +81,7 @@ async def messages(
         user_id=user,
         thread_id=thread_id_of(request.headers.get(THREAD_HEADER), THREAD_HEADER),
         query=query,
-        instructions=block_text(body.system, "system"),
+        instructions=content_text(body.system, "system"),
         client_messages=convo,
         idempotency_key=idempotency_key_of(request),
         model=body.model if settings.gateway.pass_client_model else None,

@@ -24,7 +24,8 @@ from ..sse import sse, start_stream, stream_response
 from ..turns import (
     THREAD_HEADER,
     USER_HEADER,
-    check_prompt_size,
+    check_conversation,
+    content_text,
     idempotency_key_of,
     thread_id_of,
     turn_headers,
@@ -57,24 +58,6 @@ class CompletionsBody(BaseModel):
     tools: list[dict[str, Any]] | None = None
 
 
-def part_text(content: str | list[dict[str, Any]] | None, field: str) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    texts = []
-    for part in content:
-        if part.get("type") != "text":
-            raise ApiError(
-                422,
-                "unsupported_content",
-                f"content parts of type {part.get('type')!r} are not supported",
-                field=field,
-            )
-        texts.append(str(part.get("text", "")))
-    return "\n".join(texts)
-
-
 def finish_reason(reason: str | None) -> str:
     return {"max_tokens": "length", "end_turn": "stop", None: "stop"}.get(reason, reason or "stop")
 
@@ -88,14 +71,10 @@ async def completions(
     provider: Provider,
     settings: Settings,
 ) -> Response:
-    if body.tools:
-        raise ApiError(
-            422, "unsupported_feature", "tool calls are not supported through Mnemo", field="tools"
-        )
     system_parts: list[str] = []
     convo: list[ChatMessage] = []
     for i, msg in enumerate(body.messages):
-        text = part_text(msg.content, f"messages.{i}.content")
+        text = content_text(msg.content, f"messages.{i}.content")
         if msg.role in ("system", "developer"):
             system_parts.append(text)
         elif msg.role in ("user", "assistant"):
@@ -107,17 +86,13 @@ async def completions(
                 f"role {msg.role!r} is not supported",
                 field=f"messages.{i}.role",
             )
-    if not convo or convo[-1].role != "user":
-        raise ApiError(
-            422, "invalid_request", "the last message must come from the user", field="messages"
-        )
-    check_prompt_size(convo[-1].content, settings, "messages")
+    query = check_conversation(convo, body.tools, settings)
     user = identity.memory_user_id(body.user or request.headers.get(USER_HEADER), "user")
     turn = TurnRequest(
         endpoint="completions",
         user_id=user,
         thread_id=thread_id_of(request.headers.get(THREAD_HEADER), THREAD_HEADER),
-        query=convo[-1].content,
+        query=query,
         instructions="\n\n".join(system_parts),
         client_messages=convo,
         idempotency_key=idempotency_key_of(request),
