@@ -128,6 +128,54 @@ def test_sigterm_drains_and_exits_cleanly(memory_process, memory_settings):
     assert "shutting down" in log and '"msg": "stopped"' in log
 
 
+def test_sigterm_while_the_model_is_still_loading_exits_at_once(
+    memory_process, memory_settings, tmp_path
+):
+    """A pod told to stop during its (slow) model load must not outlive its grace period.
+
+    The model directory's files are FIFOs: once the loader has opened one (torch imported,
+    the weights being read) the test holds the writing end open and writes nothing, so the
+    load blocks for ever — as it does for tens of seconds on a busy node."""
+    import errno
+    import os
+
+    model_dir = tmp_path / "model-that-never-loads"
+    model_dir.mkdir()
+    fifos = [
+        model_dir / n for n in ("modules.json", "config.json", "config_sentence_transformers.json")
+    ]
+    for fifo in fifos:
+        os.mkfifo(fifo)
+    proc = memory_process(
+        memory_settings(),
+        env={"SERVER__GRACE_S": "1", "EMBEDDING__MODEL_PATH": str(model_dir)},
+    ).start()
+    held: list[int] = []
+
+    def loader_reading() -> bool:
+        for fifo in fifos:
+            try:  # succeeds only once a reader has the FIFO open
+                held.append(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+                return True
+            except OSError as exc:
+                if exc.errno != errno.ENXIO:
+                    raise
+        return False
+
+    try:
+        wait_for(loader_reading, 60, "the model loader to open its files")
+        with grpc.insecure_channel(proc.address) as channel:
+            from mnemo.memory.v1 import memory_pb2_grpc
+
+            assert commit(memory_pb2_grpc.MemoryServiceStub(channel), "k1").message_count == 2
+        proc.terminate()
+        assert proc.wait(timeout=20) == 0, proc.log_tail()
+    finally:
+        for fd in held:
+            os.close(fd)
+    assert '"msg": "stopped"' in proc.log_tail()
+
+
 def test_service_process_kill_and_restart_keeps_data(memory_process, memory_settings):
     proc = memory_process(memory_settings()).start()
     with grpc.insecure_channel(proc.address) as channel:

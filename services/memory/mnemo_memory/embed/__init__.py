@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import queue
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +45,66 @@ class ModelInfo:
                 f"(dimension {self.dimension}); re-embed the store or configure the "
                 "original model"
             )
+
+
+class DaemonThreadExecutor(Executor):
+    """An executor of one daemon thread.
+
+    ``ThreadPoolExecutor`` threads are joined when the interpreter exits, so a process told
+    to stop while the model is still loading (importing torch and reading the weights can
+    take tens of seconds on a busy node) would outlive its termination grace period and be
+    SIGKILLed. The embedding thread holds no state worth finishing: a daemon thread lets
+    the process exit as soon as its drain is done.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._queue: queue.SimpleQueue[
+            tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None
+        ] = queue.SimpleQueue()
+        self._closed = False
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        if kwargs:
+            raise TypeError("DaemonThreadExecutor.submit takes positional arguments only")
+        future: Future[Any] = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("cannot schedule new work after shutdown")
+            self._queue.put((future, fn, args))
+        return future
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            future, fn, args = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # delivered to the awaiting caller
+                future.set_exception(exc)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if cancel_futures:
+                while True:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is not None:
+                        item[0].cancel()
+            self._queue.put(None)
+        if wait:
+            self._thread.join()
 
 
 def default_model_path() -> str:
@@ -80,8 +141,9 @@ class Embedder:
         self._load_lock = threading.Lock()
         self._model: Any = None
         # one thread: torch already parallelises inside a batch; several concurrent
-        # encodes would only fight over the same cores
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
+        # encodes would only fight over the same cores. A daemon thread: a load in
+        # progress never holds up process exit (see DaemonThreadExecutor)
+        self._pool = DaemonThreadExecutor("embed")
 
     @classmethod
     def from_settings(cls, settings: Any) -> Embedder:
