@@ -202,8 +202,7 @@ def _wrap_unary(behavior: Any, method: str) -> Any:
         try:
             if isinstance(request, UnparsableRequest):
                 raise errors.InvalidArgumentError(request.field, request.reason)
-            remaining = context.time_remaining()
-            async with asyncio.timeout(remaining if remaining is not None else None):
+            async with asyncio.timeout(context.time_remaining()):  # None: no deadline
                 response = await behavior(request, context)
             context.set_trailing_metadata((("x-request-id", rid),))
             return response
