@@ -62,6 +62,10 @@ class ChartRedis:
         except redis.RedisError:
             return False
 
+    def aof_bytes(self) -> bytes:
+        """Everything in the AOF files (Redis 7+: data/appendonlydir/*)."""
+        return b"".join(p.read_bytes() for p in sorted((self.tmp / "data").rglob("*.aof*")))
+
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port, password=PASSWORD, socket_timeout=5)
 
@@ -102,6 +106,11 @@ def test_aof_keeps_data_across_a_restart(chart_redis) -> None:
     c = chart_redis.client()
     c.xadd("mnemo:jobs", {"job_id": "j1", "type": "extract_facts", "user_id": "u"})
     c.hset("mnemo:u:{u}:prefs", "tone", "brief")
+    # appendfsync everysec: Redis normally writes the AOF before it replies, but while a
+    # background fsync is slow it may hold the write back for up to 2 s (the documented
+    # loss window of a crash, docs/operations.md). Wait until the write is in the file —
+    # then a SIGKILL, which cannot save anything on the way out, loses nothing.
+    wait_for(lambda: b"brief" in chart_redis.aof_bytes(), 10, "the AOF to hold the last write")
     chart_redis.proc.send_signal(signal.SIGKILL)  # no shutdown save: only the AOF can help
     chart_redis.proc.wait(10)
     chart_redis.start()
