@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -77,6 +78,15 @@ class DevRun:
             pytest.fail("devrun did not come up:\n" + self.log.read_text()[-4000:])
         return json.loads((self.var_dir / "devrun.pids").read_text())
 
+    @contextlib.contextmanager
+    def explained(self):
+        """Any failure inside carries the tail of devrun's log (CI shows nothing else)."""
+        try:
+            yield
+        except (AssertionError, TimeoutError, httpx.HTTPError) as exc:
+            tail = self.log.read_text(errors="replace")[-6000:] if self.log.exists() else ""
+            pytest.fail(f"{type(exc).__name__}: {exc}\n--- devrun log (tail) ---\n{tail}")
+
     def interrupt(self) -> int:
         assert self.proc is not None
         if self.proc.poll() is not None:
@@ -100,46 +110,51 @@ EXPECTED_CHILDREN = {
 @pytest.mark.parametrize("chroma", ["embedded", "server"])
 def test_make_run_starts_stops_cleanly_and_keeps_data(tmp_path, chroma):
     run = DevRun(tmp_path / "var", tmp_path / "devrun.log", chroma)
-    pids = run.start()
-    try:
-        assert set(pids) == EXPECTED_CHILDREN[chroma]
-        assert httpx.get(run.url + "/v1/info").json()["offline"] is True
-        r = httpx.post(
-            run.url + "/v1/chat",
-            timeout=60,
-            json={"prompt": "Remember: I live in Faro.", "thread_id": "th-dev"},
-        )
-        assert r.status_code == 200 and r.json()["committed"] is True
-        assert httpx.get(run.url + "/").status_code == 200
-        # the worker runs: after MEMORY__EXTRACT_EVERY_MESSAGES (10) messages the fact
-        # is extracted into long-term memory
-        for i in range(4):
+    with run.explained():
+        pids = run.start()
+        try:
+            assert set(pids) == EXPECTED_CHILDREN[chroma]
+            assert httpx.get(run.url + "/v1/info").json()["offline"] is True
             r = httpx.post(
-                run.url + "/v1/chat", timeout=60, json={"prompt": f"ok {i}", "thread_id": "th-dev"}
+                run.url + "/v1/chat",
+                timeout=60,
+                json={"prompt": "Remember: I live in Faro.", "thread_id": "th-dev"},
             )
-            assert r.status_code == 200
-        wait_for(
-            lambda: any(
-                "Faro" in m["text"]
-                for m in httpx.get(run.url + "/v1/users/me/memories", timeout=30).json()["memories"]
-            ),
-            90,
-            "fact extraction by the worker",
-        )
-    finally:
-        code = run.interrupt()
-    assert code == 0
-    assert [name for name, pid in pids.items() if alive(pid)] == []
-    log = (tmp_path / "devrun.log").read_text()
-    assert "gateway |" in log and "memory  |" in log  # readable, prefixed logs
-    assert '{"ts"' not in log  # not JSON
-    assert (tmp_path / "var" / "redis").is_dir() and any((tmp_path / "var" / "redis").iterdir())
+            assert r.status_code == 200 and r.json()["committed"] is True
+            assert httpx.get(run.url + "/").status_code == 200
+            # the worker runs: after MEMORY__EXTRACT_EVERY_MESSAGES (10) messages the fact
+            # is extracted into long-term memory
+            for i in range(4):
+                r = httpx.post(
+                    run.url + "/v1/chat",
+                    timeout=60,
+                    json={"prompt": f"ok {i}", "thread_id": "th-dev"},
+                )
+                assert r.status_code == 200
+            wait_for(
+                lambda: any(
+                    "Faro" in m["text"]
+                    for m in httpx.get(run.url + "/v1/users/me/memories", timeout=30).json()[
+                        "memories"
+                    ]
+                ),
+                180,
+                "fact extraction by the worker",
+            )
+        finally:
+            code = run.interrupt()
+        assert code == 0
+        assert [name for name, pid in pids.items() if alive(pid)] == []
+        log = (tmp_path / "devrun.log").read_text()
+        assert "gateway |" in log and "memory  |" in log  # readable, prefixed logs
+        assert '{"ts"' not in log  # not JSON
+        assert (tmp_path / "var" / "redis").is_dir() and any((tmp_path / "var" / "redis").iterdir())
 
-    pids = run.start()
-    try:
-        r = httpx.get(run.url + "/v1/users/me/threads/th-dev", timeout=30)
-        assert r.status_code == 200
-        assert r.json()["messages"][0]["content"] == "Remember: I live in Faro."
-    finally:
-        assert run.interrupt() == 0
-    assert [name for name, pid in pids.items() if alive(pid)] == []
+        pids = run.start()
+        try:
+            r = httpx.get(run.url + "/v1/users/me/threads/th-dev", timeout=30)
+            assert r.status_code == 200
+            assert r.json()["messages"][0]["content"] == "Remember: I live in Faro."
+        finally:
+            assert run.interrupt() == 0
+        assert [name for name, pid in pids.items() if alive(pid)] == []
