@@ -91,6 +91,23 @@ async def test_query_is_always_filtered_by_user(store):
     assert hits[0].similarity == pytest.approx(1.0, abs=1e-4)
 
 
+async def test_user_and_thread_ids_differing_only_in_case_never_meet(store):
+    # "Alice" and "alice" are two people (ids are case-sensitive everywhere else)
+    await store.upsert(
+        [rec(1, "alice", source_thread_id="th-a"), rec(2, "Alice", source_thread_id="TH-A")],
+        np.stack([unit(1), unit(2)]),
+    )
+    hits = await store.query(unit(2), VectorFilter(user_id="alice"), 10)
+    assert [h.record.id for h in hits] == ["m1"]
+    page, total = await store.list(VectorFilter(user_id="Alice"), 0, 10)
+    assert ([r.id for r in page], total) == (["m2"], 1)
+    page, total = await store.list(VectorFilter(user_id="alice", thread_id="TH-A"), 0, 10)
+    assert (page, total) == ([], 0)
+    assert (await store.count("alice"))["total"] == 1
+    assert await store.delete_user("alice") == {"fact": 1}
+    assert [r.id for r in await store.get(["m1", "m2"])] == ["m2"]
+
+
 async def test_query_orders_by_similarity(store):
     near = unit(5) + 0.1 * unit(6)
     await store.upsert(
@@ -154,3 +171,37 @@ async def test_store_built_with_another_model_is_refused(store, request):
     with pytest.raises(ModelMismatchError, match="all-MiniLM-L6-v2"):
         await other.open()
     await other.aclose()
+
+
+async def test_redis_index_of_schema_1_is_rebuilt_case_sensitive(request):
+    """An index made before ids were case-sensitive is rebuilt in place on open; no
+    memory is lost and users differing only in case stop sharing memories."""
+    prefix = "t" + uuid.uuid4().hex[:10]
+    old = make_store("redis", request, prefix)
+    index = f"{prefix}:idx:memories"
+    await old._call(
+        "FT.CREATE", index, "ON", "HASH", "PREFIX", "1", f"{prefix}:mem:", "SCHEMA",
+        "user_id", "TAG", "kind", "TAG", "thread_id", "TAG", "importance", "NUMERIC",
+        "created_at_ms", "NUMERIC", "SORTABLE", "updated_at_ms", "NUMERIC",
+        "valid_from_ms", "NUMERIC", "valid_to_ms", "NUMERIC",
+        "embedding", "VECTOR", "HNSW", "6", "TYPE", "FLOAT32", "DIM", "384",
+        "DISTANCE_METRIC", "COSINE",
+    )  # fmt: skip
+    await old._call("HSET", f"{index}:model", "model_id", MODEL.model_id, "dimension", "384")
+    old._opened = True
+    await old.upsert([rec(1, "alice"), rec(2, "Alice")], np.stack([unit(1), unit(2)]))
+    # the bug: a case-folding TAG matches both users
+    res = await old._call("FT.SEARCH", index, "@user_id:{alice}", "LIMIT", "0", "0")
+    assert res[0] == 2
+    await old.aclose()
+
+    store = make_store("redis", request, prefix)
+    await store.open()
+    try:
+        hits = await store.query(unit(2), VectorFilter(user_id="alice"), 10)
+        assert [h.record.id for h in hits] == ["m1"]
+        assert (await store.count("Alice"))["total"] == 1
+        assert (await store.count())["total"] == 2
+        assert (await store._call("HGET", f"{index}:model", "schema")) == b"2"
+    finally:
+        await store.aclose()

@@ -4,12 +4,18 @@ for the user, kind and thread, and NUMERIC importance and timestamps.
 
 Keys: ``{prefix}:mem:<memory_id>`` (memory ids are hashes that include the user id, so
 they are unique; RediSearch indexes one shard, so no Cluster hash tag is needed); index
-``{prefix}:idx:memories``; the model that built the index is recorded in the hash
-``{prefix}:idx:memories:model``. Needs RediSearch (Redis 8 / Redis Stack).
+``{prefix}:idx:memories``; the model that built the index, and the index schema version,
+are recorded in the hash ``{prefix}:idx:memories:model``. Needs RediSearch (Redis 8 /
+Redis Stack).
+
+TAG fields fold case unless declared ``CASESENSITIVE``: without it ``Alice`` and ``alice``
+would share memories. Schema 1 lacked it; :meth:`RedisVectorStore.open` rebuilds such an
+index in place (``FT.DROPINDEX`` keeps the hashes, ``FT.CREATE`` re-indexes them).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from typing import Any
@@ -44,6 +50,7 @@ _FIELDS = [
     "text",
 ]
 _PAGE = 1000
+SCHEMA_VERSION = "2"  # 2: user_id/thread_id TAGs are CASESENSITIVE
 
 
 def escape_tag(value: str) -> str:
@@ -108,11 +115,21 @@ class RedisVectorStore:
         if self._opened:
             return
         stored = await self._call("HGETALL", self.model_key)
-        if stored:
-            info = {_s(k): _s(v) for k, v in stored.items()}
+        info = {_s(k): _s(v) for k, v in stored.items()} if stored else {}
+        if info:
             self.model.check_against(
                 info.get("model_id"), int(info.get("dimension", 0)), f"Redis index {self.index!r}"
             )
+            if info.get("schema", "1") != SCHEMA_VERSION:
+                log.warning(
+                    "rebuilding the Redis vector index with case-sensitive id fields",
+                    extra={"index": self.index, "from_schema": info.get("schema", "1")},
+                )
+                try:
+                    await self._call("FT.DROPINDEX", self.index)  # the hashes stay
+                except ResponseError as exc:
+                    if "unknown index" not in str(exc).lower():
+                        raise
         try:
             await self._call(
                 "FT.CREATE",
@@ -125,10 +142,12 @@ class RedisVectorStore:
                 "SCHEMA",
                 "user_id",
                 "TAG",
+                "CASESENSITIVE",
                 "kind",
                 "TAG",
                 "thread_id",
                 "TAG",
+                "CASESENSITIVE",
                 "importance",
                 "NUMERIC",
                 "created_at_ms",
@@ -154,16 +173,33 @@ class RedisVectorStore:
         except ResponseError as exc:
             if "already exists" not in str(exc).lower():
                 raise
-        if not stored:
+        if info.get("schema") != SCHEMA_VERSION:
+            if info:
+                await self._wait_indexed()
             await self._call(
                 "HSET",
                 self.model_key,
                 "model_id",
-                self.model.model_id,
+                info.get("model_id", self.model.model_id),
                 "dimension",
-                str(self.model.dimension),
+                info.get("dimension", str(self.model.dimension)),
+                "schema",
+                SCHEMA_VERSION,
             )
         self._opened = True
+
+    async def _wait_indexed(self, timeout_s: float = 60.0) -> None:
+        """Wait (bounded) for a rebuilt index to cover the existing hashes."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while loop.time() < deadline:
+            raw = await self._call("FT.INFO", self.index)
+            info = {_s(raw[i]): raw[i + 1] for i in range(0, len(raw) - 1, 2)}
+            if _s(info.get("indexing", b"0")) in ("0", "0.0"):
+                log.info("Redis vector index rebuilt", extra={"docs": _s(info.get("num_docs"))})
+                return
+            await asyncio.sleep(0.1)
+        log.warning("Redis vector index still re-indexing; recall may miss memories meanwhile")
 
     async def upsert(self, records: list[MemoryRecord], vectors: np.ndarray) -> None:
         if not records:
@@ -237,9 +273,11 @@ class RedisVectorStore:
             "0",
             str(max(1, k)),
         )
-        return [
+        hits = [
             VectorHit(self._record(key, f), 1.0 - float(_s(f.get("dist", b"1")))) for key, f in rows
         ]
+        # belt and braces: the index must never hand one user another's memory
+        return [h for h in hits if h.record.user_id == flt.user_id]
 
     async def query_many(
         self, vectors: np.ndarray, flt: VectorFilter, k: int
@@ -271,11 +309,11 @@ class RedisVectorStore:
         records = []
         for i in range(1, len(res), 2):
             fields = res[i + 1]
-            records.append(
-                self._record(
-                    _s(res[i]), {_s(fields[j]): fields[j + 1] for j in range(0, len(fields), 2)}
-                )
+            record = self._record(
+                _s(res[i]), {_s(fields[j]): fields[j + 1] for j in range(0, len(fields), 2)}
             )
+            if record.user_id == flt.user_id:  # belt and braces, as in query()
+                records.append(record)
         return records, total
 
     async def all_matching(self, flt: VectorFilter) -> Records:
