@@ -159,26 +159,73 @@ def test_no_container_runs_as_root(rendered, scenario: str) -> None:
             assert (ctx.get("seccompProfile") or {}).get("type") == "RuntimeDefault", where
 
 
-def test_config_change_rolls_the_pods() -> None:
-    base = ds.render({})
-    changed = ds.render({"memory": {"policy": {"threadTtlHours": 48}}})
+def _merge(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in change.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
-    def checksums(docs):
-        return {
-            d["metadata"]["name"]: d["spec"]["template"]["metadata"]["annotations"][
-                "checksum/config"
-            ]
-            for d in docs
-            if d["kind"] == "Deployment"
-        }
 
-    before, after = checksums(base), checksums(changed)
-    assert (
-        before.keys()
-        == after.keys()
-        == {f"{ds.RELEASE}-{c}" for c in ("gateway", "memory", "worker")}
-    )
-    assert all(before[k] != after[k] for k in before)
+def _checksums(docs: list[dict[str, Any]]) -> dict[str, str]:
+    return {
+        ds.component(d): d["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+        for d in docs
+        if d["kind"] in ("Deployment", "StatefulSet")
+        and "checksum/config" in (d["spec"]["template"]["metadata"].get("annotations") or {})
+    }
+
+
+JWT = {"gateway": {"auth": {"mode": "jwt", "jwtSecret": "a" * 32}}}
+EXTERNAL_REDIS = {"redis": {"enabled": False}, "externalRedis": {"url": "redis://r.example:6379"}}
+
+
+@pytest.mark.parametrize(
+    ("base", "change", "rolled"),
+    [
+        ({}, {"gateway": {"memoryTimeoutS": 3.0}}, {"gateway"}),
+        # the gateway re-reads the mounted api-keys file: a rotation restarts nothing
+        ({}, {"gateway": {"auth": {"apiKeys": "k3y-0123456789 default\n"}}}, set()),
+        ({}, {"redis": {"config": {"maxmemory": "1gb"}}}, {"redis"}),
+        ({}, {"redis": {"config": {"appendfsync": "always"}}}, {"redis"}),
+        # Redis and both of its clients read the password at start
+        ({}, {"redis": {"auth": {"password": "n3w-pass"}}}, {"redis", "memory", "worker"}),
+        ({}, {"memory": {"policy": {"threadTtlHours": 48}}}, {"memory", "worker"}),
+        ({}, {"config": {"logLevel": "DEBUG"}}, {"gateway", "memory", "worker"}),
+        ({}, {"llm": {"anthropic": {"apiKey": "sk-ant-x"}}}, {"gateway", "worker"}),
+        (JWT, {"gateway": {"auth": {"jwtSecret": "b" * 32}}}, {"gateway"}),
+        (EXTERNAL_REDIS, {"externalRedis": {"url": "redis://r2.example"}}, {"memory", "worker"}),
+    ],
+    ids=[
+        "gateway-setting",
+        "api-key-rotation",
+        "redis-maxmemory",
+        "redis-appendfsync",
+        "redis-password",
+        "memory-policy",
+        "shared-config",
+        "llm-key",
+        "jwt-secret",
+        "external-redis-url",
+    ],
+)
+def test_a_change_rolls_exactly_the_pods_that_read_it(base, change, rolled) -> None:
+    """checksum/config covers what each workload reads at start, and nothing else: a gateway
+    setting must not restart Redis (memory goes NOT_SERVING, gateways leave the Service)."""
+    before = _checksums(ds.render(base))
+    after = _checksums(ds.render(_merge(base, change)))
+    assert before.keys() == after.keys()
+    assert {"gateway", "memory", "worker"} <= before.keys()
+    assert {c for c in before if before[c] != after[c]} == rolled
+
+
+def test_checksums_are_stable_across_renders() -> None:
+    """Generated credentials (random until the Secret exists) must not change the hashes,
+    or the first upgrade after an install would restart every pod, Redis included."""
+    assert _checksums(ds.render({})) == _checksums(ds.render({}))
+    assert "redis" in _checksums(ds.render({}))
 
 
 def test_production_scenario_scales_and_monitors(rendered) -> None:

@@ -185,9 +185,70 @@ topologySpreadConstraints:
 {{- end -}}
 {{- end -}}
 
-{{/* Hash of the rendered config templates, so a config change rolls the pods. */}}
-{{- define "mnemo.configChecksum" -}}
-{{- $cm := include (print .Template.BasePath "/configmap.yaml") . -}}
-{{- $secret := include (print .Template.BasePath "/secret.yaml") . -}}
-{{- print $cm $secret | sha256sum -}}
+{{/* What decides a credential a process reads at start (an env var from a Secret): the value
+     given in values, the existingSecret reference, or "generated" for a chart-generated
+     value (it is kept across upgrades, so it never changes behind the checksum's back).
+     Rotating the content of an existingSecret rolls nothing: `kubectl rollout restart`. */}}
+{{- define "mnemo.redisPasswordInput" -}}
+{{- if and .Values.redis.enabled .Values.redis.auth.enabled -}}
+{{- if .Values.redis.auth.existingSecret -}}
+redis-password: secret {{ .Values.redis.auth.existingSecret }}/{{ .Values.redis.auth.existingSecretPasswordKey }}
+{{- else if .Values.redis.auth.password -}}
+redis-password: value {{ .Values.redis.auth.password }}
+{{- else -}}
+redis-password: generated
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "mnemo.storeCredentialsInput" -}}
+{{ include "mnemo.redisPasswordInput" . }}
+{{- if not .Values.redis.enabled }}
+{{- if .Values.externalRedis.existingSecret }}
+redis-url: secret {{ .Values.externalRedis.existingSecret }}/{{ .Values.externalRedis.existingSecretUrlKey }}
+{{- else }}
+redis-url: value {{ .Values.externalRedis.url }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "mnemo.llmCredentialsInput" -}}
+{{- if .Values.llm.anthropic.existingSecret -}}
+anthropic-api-key: secret {{ .Values.llm.anthropic.existingSecret }}/{{ .Values.llm.anthropic.existingSecretKey }}
+{{- else -}}
+anthropic-api-key: value {{ .Values.llm.anthropic.apiKey }}
+{{- end -}}
+{{- end -}}
+
+{{/* The gateway reads jwt-secret at start; the api-keys file it re-reads when the mounted
+     Secret changes, so a key rotation needs no restart and is not part of the checksum. */}}
+{{- define "mnemo.gatewayCredentialsInput" -}}
+{{- if eq .Values.gateway.auth.mode "jwt" -}}
+{{- if .Values.gateway.auth.existingSecret -}}
+jwt-secret: secret {{ .Values.gateway.auth.existingSecret }}/jwt-secret
+{{- else -}}
+jwt-secret: value {{ .Values.gateway.auth.jwtSecret }}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* checksum/config of a workload: a hash of exactly what its pods read at start (their
+     ConfigMaps and credentials), so a change rolls those pods and no others. A gateway
+     setting or an API key never restarts Redis; redis.config.* restarts only Redis.
+     Call with (dict "ctx" $ "component" "gateway"). */}}
+{{- define "mnemo.checksum" -}}
+{{- $ctx := .ctx -}}
+{{- $parts := list -}}
+{{- if eq .component "redis" -}}
+{{- $parts = list (include "mnemo.redis.configMap" $ctx) (include "mnemo.redisPasswordInput" $ctx) -}}
+{{- else if eq .component "gateway" -}}
+{{- $parts = list (include "mnemo.configMap.shared" $ctx) (include "mnemo.configMap.gateway" $ctx) (include "mnemo.llmCredentialsInput" $ctx) (include "mnemo.gatewayCredentialsInput" $ctx) -}}
+{{- else if eq .component "memory" -}}
+{{- $parts = list (include "mnemo.configMap.shared" $ctx) (include "mnemo.configMap.memory" $ctx) (include "mnemo.storeCredentialsInput" $ctx) -}}
+{{- else if eq .component "worker" -}}
+{{- $parts = list (include "mnemo.configMap.shared" $ctx) (include "mnemo.configMap.memory" $ctx) (include "mnemo.storeCredentialsInput" $ctx) (include "mnemo.llmCredentialsInput" $ctx) -}}
+{{- else -}}
+{{- fail (printf "mnemo.checksum: unknown component %s" .component) -}}
+{{- end -}}
+{{- join "\n---\n" $parts | sha256sum -}}
 {{- end -}}
