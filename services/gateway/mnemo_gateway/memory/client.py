@@ -1,9 +1,12 @@
 """Async client of the memory service over the generated stub.
 
-Every call carries a deadline and the request id; failures that mean "the service is not
-answering" (UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL, UNKNOWN) feed a circuit breaker so a
-dead memory service costs one fast check per request, not a deadline each. Answers that
-are verdicts about the request (NOT_FOUND, PERMISSION_DENIED, ...) do not trip it.
+Every call carries a deadline and the request id; only failures that mean "the service is
+not answering" (UNAVAILABLE, DEADLINE_EXCEEDED: down, unreachable, too slow) feed a circuit
+breaker so a dead memory service costs one fast check per request, not a deadline each.
+Any other status is an answer about that one request (INVALID_ARGUMENT, NOT_FOUND,
+PERMISSION_DENIED, RESOURCE_EXHAUSTED, and INTERNAL/UNKNOWN too: a server-side failure on
+that request's data) and never trips it — otherwise one user's bad requests would switch
+memory off for everybody. On the chat path INTERNAL/UNKNOWN still degrade the turn.
 """
 
 from __future__ import annotations
@@ -29,14 +32,12 @@ R = TypeVar("R", bound=ProtoMessage)
 
 SERVICE_NAME = "mnemo.memory.v1.MemoryService"
 
-#: statuses that say the service (not the request) is in trouble
-_HEALTH_FAILURES = frozenset(
-    {
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        grpc.StatusCode.INTERNAL,
-        grpc.StatusCode.UNKNOWN,
-    }
+#: statuses that say the service (not the request) is in trouble: the only breaker failures
+_HEALTH_FAILURES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+#: server-side failures of one request: a chat turn is answered without memory (degraded),
+#: but the breaker does not count them
+_DEGRADE_ONLY = frozenset(
+    {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS}
 )
 
 # Reconnect quickly after the memory service restarts (gRPC's default backoff grows to 2 min).
@@ -122,15 +123,23 @@ class MemoryClient:
 
     # --- chat path: raises MemoryUnavailable (the caller degrades) or AioRpcError ----------
 
+    async def _chat_call(self, method: str, request: ProtoMessage) -> Any:
+        try:
+            return await self._call(method, request, self.timeout_s)
+        except grpc.aio.AioRpcError as err:
+            if err.code() in _DEGRADE_ONLY:
+                raise MemoryUnavailable(err.code().name.lower(), err.details() or "") from err
+            raise
+
     async def prepare_turn(
         self, request: memory_pb2.PrepareTurnRequest
     ) -> memory_pb2.PrepareTurnResponse:
-        return await self._call("PrepareTurn", request, self.timeout_s)  # type: ignore[no-any-return]
+        return await self._chat_call("PrepareTurn", request)  # type: ignore[no-any-return]
 
     async def commit_turn(
         self, request: memory_pb2.CommitTurnRequest
     ) -> memory_pb2.CommitTurnResponse:
-        return await self._call("CommitTurn", request, self.timeout_s)  # type: ignore[no-any-return]
+        return await self._chat_call("CommitTurn", request)  # type: ignore[no-any-return]
 
     # --- control path: every failure becomes an ApiError ----------------------------------
 
