@@ -55,6 +55,9 @@ class ShortTermSettings(BaseModel):
     # after deleting a user through the index, SCAN the user's hash-tag pattern for
     # leftovers (O(keyspace); turn off on very large shared instances)
     erasure_scan_fallback: bool = True
+    # hours an erasure is remembered (a hashed marker) so that jobs a worker already held
+    # for the user are dropped, not written back; must exceed the longest job's run time
+    erasure_marker_hours: int = Field(24, ge=1)
     # keys visited at most by one GetStats keys-by-kind scan; counts are extrapolated above
     stats_scan_limit: int = Field(200_000, ge=100)
     # keys of one user sampled with MEMORY USAGE for approx_bytes

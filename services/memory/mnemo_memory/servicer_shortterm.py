@@ -250,7 +250,10 @@ class ShortTermRPCs:
         self._require_redis()
         uid = checked_id(request.user_id, "user_id")
         counts = await erasure.forget_user(
-            self.stores, uid, scan_fallback=self.settings.shortterm.erasure_scan_fallback
+            self.stores,
+            uid,
+            scan_fallback=self.settings.shortterm.erasure_scan_fallback,
+            marker_ttl_s=self.settings.shortterm.erasure_marker_hours * 3600,
         )
         if self.longterm is not None:
             for kind, n in (await self.longterm.forget_user(uid)).items():

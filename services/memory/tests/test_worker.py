@@ -302,3 +302,59 @@ def test_offline_rule_extractor_reads_first_person_statements():
         ("User is a nurse", "fact", 5),
         ("User likes tea over coffee", "preference", 6),
     ]
+
+
+async def test_user_erased_while_a_job_runs_gets_nothing_back(
+    redis_url, fake_anthropic, embedder, tmp_path
+):
+    """ForgetUser while the worker is mid LLM call for that user: the job's facts must not
+    come back (the erasure marker), and the user's next conversation is remembered again."""
+    from mnemo_memory.stores import erasure
+    from mnemo_memory.stores.shortterm import build_stores
+    from mnemo_memory.worker.consumer import JOBS_DROPPED
+
+    settings = make_settings(redis_url, tmp_path=tmp_path)
+    client, jobs = await seed_thread(settings)
+    lt = build_longterm(settings, embedder=embedder)
+    provider = _provider(fake_anthropic)
+    fake_anthropic.set_delay(1.0)
+    fake_anthropic.enqueue_json(FACT_REPLY)
+    ctx = build_context(settings, client, lt, provider)
+    worker = StreamWorker(
+        redis=client, jobs=jobs, ctx=ctx, registry=registry, settings=settings.worker,
+        idle_minutes=30,
+    )  # fmt: skip
+    dropped_before = JOBS_DROPPED.labels("extract_facts")._value.get()
+    task = asyncio.create_task(worker.run())
+    try:
+        for _ in range(200):  # the job's LLM call is in flight
+            if fake_anthropic.requests:
+                break
+            await asyncio.sleep(0.02)
+        assert fake_anthropic.requests
+        # what ForgetUser does
+        receipt = await erasure.forget_user(build_stores(settings, client), "alice")
+        assert receipt["threads"] == 1
+        await lt.forget_user("alice")
+        for _ in range(200):
+            if JOBS_DROPPED.labels("extract_facts")._value.get() > dropped_before:
+                break
+            await asyncio.sleep(0.05)
+        assert JOBS_DROPPED.labels("extract_facts")._value.get() == dropped_before + 1
+        assert await facts_of(lt) == []
+        assert await client.xlen(jobs.stream) == 0 and await client.xlen(jobs.dead_stream) == 0
+        # erasure is not a ban: what the user says afterwards is remembered
+        fake_anthropic.set_delay(0)
+        fake_anthropic.enqueue_json(FACT_REPLY)
+        await seed_thread(settings)
+        for _ in range(400):
+            if await facts_of(lt) == ["User lives in Porto"]:
+                break
+            await asyncio.sleep(0.05)
+        assert await facts_of(lt) == ["User lives in Porto"]
+    finally:
+        worker.request_stop()
+        await asyncio.wait_for(task, 30)
+    await provider.aclose()
+    await lt.aclose()
+    await client.aclose()

@@ -8,6 +8,10 @@ Then, unless ``SHORTTERM__ERASURE_SCAN_FALLBACK=false``, one ``SCAN`` over the p
 removes anything the indexes missed (keys of the user's hash tag, owner keys naming the
 user): an O(keyspace) safety net, counted as ``other_keys`` in the receipt.
 
+Before deleting anything it writes the erasure marker (``JobQueue.mark_erased``): a job
+the worker already holds for the user (read from the stream, mid LLM call) is then
+dropped, and anything it wrote after the erasure began is deleted again.
+
 Not a transaction: a turn committed for the same user while erasure runs may survive it;
 callers (the gateway) stop accepting the user's requests first.
 """
@@ -42,11 +46,16 @@ async def _user_thread_ids(stores: ShortTermStores, user_id: str) -> list[str]:
 
 
 async def forget_user(
-    stores: ShortTermStores, user_id: str, *, scan_fallback: bool = True
+    stores: ShortTermStores,
+    user_id: str,
+    *,
+    scan_fallback: bool = True,
+    marker_ttl_s: int = 24 * 3600,
 ) -> dict[str, int]:
     """Delete every short-term key of ``user_id``; counts by kind for the receipt."""
     checked_id(user_id, "user_id")
     k, redis = stores.keys, stores.redis
+    await stores.jobs.mark_erased(user_id, marker_ttl_s)
     counts: dict[str, int] = defaultdict(int)
     thread_ids = await _user_thread_ids(stores, user_id)
     for i in range(0, len(thread_ids), _BATCH):

@@ -117,6 +117,23 @@ class JobQueue:
             deleted += int(await self.redis.xdel(job["stream"], job["entry_id"]))
         return deleted
 
+    async def mark_erased(self, user_id: str, ttl_s: int) -> int:
+        """Record (Redis time, ms) that ``user_id`` is being erased; returns that time.
+
+        Erasure deletes the user's jobs from both streams, but a worker may already hold
+        one in memory (mid LLM call); the worker compares each job's entry time with this
+        marker and drops, or undoes, what was enqueued before the erasure.
+        """
+        sec, usec = await self.redis.time()
+        now_ms = int(sec) * 1000 + int(usec) // 1000
+        await self.redis.set(self.keys.erased(user_id), str(now_ms), ex=max(1, int(ttl_s)))
+        return now_ms
+
+    async def erased_at(self, user_id: str) -> int:
+        """Redis time (ms) of the user's last erasure, 0 when none is remembered."""
+        value = await self.redis.get(self.keys.erased(user_id))
+        return int(value) if value else 0
+
     async def stats(self) -> dict[str, int]:
         """``stream_length``, ``pending`` (delivered, not acked), ``dead_letter_length``."""
         pipe = self.redis.pipeline(transaction=False)

@@ -14,6 +14,8 @@ so all of one user's keys live in one slot and one Lua script can update them at
     P:threads:activity             zset  "uid:tid" -> last activity ms    no TTL (pruned)
     P:jobs                         stream background jobs                 never expires
     P:jobs:dead                    stream dead letters                    never expires
+    P:erased:<sha256(uid)[:32]>    str   Redis time (ms) of the last erasure TTL SHORTTERM__
+                                         ERASURE_MARKER_HOURS (names no one: a hash)
 
 Thread ids are global (two users cannot own the same thread id), which is what lets a
 request for someone else's thread answer PERMISSION_DENIED instead of NOT_FOUND; the owner
@@ -22,6 +24,7 @@ key is the one per-thread key outside the user's slot. ``docs/adr/0003`` explain
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from mnemo_common.ids import InvalidIdError, validate_id
@@ -101,6 +104,11 @@ class KeyBuilder:
     def thread_owner(self, thread_id: str) -> str:
         return f"{self.prefix}:t:{checked_id(thread_id, 'thread_id')}:owner"
 
+    def erased(self, user_id: str) -> str:
+        """When the user was last erased, so the worker drops jobs it already held for them."""
+        digest = hashlib.sha256(checked_id(user_id, "user_id").encode()).hexdigest()[:32]
+        return f"{self.prefix}:erased:{digest}"
+
     def activity_index(self) -> str:
         return f"{self.prefix}:threads:activity"
 
@@ -128,6 +136,8 @@ class KeyBuilder:
             return "jobs"
         if key == self.activity_index():
             return "activity_index"
+        if key.startswith(f"{self.prefix}:erased:"):
+            return "erasure_markers"
         rest = key[len(self.prefix) + 1 :]
         if not (rest.startswith("u:{") or rest.startswith("t:")):
             return "other"

@@ -12,6 +12,10 @@ Delivery is at-least-once:
 * The vector store being unreachable is not the job's fault: the worker waits (backoff,
   capped) and retries the same job until the store is back, so jobs queue up in the stream.
 * Success: ``XACK`` then ``XDEL``, so the stream length is the backlog.
+* A job whose user was erased after it was enqueued (``JobQueue.erased_at`` newer than
+  the entry id's time) is dropped before it runs and instead of being dead-lettered;
+  if the erasure happened while it ran, what the user has in long-term memory is deleted
+  again, so an in-flight job can never bring erased memories back.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from typing import Any
 
 from mnemo_common import metrics
 
-from mnemo_memory.errors import UnavailableError
+from mnemo_memory.errors import InvalidArgumentError, UnavailableError
 
 from .tasks import TaskContext, TaskRegistry, UnknownJobError, enqueue_idle_episodes
 
@@ -50,7 +54,16 @@ LLM_TOKENS = metrics.counter(
 STORE_WAITS = metrics.counter(
     "mnemo_worker_store_unavailable", "Times a job waited because the vector store was down"
 )
+JOBS_DROPPED = metrics.counter(
+    "mnemo_worker_jobs_dropped", "Jobs dropped because their user was erased", ("type",)
+)
 BACKLOG = metrics.gauge("mnemo_worker_stream_length", "Jobs waiting in the stream")
+
+
+def entry_time_ms(entry_id: Any) -> int:
+    """The Redis time (ms) at which a stream entry was added: its id's first part."""
+    text = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+    return int(text.split("-", 1)[0])
 
 
 def default_consumer_name() -> str:
@@ -170,6 +183,9 @@ class StreamWorker:
         enqueued = int(fields.get("enqueued_at_ms", "0") or 0)
         if enqueued:
             JOB_LAG.labels(job_type).observe(max(0.0, time.time() - enqueued / 1000))
+        if await self._erased_since(entry_id, fields):
+            await self._drop_erased(entry_id, fields, "before it ran")
+            return True
         deliveries = await self._deliveries(entry_id)
         if deliveries > self.cfg.max_deliveries:
             await self._dead_letter(entry_id, fields, f"delivered {deliveries} times", deliveries)
@@ -181,6 +197,12 @@ class StreamWorker:
             started = time.monotonic()
             try:
                 result = await self.registry.run(self.ctx, fields)
+                if await self._erased_since(entry_id, fields):
+                    # ForgetUser ran while the job worked: delete what it may have written
+                    if self.ctx.longterm is not None:
+                        await self.ctx.longterm.forget_user(fields["user_id"])
+                    await self._drop_erased(entry_id, fields, "while it ran")
+                    return True
             except UnavailableError as exc:
                 attempt -= 1  # not the job's fault: wait for the store, do not count
                 store_waits += 1
@@ -233,6 +255,26 @@ class StreamWorker:
             )
             return True
 
+    async def _erased_since(self, entry_id: Any, fields: dict[str, str]) -> bool:
+        """Was the job's user erased after the job was enqueued?"""
+        user_id = fields.get("user_id", "")
+        if not user_id:
+            return False
+        try:
+            erased = await self.jobs.erased_at(user_id)
+        except InvalidArgumentError:  # a malformed job: its handler fails and dead-letters it
+            return False
+        return bool(erased) and erased >= entry_time_ms(entry_id)
+
+    async def _drop_erased(self, entry_id: Any, fields: dict[str, str], when: str) -> None:
+        await self._finish(entry_id)
+        job_type = fields.get("type", "unknown")
+        JOBS_DROPPED.labels(job_type).inc()
+        log.info(
+            "job dropped: its user was erased " + when,
+            extra={"job_id": fields.get("job_id"), "type": job_type},
+        )
+
     def _backoff(self, attempt: int) -> float:
         return float(min(self.cfg.backoff_max_s, self.cfg.backoff_base_s * 2 ** (attempt - 1)))
 
@@ -253,11 +295,14 @@ class StreamWorker:
             "failed_at_ms": str(int(time.time() * 1000)),
             "original_entry_id": entry_id,
         }
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.xadd(self.jobs.dead_stream, body)
-        pipe.xack(self.jobs.stream, self.jobs.group, entry_id)
-        pipe.xdel(self.jobs.stream, entry_id)
-        await pipe.execute()
+        if await self._erased_since(entry_id, fields):
+            await self._drop_erased(entry_id, fields, "before it was dead-lettered")
+            return
+        # two streams, two hash slots: no MULTI across them (Redis Cluster refuses it).
+        # Dead letter first, then ack: a crash in between re-delivers the job, which is
+        # dead-lettered again (a duplicate letter, never a lost job)
+        await self.redis.xadd(self.jobs.dead_stream, body)
+        await self._finish(entry_id)
         JOBS_FAILED.labels(job_type).inc()
         log.error(
             "job dead-lettered",
