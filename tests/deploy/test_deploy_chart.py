@@ -344,3 +344,36 @@ def test_gateway_node_port_for_kind() -> None:
     assert {"containerPort": 30080, "hostPort": 30080, "protocol": "TCP"} in kind["nodes"][0][
         "extraPortMappings"
     ]
+
+
+def test_deploy_md_creates_every_secret_the_production_scenario_references(rendered) -> None:
+    """docs/deploy.md's install recipe starts from ci/production-values.yaml: its
+    `kubectl create secret` lines must create each Secret (and key) the pods reference."""
+    import re
+
+    wanted: set[tuple[str, str]] = set()
+    docs = rendered["production"]
+    for _, spec in ds.workloads(docs):
+        for c in spec["containers"]:
+            for env in c.get("env") or []:
+                ref = (env.get("valueFrom") or {}).get("secretKeyRef")
+                if ref:
+                    wanted.add((ref["name"], ref["key"]))
+        for volume in spec.get("volumes") or []:
+            for item in (volume.get("secret") or {}).get("items") or []:
+                wanted.add((volume["secret"]["secretName"], item["key"]))
+    for ingress in ds.by_kind(docs, "Ingress").values():
+        for tls in ingress["spec"].get("tls") or []:
+            wanted.add((tls["secretName"], "tls.crt"))
+    assert wanted
+    text = (ds.REPO / "docs" / "deploy.md").read_text()
+    created: set[tuple[str, str]] = set()
+    for line in text.splitlines():
+        m = re.search(r"create secret (generic|tls) (\S+)(.*)", line)
+        if not m:
+            continue
+        kind, name, rest = m.groups()
+        if kind == "tls":
+            created |= {(name, "tls.crt"), (name, "tls.key")}
+        created |= {(name, key) for key in re.findall(r"--from-literal=([\w.-]+)=", rest)}
+    assert wanted - created == set()
