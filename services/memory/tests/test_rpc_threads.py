@@ -206,10 +206,17 @@ def test_list_threads_most_recent_first_with_pages(server) -> None:
     assert seen[0] == "thread-2"
     assert sorted(seen) == sorted(f"thread-{i}" for i in range(7)) and len(seen) == 7
     assert stub.ListThreads(pb.ListThreadsRequest(user_id="nobody")).threads == []
-    code, details = status_of(
-        lambda: stub.ListThreads(pb.ListThreadsRequest(user_id="alice", page_token="garbage!"))
-    )
-    assert code == grpc.StatusCode.INVALID_ARGUMENT and details.startswith("page_token")
+    import base64
+
+    forged = [
+        base64.urlsafe_b64encode(raw.encode()).decode()
+        for raw in ("nan:0", "inf:0", "1e400:0", "5:-1", "5:99999999999999999999")
+    ]
+    for bad in ["garbage!", *forged]:
+        code, details = status_of(
+            lambda bad=bad: stub.ListThreads(pb.ListThreadsRequest(user_id="alice", page_token=bad))
+        )
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and details.startswith("page_token"), bad
 
 
 def test_delete_thread_removes_data_and_index(server) -> None:

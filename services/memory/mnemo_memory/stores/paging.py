@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 
 from mnemo_memory.errors import InvalidArgumentError
+
+_MAX_SKIP = 1_000_000
 
 
 def decode_cursor(token: str) -> tuple[str, int]:
@@ -22,7 +25,8 @@ def decode_cursor(token: str) -> tuple[str, int]:
         score, skip = float(score_s), int(skip_s)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidArgumentError("page_token", "is not a token this service issued") from None
-    if skip < 0:
+    # scores are millisecond timestamps; skip counts ties already returned (bounded)
+    if not math.isfinite(score) or abs(score) > 2**53 or not 0 <= skip <= _MAX_SKIP:
         raise InvalidArgumentError("page_token", "is not a token this service issued")
     return repr(score) if score != int(score) else str(int(score)), skip
 
