@@ -106,3 +106,46 @@ def test_unknown_route_and_method_are_json_errors(gw):
     assert (r.status_code, err(r)["code"]) == (404, "not_found")
     r = httpx.get(gw.url + "/v1/chat")
     assert (r.status_code, err(r)["code"]) == (405, "method_not_allowed")
+
+
+# JSON may escape a lone UTF-16 surrogate ("\ud83d": JavaScript cutting an emoji in half);
+# it is not text and cannot be stored or sent on, so it is refused naming the field
+LONE_SURROGATE = [
+    ("/v1/chat", '{"prompt": "hi \\ud83d"}', "prompt"),
+    ("/v1/chat", '{"prompt": "hi", "instructions": "be \\udc00 brief"}', "instructions"),
+    (
+        "/v1/messages",
+        '{"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi \\ud83d"}]}',
+        "messages.0.content",
+    ),
+    (
+        "/v1/messages",
+        '{"model": "m", "max_tokens": 5, "system": "s \\ud83d",'
+        ' "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]}',
+        "system",
+    ),
+    (
+        "/v1/chat/completions",
+        '{"model": "m", "messages": [{"role": "system", "content": "s"},'
+        ' {"role": "user", "content": [{"type": "text", "text": "hi \\ud83d"}]}]}',
+        "messages.1.content",
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "field"), LONE_SURROGATE)
+def test_lone_surrogate_is_422_naming_the_field(gateway, fake_anthropic, path, body, field):
+    r = httpx.post(
+        gateway.url + path, content=body.encode(), headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 422, r.text
+    e = err(r)
+    assert (e["code"], e["field"]) == ("invalid_request", field)
+    assert fake_anthropic.chat_requests() == []
+    # a whole emoji (an escaped surrogate pair) is fine
+    r = httpx.post(
+        gateway.url + path,
+        content=body.replace("\\ud83d", "\\ud83d\\ude00").replace("\\udc00", "\\ud83d\\ude00"),
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 200, r.text

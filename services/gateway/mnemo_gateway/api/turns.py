@@ -52,6 +52,25 @@ def check_prompt_size(text: str, settings: GatewaySettings, field: str) -> None:
         )
 
 
+def check_text(text: str, field: str) -> str:
+    """``text`` when it can be encoded as UTF-8; 422 naming ``field`` otherwise.
+
+    JSON may escape a lone UTF-16 surrogate (``"\\ud83d"``: JavaScript cutting an emoji in
+    half). That is not text: protobuf (the memory service) and the LLM APIs refuse it.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"{field} is not valid Unicode text: a lone surrogate "
+            f"(U+{ord(text[exc.start]):04X}) at character {exc.start}",
+            field=field,
+        ) from None
+    return text
+
+
 def turn_headers(prepared: PreparedTurn, provider: str) -> dict[str, str]:
     return {
         THREAD_HEADER: prepared.turn.thread_id,
@@ -69,7 +88,7 @@ def content_text(content: str | list[dict[str, Any]] | None, field: str) -> str:
     if content is None:
         return ""
     if isinstance(content, str):
-        return content
+        return check_text(content, field)
     texts = []
     for block in content:
         if block.get("type") != "text":
@@ -80,7 +99,7 @@ def content_text(content: str | list[dict[str, Any]] | None, field: str) -> str:
                 field=field,
             )
         texts.append(str(block.get("text", "")))
-    return "\n".join(texts)
+    return check_text("\n".join(texts), field)
 
 
 def check_conversation(

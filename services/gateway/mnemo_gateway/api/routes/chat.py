@@ -18,6 +18,7 @@ from ..sse import sse, start_stream, stream_response
 from ..turns import (
     USER_HEADER,
     check_prompt_size,
+    check_text,
     checked_id,
     idempotency_key_of,
     thread_id_of,
@@ -78,7 +79,11 @@ async def chat(
     provider: Provider,
     settings: Settings,
 ) -> Response:
-    check_prompt_size(body.prompt, settings, "prompt")
+    check_prompt_size(check_text(body.prompt, "prompt"), settings, "prompt")
+    if body.instructions is not None:
+        check_text(body.instructions, "instructions")
+    for i, tool in enumerate(body.tools):
+        check_text(tool, f"tools.{i}")
     user = identity.memory_user_id(body.user_id or request.headers.get(USER_HEADER))
     agent = checked_id(body.agent_name, "agent_name") or "assistant"
     turn = TurnRequest(
