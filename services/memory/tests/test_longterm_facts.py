@@ -150,6 +150,18 @@ def lt_server(memory_server_factory, memory_settings, embedder, tmp_path):
     return memory_server_factory(settings, longterm=build_longterm(settings, embedder=embedder))
 
 
+def test_adding_a_restatement_twice_answers_the_fact_it_merged_into(lt_server):
+    stub = lt_server.stub()
+    first = stub.AddMemory(
+        memory_pb2.AddMemoryRequest(user_id="alice", text="User has a dog named Rex")
+    )
+    again = memory_pb2.AddMemoryRequest(user_id="alice", text="User has a dog, named Rex")
+    assert stub.AddMemory(again).id == first.id  # merged, not duplicated
+    assert stub.AddMemory(again).id == first.id  # the same restatement once more
+    listed = stub.ListMemories(memory_pb2.ListMemoriesRequest(user_id="alice"))
+    assert [m.id for m in listed.memories] == [first.id]
+
+
 def test_memory_rpcs_over_grpc(lt_server):
     stub = lt_server.stub()
     added = stub.AddMemory(

@@ -50,7 +50,7 @@ class WriteReport:
     added: list[str] = field(default_factory=list)
     merged: list[str] = field(default_factory=list)
     superseded: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # ids of the facts already holding them
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -108,8 +108,12 @@ class FactWriter:
         for i, raw_hits in zip(todo, hits_per, strict=True):
             cand, vec, cid = candidates[i], vectors[i], ids[i]
             hits = [VectorHit(changed.get(h.record.id, h.record), h.similarity) for h in raw_hits]
-            if cid in new_records or any(cid in _merged_ids(h.record) for h in hits):
+            if cid in new_records:
                 report.skipped.append(cid)
+                continue
+            holder = next((h.record.id for h in hits if cid in _merged_ids(h.record)), "")
+            if holder:  # restated before and merged there: name the fact that holds it
+                report.skipped.append(holder)
                 continue
             slot = cand.slot or slot_of(cand.text)
             conflicting = await self._conflicting(user_id, cand, slot, hits)
