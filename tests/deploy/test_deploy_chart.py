@@ -377,3 +377,94 @@ def test_deploy_md_creates_every_secret_the_production_scenario_references(rende
             created |= {(name, "tls.crt"), (name, "tls.key")}
         created |= {(name, key) for key in re.findall(r"--from-literal=([\w.-]+)=", rest)}
     assert wanted - created == set()
+
+
+def _chat_hook(values: dict[str, Any]) -> dict[str, Any]:
+    docs = ds.render(values)
+    (pod,) = [d for d in docs if ds.is_hook(d) and d["metadata"]["name"].endswith("-test-chat")]
+    return pod["spec"]["containers"][0]
+
+
+def _run_chat_test(
+    container: dict[str, Any], extra_env: dict[str, str] | None = None
+) -> tuple[Any, list[dict[str, Any]]]:
+    """Run the rendered chat-test script against a stand-in gateway on localhost."""
+    import http.server
+    import json
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    seen: list[dict[str, Any]] = []
+
+    class Gateway(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["content-length"]))
+            seen.append(
+                {"path": self.path, "auth": self.headers.get("authorization"), **json.loads(body)}
+            )
+            reply = b'{"answer": "hi"}'
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Gateway)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+        env |= {"GATEWAY_URL": f"http://127.0.0.1:{server.server_port}", **(extra_env or {})}
+        out = subprocess.run(
+            [sys.executable, "-c", container["args"][0]],
+            env={"PATH": os.environ.get("PATH", ""), **env},
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    return out, seen
+
+
+JWT_VALUES = {"gateway": {"auth": {"mode": "jwt", "jwtSecret": "s" * 32}}}
+
+
+def test_chat_test_in_jwt_mode_without_a_token_skips_with_the_reason() -> None:
+    container = _chat_hook(JWT_VALUES)
+    assert "TEST_TOKEN" not in {e["name"] for e in container["env"]}
+    out, seen = _run_chat_test(container)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("SKIPPED:") and "tests.jwtToken" in out.stdout
+    assert seen == []  # no unauthenticated request that would only collect a 401
+
+
+def test_chat_test_in_jwt_mode_chats_as_the_tokens_subject() -> None:
+    container = _chat_hook(_merge(JWT_VALUES, {"tests": {"jwtToken": "eyJ.test.token"}}))
+    out, seen = _run_chat_test(container)
+    assert out.returncode == 0, out.stderr
+    # "me": whatever the token's sub is (a fixed user_id is refused unless it equals sub)
+    assert [(s["path"], s["auth"], s["user_id"]) for s in seen] == [
+        ("/v1/chat", "Bearer eyJ.test.token", "me")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("line", "user"), [("k3y-one default", "helm-test"), ("k3y-one acme alice", "me")]
+)
+def test_chat_test_in_api_key_mode_uses_the_first_key(tmp_path, line: str, user: str) -> None:
+    container = _chat_hook({})
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    mount = container["volumeMounts"][0]["mountPath"]
+    assert env["AUTH_MODE"] == "api-key" and env["API_KEYS_FILE"] == f"{mount}/api-keys"
+    keys = tmp_path / "api-keys"
+    keys.write_text(f"# rotated 2025-01-01\n\n{line}\nk3y-two default\n")
+    out, seen = _run_chat_test(container, {"API_KEYS_FILE": str(keys)})
+    assert out.returncode == 0, out.stderr
+    assert [(s["auth"], s["user_id"]) for s in seen] == [("Bearer k3y-one", user)]
