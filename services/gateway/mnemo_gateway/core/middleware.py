@@ -6,6 +6,7 @@ latency covers the whole stream.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import MutableMapping
@@ -16,6 +17,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import metrics as m
 from .errors import ApiError
+
+#: a client's X-Request-Id is kept only when it is this safe (it goes into a response header,
+#: gRPC metadata and log lines); anything else gets a fresh id like the ones generated here
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def request_id_of(value: str | None) -> str:
+    """The client's request id when it is safe, else a new one (32 hex digits)."""
+    if value and REQUEST_ID.fullmatch(value):
+        return value
+    return uuid.uuid4().hex
 
 
 class _BodyTooLarge(Exception):
@@ -35,7 +47,7 @@ class GatewayMiddleware:
         headers = {
             k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
         }
-        rid = headers.get("x-request-id") or uuid.uuid4().hex
+        rid = request_id_of(headers.get("x-request-id"))
         token = request_id_var.set(rid)
         scope.setdefault("state", {})["started_at"] = started
         status = {"code": 500, "started": False}

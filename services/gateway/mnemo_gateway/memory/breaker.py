@@ -72,6 +72,11 @@ class CircuitBreaker:
         if self._state is BreakerState.HALF_OPEN:
             self.record_success()
 
+    def abandon(self) -> None:
+        """A call failed before reaching the service (says nothing about its health): the
+        half-open probe slot is free again, the state is unchanged."""
+        self._probe_in_flight = False
+
     def _set(self, state: BreakerState) -> None:
         if state is not self._state:
             self._state = state

@@ -40,6 +40,9 @@ _DEGRADE_ONLY = frozenset(
     {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS}
 )
 
+#: what the gRPC client raises besides AioRpcError (usage errors, refused metadata, ...)
+_CLIENT_ERRORS = (grpc.aio.BaseError, grpc.RpcError)
+
 # Reconnect quickly after the memory service restarts (gRPC's default backoff grows to 2 min).
 _CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 200),
@@ -115,6 +118,12 @@ class MemoryClient:
                 raise MemoryUnavailable(err.code().name.lower(), err.details() or "") from err
             self.breaker.release()
             raise
+        except _CLIENT_ERRORS as exc:
+            # grpc failed on our side (e.g. metadata it refuses): not a verdict of the service
+            m.MEMORY_CALLS.labels(method, "CLIENT_ERROR").inc()
+            self.breaker.abandon()
+            log.warning("memory call failed in the gRPC client", exc_info=True)
+            raise MemoryUnavailable("client_error", f"{type(exc).__name__}: {exc}") from exc
         finally:
             m.MEMORY_LATENCY.labels(method).observe(time.perf_counter() - start)
         m.MEMORY_CALLS.labels(method, "OK").inc()
@@ -181,6 +190,16 @@ class MemoryClient:
             else:
                 self.breaker.release()
             raise from_grpc(err) from err
+        except _CLIENT_ERRORS as exc:
+            m.MEMORY_CALLS.labels("ExportUser", "CLIENT_ERROR").inc()
+            self.breaker.abandon()
+            log.warning("memory call failed in the gRPC client", exc_info=True)
+            raise ApiError(
+                503,
+                "memory_unavailable",
+                "the memory service is unavailable (client_error)",
+                headers={"Retry-After": "5"},
+            ) from exc
         m.MEMORY_CALLS.labels("ExportUser", "OK").inc()
         self.breaker.record_success()
 
@@ -190,6 +209,6 @@ class MemoryClient:
             resp = await self._health.Check(
                 health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=timeout_s
             )
-        except grpc.aio.AioRpcError:
+        except (grpc.aio.AioRpcError, *_CLIENT_ERRORS):
             return False
         return bool(resp.status == health_pb2.HealthCheckResponse.SERVING)
