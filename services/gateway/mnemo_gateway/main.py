@@ -140,11 +140,4 @@ def _install_error_handlers(app: FastAPI) -> None:
             exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {})
         ).to_response()
 
-    @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error")
-        return ApiError(
-            500,
-            "internal_error",
-            "internal error; see the gateway log (request id in the X-Request-Id header)",
-        ).to_response()
+    # unexpected exceptions are answered by GatewayMiddleware (it has the request id)

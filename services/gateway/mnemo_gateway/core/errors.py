@@ -74,6 +74,15 @@ def _error_type(status: int) -> str:
     }.get(status, "api_error" if status >= 500 else "invalid_request_error")
 
 
+def internal_error() -> ApiError:
+    """The answer to an unexpected exception (details only in the log)."""
+    return ApiError(
+        500,
+        "internal_error",
+        "internal error; see the gateway log (request id in the X-Request-Id header)",
+    )
+
+
 def invalid_id(exc: InvalidIdError) -> ApiError:
     return ApiError(422, "invalid_id", f"{exc.field} {exc.reason}", field=exc.field)
 

@@ -1,11 +1,13 @@
-"""ASGI middleware: request id, body size limit, request metrics.
+"""ASGI middleware: request id, body size limit, unexpected errors, request metrics.
 
 Pure ASGI (not BaseHTTPMiddleware) so streamed answers pass through untouched and the
-latency covers the whole stream.
+latency covers the whole stream. Unexpected exceptions are logged and answered (JSON 500)
+here, inside the request id's scope, so the log line and the response both carry the id.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
@@ -16,7 +18,9 @@ from mnemo_common.logging import request_id_var
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import metrics as m
-from .errors import ApiError
+from .errors import ApiError, internal_error
+
+log = logging.getLogger(__name__)
 
 #: a client's X-Request-Id is kept only when it is this safe (it goes into a response header,
 #: gRPC metadata and log lines); anything else gets a fresh id like the ones generated here
@@ -83,6 +87,13 @@ class GatewayMiddleware:
                     413, "request_too_large", f"the request body is larger than {limit} bytes"
                 )
                 await err.to_response()(scope, receive, send_wrapper)
+        except Exception:
+            log.exception(
+                "unhandled error", extra={"method": scope["method"], "path": scope["path"]}
+            )
+            if status["started"]:
+                raise  # too late for an error answer: the server drops the connection
+            await internal_error().to_response()(scope, receive, send_wrapper)
         finally:
             route = _route_template(scope)
             m.HTTP_REQUESTS.labels(route, scope["method"], str(status["code"])).inc()
