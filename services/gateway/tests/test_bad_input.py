@@ -65,6 +65,25 @@ def test_body_over_the_limit_is_413(gw, fake_anthropic):
     assert fake_anthropic.requests == []
 
 
+@pytest.mark.parametrize("path", ["/v1/chat", "/v1/messages", "/v1/users/me/preferences/x"])
+def test_chunked_body_over_the_limit_is_413(gw, fake_anthropic, path):
+    def chunks():  # no Content-Length: the limit is found while reading
+        yield b'{"prompt": "'
+        for _ in range(10):
+            yield b"x" * 1000
+        yield b'"}'
+
+    method = "PUT" if "preferences" in path else "POST"
+    r = httpx.request(
+        method, gw.url + path, content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert "content-length" not in r.request.headers
+    assert r.status_code == 413, r.text
+    assert err(r)["code"] == "request_too_large"
+    assert r.headers["x-request-id"]
+    assert fake_anthropic.requests == []
+
+
 def test_prompt_over_the_limit_is_413_naming_the_field(gw, fake_anthropic):
     r = httpx.post(gw.url + "/v1/chat", json={"prompt": "y" * 1500})
     assert r.status_code == 413

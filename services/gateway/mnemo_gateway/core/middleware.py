@@ -54,16 +54,28 @@ class GatewayMiddleware:
         rid = request_id_of(headers.get("x-request-id"))
         token = request_id_var.set(rid)
         scope.setdefault("state", {})["started_at"] = started
-        status = {"code": 500, "started": False}
+        status = {"code": 500, "started": False, "too_large": False}
         limit = self.max_body_bytes
+        too_large = ApiError(
+            413, "request_too_large", f"the request body is larger than {limit} bytes"
+        )
 
-        async def send_wrapper(message: Message) -> None:
+        async def forward(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
                 status["started"] = True
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
             await send(message)
+
+        async def send_wrapper(message: Message) -> None:
+            if status["too_large"]:
+                # the app answered a body it could not read (FastAPI wraps the exception
+                # raised in receive into a 400): the answer is the 413 instead
+                if not status["started"]:
+                    await too_large.to_response()(scope, receive, forward)
+                return
+            await forward(message)
 
         received = 0
 
@@ -73,6 +85,7 @@ class GatewayMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    status["too_large"] = True
                     raise _BodyTooLarge
             return message
 
@@ -83,10 +96,7 @@ class GatewayMiddleware:
             await self.app(scope, receive_wrapper, send_wrapper)
         except _BodyTooLarge:
             if not status["started"]:
-                err = ApiError(
-                    413, "request_too_large", f"the request body is larger than {limit} bytes"
-                )
-                await err.to_response()(scope, receive, send_wrapper)
+                await too_large.to_response()(scope, receive, forward)
         except Exception:
             log.exception(
                 "unhandled error", extra={"method": scope["method"], "path": scope["path"]}
