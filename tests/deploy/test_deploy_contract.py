@@ -183,6 +183,7 @@ def test_alert_rules_use_metrics_the_services_expose(monitoring_docs, exposed_me
     alerts = {r["alert"]: r["expr"] for g in rules["spec"]["groups"] for r in g["rules"]}
     assert {
         "MnemoMemoryServiceDown",
+        "MnemoWorkerDown",
         "MnemoExtractionLag",
         "MnemoRedisMemoryNearMax",
         "MnemoDeadLettersGrowing",
@@ -190,6 +191,52 @@ def test_alert_rules_use_metrics_the_services_expose(monitoring_docs, exposed_me
     used = set().union(*(ds.metric_names_in(e) for e in alerts.values()))
     assert used, "the alerts use no metric at all"
     assert ds.missing_metrics(used, exposed_metrics) == []
+
+
+def test_up_alerts_name_services_a_service_monitor_scrapes(monitoring_docs) -> None:
+    """prometheus-operator labels a target with the Service it found it through
+    (`service`); an `up{service=...}` alert on a Service no ServiceMonitor selects is
+    absent() forever, i.e. always firing or never meaningful."""
+    import re
+
+    rules = ds.by_kind(monitoring_docs, "PrometheusRule")[ds.RELEASE]
+    alerts = {r["alert"]: r["expr"] for g in rules["spec"]["groups"] for r in g["rules"]}
+    services = ds.by_kind(monitoring_docs, "Service")
+    monitors = ds.by_kind(monitoring_docs, "ServiceMonitor").values()
+    scraped = {
+        name
+        for name, svc in services.items()
+        for m in monitors
+        if all(
+            svc["metadata"]["labels"].get(k) == v
+            for k, v in m["spec"]["selector"]["matchLabels"].items()
+        )
+        and {e["port"] for e in m["spec"]["endpoints"]} <= {p["name"] for p in svc["spec"]["ports"]}
+    }
+    named = {
+        alert: set(re.findall(r'\bup\{[^}]*service="([^"]+)"', expr))
+        for alert, expr in alerts.items()
+    }
+    assert named["MnemoWorkerDown"] == {f"{ds.RELEASE}-worker"}
+    assert named["MnemoMemoryServiceDown"] == {f"{ds.RELEASE}-memory"}
+    for alert, names in named.items():
+        assert names <= scraped, alert
+
+
+def test_extraction_stall_counts_no_series_as_nothing_processed(monitoring_docs) -> None:
+    """sum() over no series is empty, and `empty == 0` is empty: without a fallback the
+    stalled branch cannot fire when no worker is scraped or none ever finished a job.
+    (tests/deploy/test_deploy_alerts.py evaluates it with promtool.)"""
+    rules = ds.by_kind(monitoring_docs, "PrometheusRule")[ds.RELEASE]
+    (expr,) = [
+        r["expr"]
+        for g in rules["spec"]["groups"]
+        for r in g["rules"]
+        if r.get("alert") == "MnemoExtractionLag"
+    ]
+    compact = "".join(expr.split())
+    assert "(sum(increase(mnemo_worker_jobs_processed_total" in compact
+    assert "[15m]))oron()vector(0))==0" in compact
 
 
 def test_dashboard_uses_metrics_the_services_expose(monitoring_docs, exposed_metrics) -> None:
