@@ -302,6 +302,15 @@ def test_offline_rule_extractor_reads_first_person_statements():
         ("User is a nurse", "fact", 5),
         ("User likes tea over coffee", "preference", 6),
     ]
+    # one sentence, two statements
+    assert rule_facts("I live in Lisbon and I prefer short answers.") == [
+        ("User lives in Lisbon", "fact", 7),
+        ("User likes short answers", "preference", 6),
+    ]
+    assert rule_facts("My dog is Rex, but I'm a cat person.") == [
+        ("User's dog is Rex", "fact", 6),
+        ("User is a cat person", "fact", 5),
+    ]
 
 
 async def test_user_erased_while_a_job_runs_gets_nothing_back(

@@ -133,6 +133,8 @@ class LLMExtractor:
 
 # --- offline: first-person statements, deterministic ---
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
+# "I live in Lisbon and I prefer short answers": two statements, one sentence
+_CLAUSE = re.compile(r",?\s+(?:and|but|so|while)\s+(?=I\b|I'm\b|[Mm]y\b)")
 _RULES: list[tuple[re.Pattern[str], str, str, int]] = [
     # (pattern on the sentence, template, kind, importance)
     (
@@ -178,8 +180,9 @@ _RULES: list[tuple[re.Pattern[str], str, str, int]] = [
 def rule_facts(text: str) -> list[tuple[str, str, int]]:
     """(fact text, kind, importance) for each first-person statement in ``text``."""
     out = []
-    for sentence in _SENTENCE.findall(text):
-        s = sentence.strip()
+    clauses = [c for sentence in _SENTENCE.findall(text) for c in _CLAUSE.split(sentence)]
+    for clause in clauses:
+        s = clause.strip()
         for pattern, template, kind, importance in _RULES:
             m = pattern.search(s)
             if not m:
