@@ -6,6 +6,10 @@ The standard ``grpc.health.v1`` service answers SERVING for ``""`` and
 row, up after one success), so the service recovers by itself
 when Redis returns. While draining (SIGTERM) everything is NOT_SERVING for good.
 RPCs consult :attr:`RedisHealth.up` to fail fast with UNAVAILABLE while Redis is down.
+
+``mnemo.memory.v1.Recall`` is SERVING once long-term memory is open (embedding model
+loaded, vector store reached) — informational: PrepareTurn answers before that, without
+recall (``degraded=["vector_store"]``). ``make run`` waits for it before saying "up".
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from mnemo_common import metrics
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = "mnemo.memory.v1.MemoryService"
+RECALL_SERVICE_NAME = "mnemo.memory.v1.Recall"
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -80,6 +85,11 @@ class RedisHealth:
             for name in ("", SERVICE_NAME):
                 await self.servicer.set(name, status)
             log.info("health %s", "SERVING" if ok else "NOT_SERVING (redis unreachable)")
+
+    async def set_recall(self, ok: bool) -> None:
+        """Report whether long-term recall is ready (``RECALL_SERVICE_NAME``)."""
+        if not self.draining:
+            await self.servicer.set(RECALL_SERVICE_NAME, SERVING if ok else NOT_SERVING)
 
     async def _loop(self) -> None:
         while True:

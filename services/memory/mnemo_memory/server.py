@@ -160,10 +160,11 @@ async def create_server(
     return server, bound, handles
 
 
-async def _open_longterm(opener: Any) -> None:
+async def _open_longterm(opener: Any, health: RedisHealth) -> None:
     try:
         await opener()
         log.info("long-term memory ready")
+        await health.set_recall(True)
     except Exception:  # recall degrades per request until it works
         log.exception("long-term memory failed to open")
 
@@ -177,7 +178,8 @@ async def serve(settings: Any) -> int:
     opener = getattr(handles.longterm, "open", None)
     if opener is not None:
         # load the embedding model now, not on the first chat turn (health is Redis-only)
-        handles.tasks.append(asyncio.create_task(_open_longterm(opener)))
+        await handles.health.set_recall(False)
+        handles.tasks.append(asyncio.create_task(_open_longterm(opener, handles.health)))
     worker = _start_inprocess_worker(settings, handles) if settings.server.run_worker else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -167,7 +167,18 @@ def test_sigterm_while_the_model_is_still_loading_exits_at_once(
         with grpc.insecure_channel(proc.address) as channel:
             from mnemo.memory.v1 import memory_pb2_grpc
 
-            assert commit(memory_pb2_grpc.MemoryServiceStub(channel), "k1").message_count == 2
+            stub = memory_pb2_grpc.MemoryServiceStub(channel)
+            assert commit(stub, "k1").message_count == 2
+            # a chat turn does not queue behind the load: short-term context, no recall
+            reply = stub.PrepareTurn(
+                pb.PrepareTurnRequest(user_id="alice", thread_id="t1", query="where do I live?"),
+                timeout=3,
+            )
+            assert [m.content for m in reply.messages] == ["q", "a"]
+            assert list(reply.degraded) == ["vector_store"]
+        assert proc.health("mnemo.memory.v1.Recall") == "NOT_SERVING"
+        # ...at once, saying why (not after waiting out the recall timeout)
+        assert "the embedding model is still loading" in proc.log_tail()
         proc.terminate()
         assert proc.wait(timeout=20) == 0, proc.log_tail()
     finally:

@@ -140,6 +140,7 @@ class Embedder:
         self._cache_lock = threading.Lock()
         self._load_lock = threading.Lock()
         self._model: Any = None
+        self._loading = False
         # one thread: torch already parallelises inside a batch; several concurrent
         # encodes would only fight over the same cores. A daemon thread: a load in
         # progress never holds up process exit (see DaemonThreadExecutor)
@@ -196,10 +197,21 @@ class Embedder:
             self._model = model
             return model
 
+    @property
+    def ready(self) -> bool:
+        """The model is loaded: an encode runs now instead of queueing behind the load."""
+        return self._model is not None
+
+    @property
+    def loading(self) -> bool:
+        """A background load (:meth:`start_loading`) is under way."""
+        return self._loading and self._model is None
+
     def start_loading(self) -> None:
         """Load in the background on the embedding thread; the first encode queues behind
         it instead of loading a second time (a server warms up without blocking)."""
-        if self._model is None:
+        if self._model is None and not self._loading:
+            self._loading = True
             self._pool.submit(self._load_logged)
 
     def _load_logged(self) -> None:
@@ -207,6 +219,8 @@ class Embedder:
             self.load()
         except Exception as exc:  # surfaces again, with its message, on the first encode
             log.error("embedding model failed to load", extra={"error": str(exc)})
+        finally:
+            self._loading = False
 
     async def aload(self) -> None:
         """Load in the pool thread so a server can warm up without blocking its loop."""

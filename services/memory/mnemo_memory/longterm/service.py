@@ -17,7 +17,12 @@ from typing import Any
 from mnemo.memory.v1 import memory_pb2
 
 from mnemo_memory.embed import Embedder
-from mnemo_memory.errors import InvalidArgumentError, NotFoundError, PermissionDeniedError
+from mnemo_memory.errors import (
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+    UnavailableError,
+)
 from mnemo_memory.stores.vector import MemoryRecord, VectorFilter
 
 from .convert import filter_from_pb, kind_from_pb, ranked_to_pb
@@ -104,6 +109,9 @@ class LongTermMemory:
         """PrepareTurn's recall step; the servicer fits the result into its budget."""
         if options.disabled or not query.strip():
             return []
+        if self.embedder.loading:
+            # a chat turn must not wait for a cold start (tens of seconds on a busy node)
+            raise UnavailableError("vector_store", "the embedding model is still loading")
         flt = filter_from_pb(user_id, options.filter if options.HasField("filter") else None)
         ranked, _ = await self.search(user_id, query, flt, int(options.top_k))
         return [ranked_to_pb(r) for r in ranked]
