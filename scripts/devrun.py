@@ -10,6 +10,8 @@ record, prefixed by process.
 Ctrl-C (or SIGTERM) stops everything in reverse order; data survives a restart.
 
 No ``ANTHROPIC_API_KEY`` → the offline provider (labelled as such in the logs and the page).
+Facts are extracted after every turn (``MEMORY__EXTRACT_EVERY_MESSAGES=2`` unless set),
+so what you just said is remembered in your next conversation.
 
     python scripts/devrun.py [--port 8000] [--memory-port 50051] [--redis-port 6379]
                              [--chroma embedded|server] [--chroma-port 8001]
@@ -123,13 +125,13 @@ def wait_until(check, what: str, child: Child, timeout: float = 120.0) -> None: 
     raise Stop(f"{what} not ready after {timeout:.0f}s")
 
 
-def grpc_serving(port: int) -> bool:
+def grpc_serving(port: int, service: str = "") -> bool:
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         resp = health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(service=""), timeout=1
+            health_pb2.HealthCheckRequest(service=service), timeout=1
         )
     return bool(resp.status == health_pb2.HealthCheckResponse.SERVING)
 
@@ -209,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "ANONYMIZED_TELEMETRY": "False",
+        # on a laptop, learn from every turn (the cluster default, 10 messages, is seed
+        # 000's cost trade-off): what you just said is remembered in your next thread
+        "MEMORY__EXTRACT_EVERY_MESSAGES": os.environ.get("MEMORY__EXTRACT_EVERY_MESSAGES", "2"),
     }
     embedded = args.chroma == "embedded"
     if embedded:
@@ -308,6 +313,13 @@ def main(argv: list[str] | None = None) -> int:
                 wait_until(lambda: http_ok(f"{chroma_url}/api/v2/heartbeat"), "chroma", child, 60)
             elif child.name == "memory":
                 wait_until(lambda: grpc_serving(args.memory_port), "memory service", child)
+                # the first chat should already recall: wait for the embedding model
+                wait_until(
+                    lambda: grpc_serving(args.memory_port, "mnemo.memory.v1.Recall"),
+                    "long-term memory (embedding model)",
+                    child,
+                    180,
+                )
             elif child.name == "gateway":
                 wait_until(
                     lambda: http_ok(f"http://127.0.0.1:{args.port}/healthz"), "gateway", child, 60

@@ -122,15 +122,8 @@ def test_make_run_starts_stops_cleanly_and_keeps_data(tmp_path, chroma):
             )
             assert r.status_code == 200 and r.json()["committed"] is True
             assert httpx.get(run.url + "/").status_code == 200
-            # the worker runs: after MEMORY__EXTRACT_EVERY_MESSAGES (10) messages the fact
-            # is extracted into long-term memory
-            for i in range(4):
-                r = httpx.post(
-                    run.url + "/v1/chat",
-                    timeout=60,
-                    json={"prompt": f"ok {i}", "thread_id": "th-dev"},
-                )
-                assert r.status_code == 200
+            # README's "Try it": make run extracts after every turn, so what was just said
+            # is remembered in the next, new thread
             wait_for(
                 lambda: any(
                     "Faro" in m["text"]
@@ -141,6 +134,9 @@ def test_make_run_starts_stops_cleanly_and_keeps_data(tmp_path, chroma):
                 180,
                 "fact extraction by the worker",
             )
+            r = httpx.post(run.url + "/v1/chat", timeout=60, json={"prompt": "Where do I live?"})
+            assert r.status_code == 200 and r.json()["thread_id"] != "th-dev"
+            assert r.json()["memory"] == "ok" and "User lives in Faro" in r.json()["response"]
         finally:
             code = run.interrupt()
         assert code == 0
