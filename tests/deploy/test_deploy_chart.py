@@ -468,3 +468,22 @@ def test_chat_test_in_api_key_mode_uses_the_first_key(tmp_path, line: str, user:
     out, seen = _run_chat_test(container, {"API_KEYS_FILE": str(keys)})
     assert out.returncode == 0, out.stderr
     assert [(s["auth"], s["user_id"]) for s in seen] == [("Bearer k3y-one", user)]
+
+
+@pytest.mark.parametrize(
+    ("path", "says"),
+    [("/readyz", "leave their Service, so chat is unavailable"), ("/healthz", "without memory")],
+)
+def test_memory_down_alert_says_what_the_gateway_does(path: str, says: str) -> None:
+    """With readinessPath=/readyz the gateways leave the Service when memory is down;
+    the alert must not promise degraded answers then."""
+    docs = ds.render(
+        {"gateway": {"readinessPath": path}, "metrics": {"prometheusRule": {"enabled": True}}}
+    )
+    rules = ds.by_kind(docs, "PrometheusRule")[ds.RELEASE]["spec"]["groups"]
+    (alert,) = [r for g in rules for r in g["rules"] if r["alert"] == "MnemoMemoryServiceDown"]
+    assert says in alert["annotations"]["summary"]
+    probe = ds.by_kind(docs, "Deployment")[f"{ds.RELEASE}-gateway"]["spec"]["template"]["spec"][
+        "containers"
+    ][0]["readinessProbe"]["httpGet"]["path"]
+    assert probe == path
