@@ -195,3 +195,21 @@ async def test_bookkeeping_never_resurrects_an_expired_thread(stores) -> None:
     await stores.threads.mark_episode_done("u1", "t1")
     await stores.threads.clear_summary_pending("u1", "t1")
     assert await stores.redis.exists(meta) == 0
+
+
+async def test_summary_expires_with_its_thread_and_never_outlives_it(stores) -> None:
+    for i in range(3):
+        await commit(stores, i)
+    k = stores.keys
+    meta_key, summary_key = k.meta("u1", "t1"), k.summary("u1", "t1")
+    await stores.redis.pexpire(meta_key, 60_000)  # the thread was last active a while ago
+    ids = [m.id for m in await stores.threads.read_messages("u1", "t1")][:2]
+    assert await stores.threads.replace_oldest_with_summary("u1", "t1", ids, "S1")
+    assert 0 < await stores.redis.pttl(summary_key) <= 60_000
+    # the thread expires but a stray summary is left behind: a new thread under the same
+    # id must not inherit it
+    for key in k.thread_keys("u1", "t1"):
+        if key != summary_key:
+            await stores.redis.delete(key)
+    await commit(stores, 9)
+    assert await stores.threads.get_summary("u1", "t1") in (None, "")

@@ -33,6 +33,8 @@ end
 local created = 0
 if redis.call('EXISTS', KEYS[2]) == 0 then
   created = 1
+  -- a thread (re)created under an expired id starts without the old one's summary
+  redis.call('DEL', KEYS[5])
   redis.call('HSET', KEYS[2], 'user_id', ARGV[2], 'thread_id', ARGV[3],
              'created_at_ms', now, 'title', ARGV[16], 'total_messages', 0,
              'since_extract', 0, 'summary_job_ms', 0)
@@ -104,7 +106,9 @@ for i = 1, n do
   if not ok or type(msg) ~= 'table' or msg['id'] ~= ARGV[3 + i] then return 0 end
 end
 redis.call('LTRIM', KEYS[1], n, -1)
-local ttl = tonumber(ARGV[2])
+-- the summary expires with the thread, not a full TTL after the last summary
+local ttl = redis.call('PTTL', KEYS[2])
+if ttl <= 0 then ttl = tonumber(ARGV[2]) end
 redis.call('SET', KEYS[3], ARGV[3], 'PX', ttl)
 redis.call('HSET', KEYS[2], 'message_count', redis.call('LLEN', KEYS[1]),
            'summary_updated_at_ms', ARGV[1], 'summary_job_ms', 0)
