@@ -367,3 +367,22 @@ async def test_user_erased_while_a_job_runs_gets_nothing_back(
     await provider.aclose()
     await lt.aclose()
     await client.aclose()
+
+
+async def test_extraction_of_messages_no_longer_held_reads_nothing_else(
+    redis_url, embedder, tmp_path
+):
+    """A job whose messages were summarised away must not extract the newest ones instead
+    (the job that covers those would extract them a second time)."""
+    settings = make_settings(redis_url, tmp_path=tmp_path)
+    client, jobs = await seed_thread(settings)
+    lt = build_longterm(settings, embedder=embedder)
+    tasks = InProcessTasks(build_context(settings, client, lt, None))  # offline rules
+    job = {"type": "extract_facts", "user_id": "alice", "thread_id": "th-1", "new_messages": "2"}
+    result = await tasks.run({**job, "upto_message_id": "msg_summarised_away"})
+    assert result.detail == {"facts": 0, "reason": "messages no longer held"}
+    assert await facts_of(lt) == []
+    await tasks.run(job)  # a job naming no message takes the newest ones
+    assert sorted(await facts_of(lt)) == ["User likes hiking", "User lives in Porto"]
+    await lt.aclose()
+    await client.aclose()

@@ -80,12 +80,16 @@ registry = TaskRegistry()
 
 
 def _window(messages: list[Any], upto: str, count: int) -> list[Any]:
-    """The ``count`` messages ending at id ``upto`` (all held ones when absent)."""
+    """The ``count`` messages ending at id ``upto`` (the newest ``count`` for a job that
+    names no message). When ``upto`` is no longer held (summarised or trimmed away before
+    the job ran) the window is empty: extracting the newest messages instead would read
+    what the next job covers, and twice."""
     if upto:
         ids = [m.id for m in messages]
-        if upto in ids:
-            end = ids.index(upto) + 1
-            return messages[max(0, end - count) if count > 0 else 0 : end]
+        if upto not in ids:
+            return []
+        end = ids.index(upto) + 1
+        return messages[max(0, end - count) if count > 0 else 0 : end]
     return messages[-count:] if count > 0 else messages
 
 
@@ -97,7 +101,7 @@ async def extract_facts(ctx: TaskContext, job: dict[str, str]) -> dict[str, Any]
         messages, job.get("upto_message_id", ""), int(job.get("new_messages", "0") or 0)
     )
     if not window:
-        return {"facts": 0, "reason": "no messages"}
+        return {"facts": 0, "reason": "messages no longer held"}
     # existing facts near this window, so the LLM can say which one a new fact replaces
     query = " ".join(m.content for m in window if m.role == "user")[-2000:]
     existing = []
