@@ -375,7 +375,7 @@ async def test_extraction_of_messages_no_longer_held_reads_nothing_else(
     """A job whose messages were summarised away must not extract the newest ones instead
     (the job that covers those would extract them a second time)."""
     settings = make_settings(redis_url, tmp_path=tmp_path)
-    client, jobs = await seed_thread(settings)
+    client, _jobs = await seed_thread(settings)
     lt = build_longterm(settings, embedder=embedder)
     tasks = InProcessTasks(build_context(settings, client, lt, None))  # offline rules
     job = {"type": "extract_facts", "user_id": "alice", "thread_id": "th-1", "new_messages": "2"}
