@@ -277,3 +277,33 @@ def test_store_of_another_model_answers_failed_precondition(
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "all-MiniLM-L6-v2" in err.value.details()
     assert "paraphrase-MiniLM-L3-v2" in err.value.details()
+
+
+async def test_another_replica_never_recalls_a_deleted_or_stale_memory(embedder, chroma_path):
+    """Each replica caches its keyword index for a few seconds; a memory deleted or
+    corrected through another replica must not come back through that cache."""
+    prefix = "t" + uuid.uuid4().hex[:8]
+
+    def replica():
+        store = ChromaVectorStore(
+            model=embedder.info, path=str(chroma_path), collection_prefix=prefix
+        )
+        return LongTermMemory(embedder=embedder, store=store, cfg=LongTermSettings())
+
+    a, b = replica(), replica()
+    await a.open()
+    await b.open()
+    try:
+        await b.write_facts("alice", "t", [fact("User's locker code is 4711", "m1")])
+        await b.write_facts("alice", "t", [fact("User has a dog named Rex", "m2")])
+        flt = VectorFilter(user_id="alice")
+        ranked, _ = await a.search("alice", "locker code", flt, 5)  # a caches its corpus
+        code = next(r.record for r in ranked if "locker" in r.record.text)
+        dog = next(r.record for r in ranked if "Rex" in r.record.text)
+        await b.delete_memory("alice", code.id)
+        await b.update_memory("alice", dog.id, "User has a dog named Max", None, 0)
+        ranked, _ = await a.search("alice", "locker code dog Rex", flt, 5)
+        assert [r.record.text for r in ranked] == ["User has a dog named Max"]
+    finally:
+        await a.aclose()
+        await b.aclose()

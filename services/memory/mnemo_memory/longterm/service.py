@@ -8,6 +8,7 @@ the worker's job handlers.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import logging
 import time
@@ -100,8 +101,29 @@ class LongTermMemory:
         ranked = fuse(
             [(h.record, h.similarity) for h in hits], corpus, query, self.cfg, now_ms(), top_k
         )
+        if corpus is not None:
+            ranked = await self._current(ranked, {h.record.id for h in hits}, flt)
         kept, tokens, _ = fit_budget(ranked, token_budget)
         return kept, tokens
+
+    async def _current(
+        self, ranked: list[Ranked], fresh: set[str], flt: VectorFilter
+    ) -> list[Ranked]:
+        """Re-read results that only the keyword cache produced: the cache may be seconds
+        old and another replica may have deleted or corrected them since."""
+        cached = [r.record.id for r in ranked if r.record.id not in fresh]
+        if not cached:
+            return ranked
+        current = {rec.id: rec for rec in await self.store.get(cached)}
+        out = []
+        for r in ranked:
+            rec = r.record if r.record.id in fresh else current.get(r.record.id)
+            if rec is None or rec.user_id != flt.user_id:
+                continue  # deleted since (or never this user's)
+            if rec.valid_to_ms and not flt.include_superseded:
+                continue  # superseded since
+            out.append(r if rec is r.record else dataclasses.replace(r, record=rec))
+        return out
 
     async def recall(
         self, user_id: str, query: str, options: memory_pb2.RecallOptions
