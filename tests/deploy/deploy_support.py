@@ -326,6 +326,12 @@ def contract_problems(
             except Exception as exc:  # the process would exit at start
                 problems.append(f"{where}: the service refuses this environment: {exc}")
                 continue
+            if comp in LLM_CALLERS:
+                problem = _llm_provider_problem(loaded[comp])
+                if problem:
+                    problems.append(
+                        f"{where}: the {comp} refuses its LLM settings at start: {problem}"
+                    )
             containers[comp] = (doc, spec, container)
 
     if "gateway" in containers:
@@ -431,6 +437,26 @@ def contract_problems(
 
     problems += _service_target_problems(services, docs)
     return problems
+
+
+#: components whose process builds the LLM provider at start (build_provider)
+LLM_CALLERS = ("gateway", "worker")
+
+
+def _llm_provider_problem(settings: Any) -> str | None:
+    """Why ``build_provider`` (run by the gateway and worker at start) refuses these
+    settings, or None. The provider's HTTP client is closed again; nothing is called."""
+    import asyncio
+
+    from mnemo_common.llm import build_provider
+    from mnemo_common.settings import SettingsError
+
+    try:
+        provider = build_provider(settings)
+    except SettingsError as exc:
+        return str(exc)
+    asyncio.run(provider.aclose())
+    return None
 
 
 def _pre_stop_seconds(container: dict[str, Any]) -> float:

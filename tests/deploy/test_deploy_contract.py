@@ -272,3 +272,96 @@ def test_readiness_path_choice_is_served(service_code, gateway_app) -> None:
     assert ds.contract_problems(docs, service_code, gateway_app) == []
     probe = _container(docs, "gateway")["readinessProbe"]["httpGet"]
     assert probe["path"] == "/healthz"
+
+
+# --- the OpenAI-compatible provider -------------------------------------------------------
+
+OPENAI = {
+    "llm": {
+        "provider": "openai-compatible",
+        "openaiBaseUrl": "http://vllm:8000/v1",
+        "openai": {"chatModel": "llama3.1:8b", "existingSecret": "mnemo-openai"},
+    }
+}
+
+
+def _env_refs(docs, deployment: str) -> dict[str, dict]:
+    return {
+        e["name"]: e["valueFrom"]["secretKeyRef"]
+        for e in _container(docs, deployment).get("env") or []
+        if "secretKeyRef" in (e.get("valueFrom") or {})
+    }
+
+
+def test_openai_compatible_provider_starts(service_code, gateway_app) -> None:
+    """LLM__OPENAI_CHAT_MODEL is required by build_provider: without it the gateway and the
+    worker exit at start. The key comes from a Secret, never from the ConfigMap."""
+    import asyncio
+
+    from mnemo_common.llm import build_provider
+
+    docs = ds.render(OPENAI)
+    assert ds.contract_problems(docs, service_code, gateway_app) == []
+    data = ds.by_kind(docs, "ConfigMap")[f"{ds.RELEASE}-config"]["data"]
+    assert data["LLM__OPENAI_CHAT_MODEL"] == "llama3.1:8b"
+    assert "LLM__OPENAI_EXTRACTION_MODEL" not in data  # "" = the chat model
+    assert not any("API_KEY" in k for k in data)
+    for name in ("gateway", "worker"):
+        assert _env_refs(docs, name)["LLM__OPENAI_API_KEY"] == {
+            "name": "mnemo-openai",
+            "key": "openai-api-key",
+        }
+    assert "LLM__OPENAI_API_KEY" not in _env_refs(docs, "memory")  # never calls the model
+    configmaps = ds.by_kind(docs, "ConfigMap")
+    env = ds.container_env(_container(docs, "worker"), configmaps, [], "worker")
+    provider = build_provider(ds.load_settings_from_env(service_code["worker"].settings_cls, env))
+    try:
+        assert provider.name == "openai-compatible"
+    finally:
+        asyncio.run(provider.aclose())
+
+
+def test_openai_key_from_values_goes_into_the_charts_secret() -> None:
+    import base64
+
+    values = {"llm": {**OPENAI["llm"], "openai": {"chatModel": "m", "apiKey": "sk-local-1"}}}
+    values["llm"]["openai"]["extractionModel"] = "m-small"
+    docs = ds.render(values)
+    secret = ds.by_kind(docs, "Secret")[ds.RELEASE]
+    assert base64.b64decode(secret["data"]["openai-api-key"]).decode() == "sk-local-1"
+    assert _env_refs(docs, "worker")["LLM__OPENAI_API_KEY"] == {
+        "name": ds.RELEASE,
+        "key": "openai-api-key",
+    }
+    data = ds.by_kind(docs, "ConfigMap")[f"{ds.RELEASE}-config"]["data"]
+    assert data["LLM__OPENAI_EXTRACTION_MODEL"] == "m-small"
+
+
+@pytest.mark.parametrize("missing", ["openaiBaseUrl", "chatModel"])
+def test_openai_compatible_without_model_or_url_is_refused(missing: str) -> None:
+    import helm_python as helm
+
+    values = copy.deepcopy(OPENAI)
+    if missing == "chatModel":
+        del values["llm"]["openai"]["chatModel"]
+    else:
+        del values["llm"]["openaiBaseUrl"]
+    with pytest.raises(helm.HelmError, match=r"llm\.openaiBaseUrl and llm\.openai\.chatModel"):
+        ds.render(values)
+
+
+def test_a_provider_the_service_refuses_is_caught(service_code, gateway_app) -> None:
+    docs = ds.render(OPENAI)
+    del ds.by_kind(docs, "ConfigMap")[f"{ds.RELEASE}-config"]["data"]["LLM__OPENAI_CHAT_MODEL"]
+    problems = "\n".join(ds.contract_problems(docs, service_code, gateway_app))
+    assert "gateway refuses its LLM settings at start: LLM__OPENAI_CHAT_MODEL" in problems
+    assert "worker refuses its LLM settings at start: LLM__OPENAI_CHAT_MODEL" in problems
+
+
+def test_schema_knows_the_openai_keys() -> None:
+    import helm_python as helm
+
+    chart = helm.Chart.load(ds.CHART)
+    chart.validate_schema(OPENAI)
+    with pytest.raises(helm.HelmValuesError, match="chatModle"):
+        chart.validate_schema({"llm": {"openai": {"chatModle": "x"}}})

@@ -108,6 +108,16 @@ app.kubernetes.io/component: {{ .component }}
 {{- if or .Values.llm.anthropic.apiKey .Values.llm.anthropic.existingSecret -}}true{{- end -}}
 {{- end -}}
 
+{{- define "mnemo.openaiSecret" -}}
+{{- default (include "mnemo.secretName" .) .Values.llm.openai.existingSecret -}}
+{{- end -}}
+{{- define "mnemo.openaiKey" -}}
+{{- if .Values.llm.openai.existingSecret -}}{{ .Values.llm.openai.existingSecretKey }}{{- else -}}openai-api-key{{- end -}}
+{{- end -}}
+{{- define "mnemo.hasOpenaiKey" -}}
+{{- if or .Values.llm.openai.apiKey .Values.llm.openai.existingSecret -}}true{{- end -}}
+{{- end -}}
+
 {{- define "mnemo.gatewayAuthSecret" -}}
 {{- default (include "mnemo.secretName" .) .Values.gateway.auth.existingSecret -}}
 {{- end -}}
@@ -138,13 +148,21 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end -}}
 
-{{- define "mnemo.anthropicEnv" -}}
+{{/* LLM credentials of the processes that call the model (gateway, worker). */}}
+{{- define "mnemo.llmSecretEnv" -}}
 {{- if include "mnemo.hasAnthropicKey" . }}
 - name: ANTHROPIC_API_KEY
   valueFrom:
     secretKeyRef:
       name: {{ include "mnemo.anthropicSecret" . }}
       key: {{ include "mnemo.anthropicKey" . }}
+{{- end }}
+{{- if include "mnemo.hasOpenaiKey" . }}
+- name: LLM__OPENAI_API_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "mnemo.openaiSecret" . }}
+      key: {{ include "mnemo.openaiKey" . }}
 {{- end }}
 {{- end -}}
 
@@ -176,6 +194,9 @@ topologySpreadConstraints:
 {{- end -}}
 {{- if le (int .Values.memory.terminationGracePeriodSeconds) (int .Values.memory.graceS) -}}
 {{- fail "memory.terminationGracePeriodSeconds must exceed memory.graceS (the gRPC drain)" -}}
+{{- end -}}
+{{- if and (eq .Values.llm.provider "openai-compatible") (or (not .Values.llm.openaiBaseUrl) (not .Values.llm.openai.chatModel)) -}}
+{{- fail "llm.provider=openai-compatible needs llm.openaiBaseUrl and llm.openai.chatModel (LLM__OPENAI_BASE_URL, LLM__OPENAI_CHAT_MODEL); the gateway and worker refuse to start without them" -}}
 {{- end -}}
 {{- if and (eq .Values.gateway.auth.mode "jwt") (not .Values.gateway.auth.jwtSecret) (not .Values.gateway.auth.existingSecret) -}}
 {{- fail "gateway.auth.mode=jwt needs gateway.auth.jwtSecret or gateway.auth.existingSecret" -}}
@@ -213,11 +234,16 @@ redis-url: value {{ .Values.externalRedis.url }}
 {{- end -}}
 
 {{- define "mnemo.llmCredentialsInput" -}}
-{{- if .Values.llm.anthropic.existingSecret -}}
+{{- if .Values.llm.anthropic.existingSecret }}
 anthropic-api-key: secret {{ .Values.llm.anthropic.existingSecret }}/{{ .Values.llm.anthropic.existingSecretKey }}
-{{- else -}}
+{{- else }}
 anthropic-api-key: value {{ .Values.llm.anthropic.apiKey }}
-{{- end -}}
+{{- end }}
+{{- if .Values.llm.openai.existingSecret }}
+openai-api-key: secret {{ .Values.llm.openai.existingSecret }}/{{ .Values.llm.openai.existingSecretKey }}
+{{- else }}
+openai-api-key: value {{ .Values.llm.openai.apiKey }}
+{{- end }}
 {{- end -}}
 
 {{/* The gateway reads jwt-secret at start; the api-keys file it re-reads when the mounted
