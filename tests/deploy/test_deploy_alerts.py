@@ -8,6 +8,7 @@ everywhere.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,6 +19,8 @@ import pytest
 import yaml
 
 PROMTOOL = shutil.which("promtool")
+if PROMTOOL is None and os.environ.get("CI"):
+    raise RuntimeError("promtool missing in CI: make setup installs Debian's prometheus")
 pytestmark = pytest.mark.skipif(
     PROMTOOL is None, reason="promtool not installed (apt-get install prometheus)"
 )
