@@ -14,6 +14,7 @@ from typing import Any
 from mnemo_common.settings import CommonSettings, load_settings
 from pydantic import BaseModel, Field
 
+from mnemo_memory.longterm.settings import LongTermSettings
 from mnemo_memory.worker.settings import WorkerSettings
 
 
@@ -77,6 +78,7 @@ class MemoryServiceSettings(CommonSettings):
     server: ServerSettings = ServerSettings()
     worker: WorkerSettings = WorkerSettings()
     shortterm: ShortTermSettings = ShortTermSettings()
+    longterm: LongTermSettings = LongTermSettings()
 
 
 @lru_cache(maxsize=1)

@@ -60,7 +60,7 @@ def build_longterm(settings: Any, redis: Any = None, *, embedder: Any = None) ->
     return LongTermMemory(
         embedder=emb,
         store=store,
-        cfg=LongTermSettings(),
+        cfg=getattr(settings, "longterm", None) or LongTermSettings(),
         default_top_k=settings.vector.default_top_k,
     )
 

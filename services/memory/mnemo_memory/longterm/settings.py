@@ -1,15 +1,16 @@
-"""Long-term memory knobs (``LONGTERM__*``), read by the server and the worker alike."""
+"""Long-term memory knobs (``LONGTERM__*``), read by the server and the worker alike.
+
+A group of ``MemoryServiceSettings`` (``settings.longterm``), so the variables are
+validated with the rest and listed in docs/configuration.md.
+"""
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field
 
 
-class LongTermSettings(BaseSettings):
+class LongTermSettings(BaseModel):
     """Dedup thresholds and hybrid-ranking weights (``docs/long-term-memory.md``)."""
-
-    model_config = SettingsConfigDict(env_prefix="LONGTERM__", extra="ignore")
 
     # cosine similarity at or above which a new fact restates an existing one (merge)
     merge_similarity: float = Field(0.90, ge=0, le=1)
@@ -19,13 +20,15 @@ class LongTermSettings(BaseSettings):
     vector_candidates: int = Field(100, ge=1, le=1000)
     # reciprocal-rank-fusion constant k (score = w / (k + rank))
     rrf_k: int = Field(60, ge=1)
-    # weights of the vector and the BM25 ranking in the fusion
+    # weight of the vector (similarity) ranking in the fusion
     vector_weight: float = Field(1.0, ge=0)
+    # weight of the BM25 (keyword) ranking in the fusion; 0 = vector search only
     keyword_weight: float = Field(1.0, ge=0)
-    # multiplicative boosts: score *= 1 + importance_weight*(importance-5)/5
+    # importance boost: score *= 1 + importance_weight * (importance - 5) / 5
     importance_weight: float = Field(0.1, ge=0)
-    #                        and   * (1 + recency_weight * 0.5 ** (age / half_life))
+    # recency boost: score *= 1 + recency_weight * 0.5 ** (age / half-life)
     recency_weight: float = Field(0.05, ge=0)
+    # age (days) at which the recency boost has halved
     recency_half_life_days: float = Field(30.0, gt=0)
     # prefix each indexed memory with the date it was said ("[8 May 2023] ...")
     date_prefix: bool = True

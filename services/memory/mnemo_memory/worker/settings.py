@@ -22,6 +22,7 @@ class WorkerSettings(BaseModel):
     max_deliveries: int = Field(10, ge=1)
     # retry backoff: base * 2**(attempt-1) seconds, capped
     backoff_base_s: float = Field(1.0, ge=0)
+    # longest wait between two attempts of a job (seconds)
     backoff_max_s: float = Field(60.0, ge=0)
     # seconds between scans for idle threads (episode creation); 0 = no scan
     idle_scan_interval_s: float = Field(60.0, ge=0)
