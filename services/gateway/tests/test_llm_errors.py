@@ -1,10 +1,12 @@
-"""LLM failures become 502/503/504 with the provider's reason (memory-less gateway; the
-"nothing stored" half is in tests/integration/test_chat_memory.py)."""
+"""LLM failures become 502/503/504 with the provider's reason — or 400 when the provider
+refused the request itself (memory-less gateway; the "nothing stored" half is in
+tests/integration/test_chat_memory.py)."""
 
 from __future__ import annotations
 
 import anthropic
 import httpx
+import openai
 import pytest
 
 
@@ -67,3 +69,56 @@ def test_failure_mid_stream_is_an_error_event(gw, fake_anthropic):
     assert "event: delta" in body
     assert "event: error" in body
     assert "event: done" not in body
+
+
+# --- the provider refusing the request itself (the client's mistake) ----------------------
+
+
+@pytest.mark.parametrize("status", [400, 413, 422])
+def test_llm_refusing_the_request_is_400_and_not_retried_by_sdks(gw, fake_anthropic, status):
+    client = anthropic.Anthropic(base_url=gw.url, api_key="x", max_retries=2)
+    for stream in (False, True):
+        fake_anthropic.enqueue_error(status, message="max_tokens: 20000 > 8192")
+        with pytest.raises(anthropic.BadRequestError) as info:
+            if stream:
+                with client.messages.stream(
+                    model="m", max_tokens=20_000, messages=[{"role": "user", "content": "hi"}]
+                ) as s:
+                    list(s.text_stream)
+            else:
+                client.messages.create(
+                    model="m", max_tokens=20_000, messages=[{"role": "user", "content": "hi"}]
+                )
+        assert info.value.status_code == 400
+        body = info.value.body
+        assert body["type"] == "error"
+        assert body["error"]["type"] == "invalid_request_error"
+        assert body["error"]["code"] == "llm_bad_request"
+        assert "max_tokens: 20000 > 8192" in body["error"]["message"]
+    assert len(fake_anthropic.chat_requests()) == 2  # the SDK did not retry
+
+
+def test_llm_refusing_the_request_is_400_on_the_openai_endpoint(gateway_factory, fake_openai):
+    gw = gateway_factory(None, llm_fake=fake_openai, llm={"max_retries": 0})
+    fake_openai.enqueue_error(400, message="max_tokens is too large")
+    client = openai.OpenAI(base_url=gw.url + "/v1", api_key="x", max_retries=2)
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(
+            model="m", max_tokens=20_000, messages=[{"role": "user", "content": "hi"}]
+        )
+    assert info.value.status_code == 400
+    assert info.value.type == "invalid_request_error"
+    assert info.value.code == "llm_bad_request"
+    assert "max_tokens is too large" in info.value.message
+    assert len(fake_openai.chat_requests()) == 1
+    fake_openai.enqueue_error(422, message="bad temperature")
+    r = httpx.post(gw.url + "/v1/chat", json={"prompt": "hi"})
+    assert (r.status_code, r.json()["error"]["code"]) == (400, "llm_bad_request")
+
+
+def test_llm_not_knowing_the_model_stays_a_gateway_error(gw, fake_anthropic):
+    # the gateway's configured model or base URL: not something the client can fix
+    fake_anthropic.enqueue_error(404, message="model: claude-nope")
+    r = httpx.post(gw.url + "/v1/chat", json={"prompt": "hi"})
+    assert (r.status_code, r.json()["error"]["code"]) == (502, "llm_error")
+    assert "model: claude-nope" in r.json()["error"]["message"]

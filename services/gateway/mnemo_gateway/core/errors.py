@@ -145,14 +145,21 @@ _LLM_TO_HTTP: dict[LLMErrorKind, tuple[int, str]] = {
     LLMErrorKind.TIMEOUT: (504, "llm_timeout"),
     LLMErrorKind.UNAVAILABLE: (502, "llm_unavailable"),
     LLMErrorKind.AUTH: (502, "llm_auth_failed"),
-    LLMErrorKind.BAD_REQUEST: (502, "llm_bad_request"),
+    # not the client's mistake: e.g. a 404 for the gateway's configured model or base URL
+    LLMErrorKind.BAD_REQUEST: (502, "llm_error"),
     LLMErrorKind.INVALID_OUTPUT: (502, "llm_invalid_output"),
 }
+
+#: upstream statuses that refuse the request itself (e.g. max_tokens over the model's
+#: limit): the client's mistake, a 400 — a 5xx would make the SDKs retry it in vain
+_LLM_CLIENT_MISTAKES = frozenset({400, 413, 422})
 
 
 def from_llm(err: LLMError) -> ApiError:
     """An LLM provider failure as an answer carrying the provider's reason."""
     status, name = _LLM_TO_HTTP.get(err.kind, (502, "llm_error"))
+    if err.kind is LLMErrorKind.BAD_REQUEST and err.status_code in _LLM_CLIENT_MISTAKES:
+        status, name = 400, "llm_bad_request"
     headers = {}
     if err.retry_after_s:
         headers["Retry-After"] = str(max(1, math.ceil(err.retry_after_s)))
