@@ -122,3 +122,26 @@ def test_llm_not_knowing_the_model_stays_a_gateway_error(gw, fake_anthropic):
     r = httpx.post(gw.url + "/v1/chat", json={"prompt": "hi"})
     assert (r.status_code, r.json()["error"]["code"]) == (502, "llm_error")
     assert "model: claude-nope" in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("content", ["", "   ", []])
+def test_empty_last_user_message_is_422_before_the_llm(gw, fake_anthropic, content):
+    r = httpx.post(
+        gw.url + "/v1/messages",
+        json={"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": content}]},
+    )
+    assert r.status_code == 422, r.text
+    assert (r.json()["error"]["code"], r.json()["error"]["field"]) == (
+        "invalid_request",
+        "messages",
+    )
+    r = httpx.post(
+        gw.url + "/v1/chat/completions",
+        json={"model": "m", "messages": [{"role": "user", "content": content or None}]},
+    )
+    assert r.status_code == 422, r.text
+    assert (r.json()["error"]["code"], r.json()["error"]["field"]) == (
+        "invalid_request",
+        "messages",
+    )
+    assert fake_anthropic.requests == []

@@ -105,7 +105,8 @@ def content_text(content: str | list[dict[str, Any]] | None, field: str) -> str:
 def check_conversation(
     convo: list[ChatMessage], tools: list[dict[str, Any]] | None, settings: GatewaySettings
 ) -> str:
-    """Refuse what Mnemo cannot relay (tools, a conversation not ending with the user).
+    """Refuse what Mnemo cannot relay (tools, a conversation not ending with the user, a
+    last user message with no text: the LLM would refuse it after memory was fetched).
 
     Returns the user's new message, size-checked.
     """
@@ -116,6 +117,10 @@ def check_conversation(
     if not convo or convo[-1].role != "user":
         raise ApiError(
             422, "invalid_request", "the last message must come from the user", field="messages"
+        )
+    if not convo[-1].content.strip():
+        raise ApiError(
+            422, "invalid_request", "the last user message has no text", field="messages"
         )
     check_prompt_size(convo[-1].content, settings, "messages")
     return convo[-1].content
