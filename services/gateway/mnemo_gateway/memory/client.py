@@ -11,6 +11,7 @@ memory off for everybody. On the chat path INTERNAL/UNKNOWN still degrade the tu
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -124,6 +125,9 @@ class MemoryClient:
             self.breaker.abandon()
             log.warning("memory call failed in the gRPC client", exc_info=True)
             raise MemoryUnavailable("client_error", f"{type(exc).__name__}: {exc}") from exc
+        except asyncio.CancelledError:
+            self.breaker.abandon()  # a half-open probe that never finished frees its slot
+            raise
         finally:
             m.MEMORY_LATENCY.labels(method).observe(time.perf_counter() - start)
         m.MEMORY_CALLS.labels(method, "OK").inc()
@@ -200,6 +204,9 @@ class MemoryClient:
                 "the memory service is unavailable (client_error)",
                 headers={"Retry-After": "5"},
             ) from exc
+        except asyncio.CancelledError:
+            self.breaker.abandon()
+            raise
         m.MEMORY_CALLS.labels("ExportUser", "OK").inc()
         self.breaker.record_success()
 
