@@ -7,10 +7,11 @@
   ``memory_settings(rate_limit={"per_minute": 3}, memory={"max_thread_messages": 10})``.
 * ``memory_server`` — an in-process ``grpc.aio`` server (its own thread and event loop, so
   sync and async tests and other threads can all call it) with the default long-term
-  memory (``build_longterm``). Yields :class:`InProcessMemoryServer`: ``.address``
-  (``"127.0.0.1:PORT"``), ``.port``, ``.settings``, ``.stub()`` (sync stub),
-  ``.aio_stub()`` (grpc.aio stub; call it inside the test's event loop),
-  ``.health_stub()``, ``.run(coro_fn)`` (run ``coro_fn(handles)`` on the server's loop).
+  memory (``build_longterm`` on the session's loaded ``embedder``). Yields
+  :class:`InProcessMemoryServer`: ``.address`` (``"127.0.0.1:PORT"``), ``.port``,
+  ``.settings``, ``.stub()`` (sync stub), ``.aio_stub()`` (grpc.aio stub; call it inside
+  the test's event loop), ``.health_stub()``, ``.run(coro_fn)`` (run ``coro_fn(handles)``
+  on the server's loop).
 * ``memory_server_factory`` — ``memory_server_factory(settings=None, longterm="default")``
   starts more servers (``longterm=None``: short-term only); all stopped at teardown.
 * :class:`MemoryServiceProcess` — a real ``mnemo-memory serve`` subprocess on a free port
@@ -283,12 +284,19 @@ def memory_settings(redis_url: str, tmp_path: Path) -> Callable[..., Any]:
 
 @pytest.fixture
 def memory_server_factory(
-    memory_settings: Callable[..., Any],
+    memory_settings: Callable[..., Any], request: pytest.FixtureRequest
 ) -> Iterator[Callable[..., InProcessMemoryServer]]:
     servers: list[InProcessMemoryServer] = []
 
     def start(settings: Any = None, longterm: Any = _DEFAULT) -> InProcessMemoryServer:
-        server = InProcessMemoryServer(settings or memory_settings(), longterm).start()
+        settings = settings or memory_settings()
+        if longterm == _DEFAULT:
+            # the session's loaded model: a cold load per server would make recall of the
+            # first turns depend on timing (PrepareTurn skips recall while it loads)
+            from mnemo_memory.longterm import build_longterm
+
+            longterm = build_longterm(settings, embedder=request.getfixturevalue("embedder"))
+        server = InProcessMemoryServer(settings, longterm).start()
         servers.append(server)
         return server
 

