@@ -101,6 +101,7 @@ class RedisVectorStore:
             socket_connect_timeout=2.0,
         )
         self._opened = False
+        self._open_lock = asyncio.Lock()
 
     def key(self, memory_id: str) -> str:
         return f"{self.prefix}:mem:{memory_id}"
@@ -114,6 +115,11 @@ class RedisVectorStore:
     async def open(self) -> None:
         if self._opened:
             return
+        async with self._open_lock:  # concurrent first calls must not rebuild twice
+            if not self._opened:
+                await self._open()
+
+    async def _open(self) -> None:
         stored = await self._call("HGETALL", self.model_key)
         info = {_s(k): _s(v) for k, v in stored.items()} if stored else {}
         if info:
