@@ -24,7 +24,7 @@ from mnemo_memory.stores.keys import checked_id
 from mnemo_memory.stores.lua import execute_with_scripts
 from mnemo_memory.stores.ratelimit import CHECK_AND_COUNT, RateLimiter, WindowState
 from mnemo_memory.stores.text import checked_text
-from mnemo_memory.stores.threads import StoredMessage
+from mnemo_memory.stores.threads import StoredMessage, message_ids_for
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +95,9 @@ class ShortTermRPCs:
         exists = owner is not None
         if exists and owner != uid:
             raise PermissionDeniedError(f"thread {tid} belongs to another user")
-        messages = (
-            []
-            if request.exclude_history or not exists
-            else [StoredMessage.from_json(r) for r in raw_messages]
-        )
+        held = [StoredMessage.from_json(r) for r in raw_messages] if exists else []
+        replay = _replay_of(held, tid, request.idempotency_key)
+        messages = [] if request.exclude_history else held
         summary = (summary or "") if exists else ""
         memories, degraded = await self._recall(uid, request, context)
         fitted = fit_context(budget, messages, summary, prefs, memories)
@@ -136,6 +134,7 @@ class ShortTermRPCs:
                 for w in windows
             ],
             degraded=degraded,
+            replay=replay,
         )
 
     async def _recall(self, uid: str, request: Any, context: Any) -> tuple[list[Any], list[str]]:
@@ -318,4 +317,22 @@ class ShortTermRPCs:
 def _chunk(section: str, doc: dict[str, Any]) -> memory_pb2.ExportUserChunk:
     return memory_pb2.ExportUserChunk(
         section=section, json=json.dumps(doc, ensure_ascii=False, default=str).encode()
+    )
+
+
+def _replay_of(
+    messages: list[StoredMessage], thread_id: str, idempotency_key: str
+) -> memory_pb2.Replay | None:
+    """The exchange already committed under ``idempotency_key``, when the thread still
+    holds both of its messages (ids derive from the key: ``message_ids_for``)."""
+    if not idempotency_key:
+        return None
+    user_id, assistant_id = message_ids_for(
+        thread_id, checked_id(idempotency_key, "idempotency_key")
+    )
+    by_id = {m.id: m for m in messages if m.id in (user_id, assistant_id)}
+    if len(by_id) != 2:
+        return None
+    return memory_pb2.Replay(
+        user_message=message_pb(by_id[user_id]), assistant_message=message_pb(by_id[assistant_id])
     )

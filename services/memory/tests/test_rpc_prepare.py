@@ -40,6 +40,21 @@ def test_new_thread_is_empty_and_marked_new(server) -> None:
     assert reply.context_tokens == 0 and list(reply.degraded) == []
 
 
+def test_a_committed_idempotency_key_comes_back_as_a_replay(server) -> None:
+    stub = server.stub()
+    commit(stub, 1)
+    commit(stub, 2)
+    reply = prepare(stub, idempotency_key="key-1", exclude_history=True)
+    assert reply.replay.user_message.content == "question 1"
+    assert reply.replay.assistant_message.content == "answer 1"
+    assert list(reply.messages) == []  # exclude_history still honoured
+    assert not prepare(stub, idempotency_key="key-9").HasField("replay")
+    assert not prepare(stub).HasField("replay")
+    with pytest.raises(grpc.RpcError) as err:
+        prepare(stub, idempotency_key="bad key!")
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
 def test_history_summary_and_preferences_come_back_together(server, redis_url) -> None:
     import redis
 

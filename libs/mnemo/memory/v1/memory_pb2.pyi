@@ -81,7 +81,7 @@ class RecallOptions(_message.Message):
     def __init__(self, disabled: _Optional[bool] = ..., top_k: _Optional[int] = ..., filter: _Optional[_Union[MemoryFilter, _Mapping]] = ...) -> None: ...
 
 class PrepareTurnRequest(_message.Message):
-    __slots__ = ("user_id", "thread_id", "query", "token_budget", "recall", "exclude_history", "count_rate_limit")
+    __slots__ = ("user_id", "thread_id", "query", "token_budget", "recall", "exclude_history", "count_rate_limit", "idempotency_key")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     THREAD_ID_FIELD_NUMBER: _ClassVar[int]
     QUERY_FIELD_NUMBER: _ClassVar[int]
@@ -89,6 +89,7 @@ class PrepareTurnRequest(_message.Message):
     RECALL_FIELD_NUMBER: _ClassVar[int]
     EXCLUDE_HISTORY_FIELD_NUMBER: _ClassVar[int]
     COUNT_RATE_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     thread_id: str
     query: str
@@ -96,7 +97,16 @@ class PrepareTurnRequest(_message.Message):
     recall: RecallOptions
     exclude_history: bool
     count_rate_limit: bool
-    def __init__(self, user_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., query: _Optional[str] = ..., token_budget: _Optional[int] = ..., recall: _Optional[_Union[RecallOptions, _Mapping]] = ..., exclude_history: _Optional[bool] = ..., count_rate_limit: _Optional[bool] = ...) -> None: ...
+    idempotency_key: str
+    def __init__(self, user_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., query: _Optional[str] = ..., token_budget: _Optional[int] = ..., recall: _Optional[_Union[RecallOptions, _Mapping]] = ..., exclude_history: _Optional[bool] = ..., count_rate_limit: _Optional[bool] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class Replay(_message.Message):
+    __slots__ = ("user_message", "assistant_message")
+    USER_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ASSISTANT_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    user_message: Message
+    assistant_message: Message
+    def __init__(self, user_message: _Optional[_Union[Message, _Mapping]] = ..., assistant_message: _Optional[_Union[Message, _Mapping]] = ...) -> None: ...
 
 class DroppedContext(_message.Message):
     __slots__ = ("messages", "memories", "summary", "preferences")
@@ -135,7 +145,7 @@ class ScoredMemory(_message.Message):
     def __init__(self, memory: _Optional[_Union[Memory, _Mapping]] = ..., score: _Optional[float] = ..., vector_score: _Optional[float] = ..., keyword_score: _Optional[float] = ...) -> None: ...
 
 class PrepareTurnResponse(_message.Message):
-    __slots__ = ("thread_id", "thread_exists", "messages", "summary", "preferences", "memories", "context_tokens", "token_budget", "dropped", "rate_limits", "degraded")
+    __slots__ = ("thread_id", "thread_exists", "messages", "summary", "preferences", "memories", "context_tokens", "token_budget", "dropped", "rate_limits", "degraded", "replay")
     class PreferencesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -154,6 +164,7 @@ class PrepareTurnResponse(_message.Message):
     DROPPED_FIELD_NUMBER: _ClassVar[int]
     RATE_LIMITS_FIELD_NUMBER: _ClassVar[int]
     DEGRADED_FIELD_NUMBER: _ClassVar[int]
+    REPLAY_FIELD_NUMBER: _ClassVar[int]
     thread_id: str
     thread_exists: bool
     messages: _containers.RepeatedCompositeFieldContainer[Message]
@@ -165,7 +176,8 @@ class PrepareTurnResponse(_message.Message):
     dropped: DroppedContext
     rate_limits: _containers.RepeatedCompositeFieldContainer[RateLimitWindow]
     degraded: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, thread_id: _Optional[str] = ..., thread_exists: _Optional[bool] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., summary: _Optional[str] = ..., preferences: _Optional[_Mapping[str, str]] = ..., memories: _Optional[_Iterable[_Union[ScoredMemory, _Mapping]]] = ..., context_tokens: _Optional[int] = ..., token_budget: _Optional[int] = ..., dropped: _Optional[_Union[DroppedContext, _Mapping]] = ..., rate_limits: _Optional[_Iterable[_Union[RateLimitWindow, _Mapping]]] = ..., degraded: _Optional[_Iterable[str]] = ...) -> None: ...
+    replay: Replay
+    def __init__(self, thread_id: _Optional[str] = ..., thread_exists: _Optional[bool] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., summary: _Optional[str] = ..., preferences: _Optional[_Mapping[str, str]] = ..., memories: _Optional[_Iterable[_Union[ScoredMemory, _Mapping]]] = ..., context_tokens: _Optional[int] = ..., token_budget: _Optional[int] = ..., dropped: _Optional[_Union[DroppedContext, _Mapping]] = ..., rate_limits: _Optional[_Iterable[_Union[RateLimitWindow, _Mapping]]] = ..., degraded: _Optional[_Iterable[str]] = ..., replay: _Optional[_Union[Replay, _Mapping]] = ...) -> None: ...
 
 class CommitTurnRequest(_message.Message):
     __slots__ = ("user_id", "thread_id", "idempotency_key", "user_message", "assistant_message", "metadata")
