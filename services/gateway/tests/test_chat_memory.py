@@ -164,11 +164,40 @@ def test_openai_sdk_user_field_and_stream(gateway, fake_anthropic):
 
 
 def test_retry_with_the_same_idempotency_key_is_stored_once(gateway, fake_anthropic):
+    """A retried turn gets the stored answer back (no second LLM call, no second answer)."""
     body = {"prompt": "only once", "user_id": "ida", "thread_id": "th-idem"}
-    for _ in range(2):
-        r = httpx.post(gateway.url + "/v1/chat", json=body, headers={"Idempotency-Key": "k-1"})
-        assert r.status_code == 200
+    fake_anthropic.enqueue_text("The first answer.")
+    fake_anthropic.enqueue_text("A different second answer.")
+    key = {"Idempotency-Key": "k-1"}
+    first = httpx.post(gateway.url + "/v1/chat", json=body, headers=key)
+    again = httpx.post(gateway.url + "/v1/chat", json=body, headers=key)
+    assert first.status_code == again.status_code == 200
+    assert first.json()["response"] == again.json()["response"] == "The first answer."
+    assert again.json()["committed"] is True
+    with httpx.stream(
+        "POST", gateway.url + "/v1/chat", json={**body, "stream": True}, headers=key
+    ) as s:
+        assert "The first answer." in s.read().decode()
+    assert len(fake_anthropic.chat_requests()) == 1
+    assert [m["content"] for m in thread_messages(gateway, "ida", "th-idem")] == [
+        "only once",
+        "The first answer.",
+    ]
+    # the same key for another message is a client bug: refused, nothing stored
+    r = httpx.post(gateway.url + "/v1/chat", json={**body, "prompt": "other"}, headers=key)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "idempotency_conflict"
     assert len(thread_messages(gateway, "ida", "th-idem")) == 2
+    # through the Anthropic SDK, whose retries send the same Idempotency-Key
+    client = anthropic.Anthropic(base_url=gateway.url, api_key="unused", max_retries=0)
+    reply = client.messages.create(
+        model="claude-opus-4-8",
+        max_tokens=100,
+        metadata={"user_id": "ida"},
+        messages=[{"role": "user", "content": "only once"}],
+        extra_headers={"X-Mnemo-Thread-Id": "th-idem", **key},
+    )
+    assert reply.content[0].text == "The first answer."
+    assert len(fake_anthropic.chat_requests()) == 1
 
 
 @pytest.mark.parametrize("status", [429, 529])

@@ -5,6 +5,9 @@ preferences, recalled memories) and the system prompt built from it. The LLM cal
 ``commit`` is ``invoked()``: CommitTurn with the turn's idempotency key, only after the
 answer is complete — a failed or aborted LLM call stores nothing.
 
+A retry of a turn already stored under its idempotency key is answered with the stored
+answer, without calling the LLM again; the same key with another message is a 409.
+
 When the memory service cannot answer, the turn is answered statelessly and marked
 degraded (header, metric, log line); verdicts of the memory service (rate limit, someone
 else's thread, a bad id) are errors for the caller.
@@ -74,6 +77,8 @@ class PreparedTurn:
     thread_exists: bool = False
     # set by ChatService.stream once the answer is stored
     committed: bool = False
+    # the stored answer when the turn was already committed under its idempotency key
+    replay: memory_pb2.Replay | None = None
 
 
 @dataclass
@@ -114,6 +119,7 @@ class ChatService:
                         recall=memory_pb2.RecallOptions(disabled=not turn.recall),
                         exclude_history=turn.client_messages is not None,
                         count_rate_limit=True,
+                        idempotency_key=turn.idempotency_key,
                     )
                 )
                 status = "ok"
@@ -146,14 +152,37 @@ class ChatService:
             temperature=turn.temperature,
             memory=memory_context(context),
         )
-        return PreparedTurn(
+        prepared = PreparedTurn(
             turn, llm_request, status, context, reason, bool(context and context.thread_exists)
         )
+        if context is not None and context.HasField("replay"):
+            if context.replay.user_message.content != turn.query:
+                raise ApiError(
+                    409,
+                    "idempotency_conflict",
+                    "this idempotency key was already used for another message in this thread",
+                    field="idempotency_key",
+                )
+            prepared.replay = context.replay
+            m.REPLAYED_TURNS.labels(turn.endpoint).inc()
+        return prepared
 
     # --- the LLM call ----------------------------------------------------------------------
 
+    def _replayed(self, prepared: PreparedTurn) -> tuple[str, str, Usage]:
+        """(text, model, usage) of the stored answer of a replayed turn (no LLM call)."""
+        assert prepared.replay is not None
+        answer = prepared.replay.assistant_message
+        model = self.provider.model_for("chat")
+        usage = Usage(estimate_tokens(prepared.turn.query), estimate_tokens(answer.content))
+        prepared.committed = True
+        return answer.content, model, usage
+
     async def complete(self, prepared: PreparedTurn) -> TurnOutcome:
         """Non-streamed answer, then commit. LLM failures raise ApiError; nothing stored."""
+        if prepared.replay is not None:
+            text, model, usage = self._replayed(prepared)
+            return TurnOutcome(text, model, usage, "end_turn", prepared.memory, True)
         try:
             result: ChatResult = await self.provider.complete(prepared.llm_request)
         except LLMError as err:
@@ -168,6 +197,11 @@ class ChatService:
     async def stream(self, prepared: PreparedTurn) -> AsyncIterator[StreamEvent]:
         """Text deltas, then (after the commit) one StreamEnd. Raises ApiError on LLM
         failure; an aborted stream (client gone) never reaches the commit."""
+        if prepared.replay is not None:
+            text, model, usage = self._replayed(prepared)
+            yield TextDelta(text)
+            yield StreamEnd(model=model, usage=usage, stop_reason="end_turn")
+            return
         parts: list[str] = []
         end: StreamEnd | None = None
         try:

@@ -53,3 +53,8 @@ COMMITTED_TURNS = metrics.counter(
     "Chat turns stored by CommitTurn",
     ("endpoint",),
 )
+REPLAYED_TURNS = metrics.counter(
+    "mnemo_gateway_replayed_turns",
+    "Retried turns answered with the answer stored under their idempotency key (no LLM call)",
+    ("endpoint",),
+)
