@@ -1,7 +1,9 @@
 """Identifier validation shared by every service.
 
 Ids become parts of Redis keys and vector-store filters, so anything that could escape
-its namespace (``:``, ``*``, whitespace, control characters, over-long) is refused.
+its namespace (``:``, ``*``, ``{``, whitespace, control characters, over-long) is refused.
+``@`` and ``+`` are allowed: apps commonly identify users by e-mail address (OpenAI's
+``user`` field, a JWT ``sub``).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import re
 import uuid
 
-ID_PATTERN = r"^[A-Za-z0-9._-]{1,128}$"
+ID_PATTERN = r"^[A-Za-z0-9._@+-]{1,128}$"
 _ID_RE = re.compile(ID_PATTERN)
 
 
@@ -30,7 +32,7 @@ def validate_id(value: str | None, field: str) -> str:
         if len(value) > 128:
             raise InvalidIdError(field, "is longer than 128 characters")
         raise InvalidIdError(
-            field, "may contain only letters, digits, '.', '_' and '-' (1-128 characters)"
+            field, "may contain only letters, digits, '.', '_', '-', '@' and '+' (1-128 characters)"
         )
     return value
 

@@ -8,7 +8,14 @@ from mnemo_common.ids import InvalidIdError, is_valid_id, new_id, validate_id
 
 @pytest.mark.parametrize(
     "value",
-    ["alice", "user-42", "thread_2024.11.05", "A" * 128, "550e8400-e29b-41d4-a716-446655440000"],
+    [
+        "alice",
+        "user-42",
+        "thread_2024.11.05",
+        "A" * 128,
+        "550e8400-e29b-41d4-a716-446655440000",
+        "ada.lovelace+mnemo@example.com",  # apps name users by e-mail address
+    ],
 )
 def test_safe_ids_are_accepted(value):
     assert validate_id(value, "user_id") == value

@@ -247,3 +247,21 @@ def test_someone_elses_thread_is_403(gateway, fake_anthropic):
     assert r.json()["error"]["code"] == "forbidden"
     r = httpx.get(gateway.url + "/v1/users/intruder/threads/th-owned")
     assert r.status_code in (403, 404)
+
+
+def test_an_email_address_is_a_user_id(gateway, fake_anthropic):
+    """OpenAI's `user` field usually carries an e-mail address: it names the user as is."""
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="unused", max_retries=0)
+    fake_anthropic.enqueue_text("Noted.")
+    client.chat.completions.create(
+        model="gpt-4o",
+        user="ada.lovelace+work@example.com",
+        extra_headers={"X-Mnemo-Thread-Id": "th-mail"},
+        messages=[{"role": "user", "content": "I live in London."}],
+    )
+    assert [
+        m["content"] for m in thread_messages(gateway, "ada.lovelace+work@example.com", "th-mail")
+    ] == [
+        "I live in London.",
+        "Noted.",
+    ]

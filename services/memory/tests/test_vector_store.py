@@ -81,7 +81,8 @@ async def test_upsert_get_roundtrip_keeps_every_field(store):
 async def test_query_is_always_filtered_by_user(store):
     # bob's record is the exact query vector; alice must still never see it
     await store.upsert(
-        [rec(1, "alice"), rec(2, "bob"), rec(3, "alice.x-y")], np.stack([unit(1), unit(2), unit(3)])
+        [rec(1, "alice"), rec(2, "bob"), rec(3, "alice.x-y"), rec(4, "alice+x@example.com")],
+        np.stack([unit(1), unit(2), unit(3), unit(4)]),
     )
     hits = await store.query(unit(2), VectorFilter(user_id="alice"), 10)
     assert [h.record.id for h in hits] == ["m1"]
@@ -89,6 +90,8 @@ async def test_query_is_always_filtered_by_user(store):
     hits = await store.query(unit(3), VectorFilter(user_id="alice.x-y"), 10)
     assert [h.record.id for h in hits] == ["m3"]
     assert hits[0].similarity == pytest.approx(1.0, abs=1e-4)
+    hits = await store.query(unit(1), VectorFilter(user_id="alice+x@example.com"), 10)
+    assert [h.record.id for h in hits] == ["m4"]
 
 
 async def test_user_and_thread_ids_differing_only_in_case_never_meet(store):

@@ -27,7 +27,7 @@ if _version_not_supported:
 
 class MemoryServiceStub:
     """Errors (google.rpc status codes):
-    INVALID_ARGUMENT   an id fails ^[A-Za-z0-9._-]{1,128}$, content too large or not UTF-8;
+    INVALID_ARGUMENT   an id fails ^[A-Za-z0-9._@+-]{1,128}$, content too large or not UTF-8;
     the message names the field.
     NOT_FOUND          unknown thread or memory.
     PERMISSION_DENIED  the thread or memory belongs to another user.
@@ -132,7 +132,7 @@ class MemoryServiceStub:
 
 class MemoryServiceServicer:
     """Errors (google.rpc status codes):
-    INVALID_ARGUMENT   an id fails ^[A-Za-z0-9._-]{1,128}$, content too large or not UTF-8;
+    INVALID_ARGUMENT   an id fails ^[A-Za-z0-9._@+-]{1,128}$, content too large or not UTF-8;
     the message names the field.
     NOT_FOUND          unknown thread or memory.
     PERMISSION_DENIED  the thread or memory belongs to another user.
@@ -355,7 +355,7 @@ def add_MemoryServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class MemoryService:
     """Errors (google.rpc status codes):
-    INVALID_ARGUMENT   an id fails ^[A-Za-z0-9._-]{1,128}$, content too large or not UTF-8;
+    INVALID_ARGUMENT   an id fails ^[A-Za-z0-9._@+-]{1,128}$, content too large or not UTF-8;
     the message names the field.
     NOT_FOUND          unknown thread or memory.
     PERMISSION_DENIED  the thread or memory belongs to another user.

@@ -1,7 +1,7 @@
 """Per-user preferences (seed 002's ``user:{user_id}:preferences``): one Redis hash.
 
 The hash lives ``MEMORY__USER_TTL_DAYS`` and the TTL is refreshed on every write. Keys
-are ids (``^[A-Za-z0-9._-]{1,128}$``); values are limited to
+are ids (``^[A-Za-z0-9._@+-]{1,128}$``); values are limited to
 ``MEMORY__MAX_PREFERENCE_VALUE_BYTES`` and a user to ``MEMORY__MAX_PREFERENCES_PER_USER``
 keys — checked and written by one Lua script, so concurrent writes cannot exceed it.
 """
