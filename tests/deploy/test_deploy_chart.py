@@ -6,6 +6,7 @@ from typing import Any
 
 import deploy_support as ds
 import pytest
+from mnemo_common.testing.dicts import deep_merge
 
 SCENARIO_IDS = [ds.scenario_name(p) for p in ds.SCENARIOS]
 
@@ -159,16 +160,6 @@ def test_no_container_runs_as_root(rendered, scenario: str) -> None:
             assert (ctx.get("seccompProfile") or {}).get("type") == "RuntimeDefault", where
 
 
-def _merge(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in change.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def _checksums(docs: list[dict[str, Any]]) -> dict[str, str]:
     return {
         ds.component(d): d["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
@@ -215,7 +206,7 @@ def test_a_change_rolls_exactly_the_pods_that_read_it(base, change, rolled) -> N
     """checksum/config covers what each workload reads at start, and nothing else: a gateway
     setting must not restart Redis (memory goes NOT_SERVING, gateways leave the Service)."""
     before = _checksums(ds.render(base))
-    after = _checksums(ds.render(_merge(base, change)))
+    after = _checksums(ds.render(deep_merge(base, change)))
     assert before.keys() == after.keys()
     assert {"gateway", "memory", "worker"} <= before.keys()
     assert {c for c in before if before[c] != after[c]} == rolled
@@ -446,7 +437,7 @@ def test_chat_test_in_jwt_mode_without_a_token_skips_with_the_reason() -> None:
 
 
 def test_chat_test_in_jwt_mode_chats_as_the_tokens_subject() -> None:
-    container = _chat_hook(_merge(JWT_VALUES, {"tests": {"jwtToken": "eyJ.test.token"}}))
+    container = _chat_hook(deep_merge(JWT_VALUES, {"tests": {"jwtToken": "eyJ.test.token"}}))
     out, seen = _run_chat_test(container)
     assert out.returncode == 0, out.stderr
     # "me": whatever the token's sub is (a fixed user_id is refused unless it equals sub)

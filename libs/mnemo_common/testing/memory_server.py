@@ -35,19 +35,10 @@ from typing import Any
 
 import pytest
 
+from .dicts import deep_merge
 from .procs import ManagedProcess, free_port, wait_for
 
 _DEFAULT = "default"
-
-
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 def build_test_settings(test_redis_url: str, data_dir: Path, **overrides: Any) -> Any:
@@ -69,7 +60,7 @@ def build_test_settings(test_redis_url: str, data_dir: Path, **overrides: Any) -
         "vector": {"chroma_path": str(data_dir / "chroma")},
         "worker": {"metrics_port": 0},
     }
-    return build_settings(**_merge(base, overrides))
+    return build_settings(**deep_merge(base, overrides))
 
 
 class InProcessMemoryServer:
