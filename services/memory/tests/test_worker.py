@@ -386,3 +386,50 @@ async def test_extraction_of_messages_no_longer_held_reads_nothing_else(
     assert sorted(await facts_of(lt)) == ["User likes hiking", "User lives in Porto"]
     await lt.aclose()
     await client.aclose()
+
+
+async def test_a_slow_job_is_not_taken_over_while_its_worker_lives(
+    redis_url, fake_anthropic, embedder, tmp_path
+):
+    """An LLM call longer than WORKER__CLAIM_IDLE_MS: the other worker must not claim the
+    job and run it again (double LLM cost, and a second, differently worded fact)."""
+    from mnemo_memory.worker.consumer import JOBS_CLAIMED
+
+    settings = make_settings(redis_url, tmp_path=tmp_path)  # claim_idle_ms=300
+    client, jobs = await seed_thread(settings)
+    lt = build_longterm(settings, embedder=embedder)
+    provider = _provider(fake_anthropic)
+    fake_anthropic.set_delay(1.5)  # five times the claim idle time
+    fake_anthropic.enqueue_json(FACT_REPLY)
+    fake_anthropic.enqueue_json(FACT_REPLY)
+    ctx = build_context(settings, client, lt, provider)
+    workers = [
+        StreamWorker(
+            redis=client,
+            jobs=jobs,
+            ctx=ctx,
+            registry=registry,
+            settings=settings.worker.model_copy(update={"consumer_name": name}),
+            idle_minutes=30,
+        )
+        for name in ("w-one", "w-two")
+    ]
+    claimed_before = JOBS_CLAIMED._value.get()
+    tasks = [asyncio.create_task(w.run()) for w in workers]
+    try:
+        for _ in range(200):
+            if await client.xlen(jobs.stream) == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert await client.xlen(jobs.stream) == 0
+        await asyncio.sleep(0.6)  # a late duplicate run would show up here
+    finally:
+        for w in workers:
+            w.request_stop()
+        await asyncio.wait_for(asyncio.gather(*tasks), 30)
+    assert len(fake_anthropic.chat_requests()) == 1
+    assert JOBS_CLAIMED._value.get() == claimed_before
+    assert await facts_of(lt) == ["User lives in Porto"]
+    await provider.aclose()
+    await lt.aclose()
+    await client.aclose()

@@ -5,6 +5,8 @@ Delivery is at-least-once:
 * ``XREADGROUP`` hands each job to one consumer; it stays *pending* until ``XACK``.
 * A worker that dies mid-job leaves it pending; every ``WORKER__CLAIM_INTERVAL_S`` each
   worker ``XAUTOCLAIM``s jobs idle longer than ``WORKER__CLAIM_IDLE_MS`` and runs them.
+  A live worker keeps the job it runs fresh (a heartbeat resets its idle time), so a slow
+  LLM call is never taken over and run twice.
 * A failing job (LLM error, malformed output) is retried in place with exponential
   backoff up to ``WORKER__MAX_ATTEMPTS`` times, then copied to the dead-letter stream
   with ``error``/``attempts``/``failed_at_ms``/``original_entry_id``. A job delivered more
@@ -26,6 +28,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from mnemo_common import metrics
@@ -153,7 +156,7 @@ class StreamWorker:
                 self.consumer,
                 min_idle_time=self.cfg.claim_idle_ms,
                 start_id=start,
-                count=10,
+                count=1,  # one at a time: a claimed job is held (heartbeat) while it runs
             )
             next_id, claimed = res[0], res[1]
             for entry_id, fields in claimed:
@@ -176,9 +179,48 @@ class StreamWorker:
         )
         return int(rows[0]["times_delivered"]) if rows else 1
 
+    @contextlib.asynccontextmanager
+    async def _holding(self, entry_id: str) -> AsyncIterator[None]:
+        """Keep a job this worker is running from looking stale: every third of
+        ``claim_idle_ms`` its idle time is reset (``XCLAIM ... JUSTID``, which does not count
+        a delivery), so other workers' XAUTOCLAIM leaves it alone however long the LLM
+        takes. A worker that dies stops beating, and the job is claimed as before."""
+        interval = max(0.05, self.cfg.claim_idle_ms / 3000)
+        stream, group = self.jobs.stream, self.jobs.group
+
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    rows = await self.redis.xpending_range(
+                        stream, group, min=entry_id, max=entry_id, count=1
+                    )
+                    owner = rows[0]["consumer"] if rows else None
+                    if isinstance(owner, bytes):
+                        owner = owner.decode()
+                    if owner != self.consumer:
+                        return  # acked, or taken over: never steal it back
+                    await self.redis.xclaim(
+                        stream, group, self.consumer, 0, [entry_id], justid=True
+                    )
+                except Exception as exc:  # Redis blip: the next beat tries again
+                    log.debug("job heartbeat failed", extra={"error": repr(exc)})
+
+        task = asyncio.create_task(beat(), name=f"hold-{entry_id}")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     async def process(self, entry_id: str, fields: dict[str, str]) -> bool:
         """Run one delivered job to success (ack+del) or dead letter; False if it was
         left pending (stop requested while the store was down)."""
+        async with self._holding(entry_id):
+            return await self._process(entry_id, fields)
+
+    async def _process(self, entry_id: str, fields: dict[str, str]) -> bool:
         job_type = fields.get("type", "unknown")
         enqueued = int(fields.get("enqueued_at_ms", "0") or 0)
         if enqueued:
