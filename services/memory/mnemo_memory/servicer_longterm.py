@@ -12,11 +12,10 @@ from typing import Any
 import grpc
 from mnemo.memory.v1 import memory_pb2
 
-from mnemo_memory.errors import InvalidArgumentError
-from mnemo_memory.longterm.convert import filter_from_pb, ranked_to_pb, record_to_pb
+from mnemo_memory.errors import InvalidArgumentError, PermissionDeniedError
+from mnemo_memory.longterm.convert import MAX_TOP_K, filter_from_pb, ranked_to_pb, record_to_pb
 from mnemo_memory.stores.keys import checked_id
 
-MAX_TOP_K = 100
 MAX_QUERY_CHARS = 8000
 
 
@@ -44,8 +43,6 @@ class LongTermRPCs:
         if request.token_budget < 0:
             raise InvalidArgumentError("token_budget", "must not be negative")
         flt = filter_from_pb(uid, request.filter if request.HasField("filter") else None)
-        if flt.thread_id:
-            checked_id(flt.thread_id, "filter.thread_id")
         ranked, tokens = await lt.search(
             uid, request.query, flt, request.top_k, request.token_budget
         )
@@ -66,7 +63,10 @@ class LongTermRPCs:
         lt = await self._lt(context)
         uid = checked_id(request.user_id, "user_id")
         if request.source_thread_id:
-            checked_id(request.source_thread_id, "source_thread_id")
+            tid = checked_id(request.source_thread_id, "source_thread_id")
+            owner = await self.threads.owner_of(tid)
+            if owner is not None and owner != uid:
+                raise PermissionDeniedError(f"thread {tid} belongs to another user")
         record = await lt.add_memory(
             uid, request.text, request.kind, request.importance, request.source_thread_id
         )

@@ -19,6 +19,7 @@ from mnemo_common import metrics
 from mnemo_memory.budget import fit_context
 from mnemo_memory.convert import JOB_TYPES, message_pb, thread_info_pb
 from mnemo_memory.errors import InvalidArgumentError, PermissionDeniedError, UnavailableError
+from mnemo_memory.longterm.convert import check_recall
 from mnemo_memory.stores import erasure, usage
 from mnemo_memory.stores.keys import checked_id
 from mnemo_memory.stores.lua import execute_with_scripts
@@ -69,6 +70,8 @@ class ShortTermRPCs:
         checked_text(request.query, "query", policy.max_message_bytes)
         if request.token_budget < 0:
             raise InvalidArgumentError("token_budget", "must not be negative")
+        if request.HasField("recall"):
+            check_recall(request.recall)
         budget = request.token_budget or policy.default_token_budget
         stores, k = self.stores, self.stores.keys
         rl_call = stores.limiter.script_call(uid, count=request.count_rate_limit)

@@ -162,6 +162,64 @@ def test_adding_a_restatement_twice_answers_the_fact_it_merged_into(lt_server):
     assert [m.id for m in listed.memories] == [first.id]
 
 
+def test_bad_memory_arguments_are_invalid_argument_naming_the_field(lt_server):
+    stub = lt_server.stub()
+    stub.CommitTurn(
+        memory_pb2.CommitTurnRequest(
+            user_id="bob", thread_id="th-bob", idempotency_key="k", user_message="q",
+            assistant_message="a",
+        )
+    )  # fmt: skip
+
+    def code_and_field(call):
+        with pytest.raises(grpc.RpcError) as err:
+            call()
+        return err.value.code(), err.value.details().split(":")[0]
+
+    prepare = memory_pb2.PrepareTurnRequest
+    recall = memory_pb2.RecallOptions
+    flt = memory_pb2.MemoryFilter
+    invalid = grpc.StatusCode.INVALID_ARGUMENT
+    assert code_and_field(
+        lambda: stub.PrepareTurn(
+            prepare(user_id="alice", thread_id="t", query="q", recall=recall(top_k=101))
+        )
+    ) == (invalid, "recall.top_k")
+    assert code_and_field(
+        lambda: stub.PrepareTurn(
+            prepare(
+                user_id="alice",
+                thread_id="t",
+                query="q",
+                recall=recall(filter=flt(thread_id="a:b")),
+            )
+        )
+    ) == (invalid, "recall.filter.thread_id")
+    assert code_and_field(
+        lambda: stub.ListMemories(
+            memory_pb2.ListMemoriesRequest(user_id="alice", filter=flt(thread_id="a b"))
+        )
+    ) == (invalid, "filter.thread_id")
+    assert code_and_field(
+        lambda: stub.SearchMemories(
+            memory_pb2.SearchMemoriesRequest(
+                user_id="alice", query="q", filter=flt(min_importance=11)
+            )
+        )
+    ) == (invalid, "filter.min_importance")
+    # a memory cannot be attributed to somebody else's thread
+    assert (
+        code_and_field(
+            lambda: stub.AddMemory(
+                memory_pb2.AddMemoryRequest(
+                    user_id="alice", text="I like tea", source_thread_id="th-bob"
+                )
+            )
+        )[0]
+        == grpc.StatusCode.PERMISSION_DENIED
+    )
+
+
 def test_memory_rpcs_over_grpc(lt_server):
     stub = lt_server.stub()
     added = stub.AddMemory(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from mnemo.memory.v1 import memory_pb2
 
+from mnemo_memory.errors import InvalidArgumentError
+from mnemo_memory.stores.keys import checked_id
 from mnemo_memory.stores.vector import MemoryRecord, VectorFilter
 
 from .ranking import Ranked
@@ -15,6 +17,7 @@ KIND_TO_PB = {
     "episode": memory_pb2.MEMORY_KIND_EPISODE,
 }
 PB_TO_KIND = {v: k for k, v in KIND_TO_PB.items()}
+MAX_TOP_K = 100  # results one search or recall may ask for
 
 
 def kind_from_pb(value: int, default: str = "fact") -> str:
@@ -22,10 +25,17 @@ def kind_from_pb(value: int, default: str = "fact") -> str:
     return PB_TO_KIND.get(value, default)  # type: ignore[call-overload]
 
 
-def filter_from_pb(user_id: str, f: memory_pb2.MemoryFilter | None) -> VectorFilter:
-    """The store filter of a request's MemoryFilter; ``user_id`` always set."""
+def filter_from_pb(
+    user_id: str, f: memory_pb2.MemoryFilter | None, field: str = "filter"
+) -> VectorFilter:
+    """The store filter of a request's MemoryFilter; ``user_id`` always set. A bad thread
+    id or importance is INVALID_ARGUMENT naming ``field`` (e.g. ``recall.filter.thread_id``)."""
     if f is None:
         return VectorFilter(user_id=user_id)
+    if f.thread_id:
+        checked_id(f.thread_id, f"{field}.thread_id")
+    if not 0 <= f.min_importance <= 10:
+        raise InvalidArgumentError(f"{field}.min_importance", "must be between 0 and 10")
     return VectorFilter(
         user_id=user_id,
         kinds=tuple(sorted({PB_TO_KIND[k] for k in f.kinds if k in PB_TO_KIND})),
@@ -62,3 +72,12 @@ def ranked_to_pb(r: Ranked) -> memory_pb2.ScoredMemory:
         vector_score=r.vector_score,
         keyword_score=r.keyword_score,
     )
+
+
+def check_recall(options: memory_pb2.RecallOptions) -> None:
+    """Refuse PrepareTurn recall options that search could not honour (before any work:
+    recall errors later only degrade the answer)."""
+    if not 0 <= options.top_k <= MAX_TOP_K:
+        raise InvalidArgumentError("recall.top_k", f"must be between 0 and {MAX_TOP_K}")
+    if options.HasField("filter"):
+        filter_from_pb("-", options.filter, "recall.filter")
