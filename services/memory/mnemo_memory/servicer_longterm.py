@@ -20,9 +20,11 @@ MAX_QUERY_CHARS = 8000
 
 
 class LongTermRPCs:
-    """Mixed into MemoryServicer; expects a ``longterm`` attribute (None = not available)."""
+    """Mixed into MemoryServicer; expects ``longterm`` (None = not available) and
+    ``threads`` (the ThreadStore, for thread ownership)."""
 
     longterm: Any
+    threads: Any
 
     async def _lt(self, context: Any) -> Any:
         if self.longterm is None:
