@@ -103,6 +103,23 @@ def test_get_stats_and_gauges(server) -> None:
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+def test_user_stats_do_not_count_expired_threads(server, redis_url) -> None:
+    import redis
+
+    stub = server.stub()
+    fill_user(stub, "alice")
+    before = stub.GetStats(pb.GetStatsRequest(user_id="alice")).user
+    # one thread's keys expire (its TTL); the user's thread index still lists it
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    prefix = server.settings.redis.key_prefix
+    tid = client.zrange(f"{prefix}:u:{{alice}}:threads", 0, 0)[0]
+    for key in client.scan_iter(f"{prefix}:u:{{alice}}:t:{tid}:*"):
+        client.delete(key)
+    client.close()
+    after = stub.GetStats(pb.GetStatsRequest(user_id="alice")).user
+    assert after.threads == before.threads - 1
+
+
 def test_metrics_port_of_the_process(memory_process, memory_settings) -> None:
     import urllib.request
 

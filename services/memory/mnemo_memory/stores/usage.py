@@ -90,9 +90,12 @@ async def user_stats(stores: ShortTermStores, user_id: str, *, samples: int = 25
     pipe = redis.pipeline(transaction=False)
     for tid in thread_ids:
         pipe.llen(k.messages(user_id, tid))
+        pipe.exists(k.meta(user_id, tid))
     pipe.hlen(k.preferences(user_id))
     results = await pipe.execute()
-    messages, n_prefs = sum(int(n) for n in results[:-1]), int(results[-1])
+    messages, n_prefs = sum(int(n) for n in results[:-1:2]), int(results[-1])
+    # the index may still list threads that expired (ListThreads prunes it lazily)
+    live = sum(1 for n in results[1:-1:2] if n)
     keys = list(k.user_keys(user_id))
     for tid in thread_ids:
         keys += k.thread_keys(user_id, tid)
@@ -105,7 +108,7 @@ async def user_stats(stores: ShortTermStores, user_id: str, *, samples: int = 25
     # keys that do not exist (a thread without summary...) count as 0 bytes
     approx = int(sum(sizes) * len(keys) / len(sample)) if sample else 0
     return {
-        "threads": len(thread_ids),
+        "threads": live,
         "messages": messages,
         "preferences": n_prefs,
         "approx_bytes": approx,
