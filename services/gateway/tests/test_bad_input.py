@@ -120,6 +120,36 @@ def test_drop_in_endpoints_refuse_what_they_cannot_honour(gw):
     assert (r.status_code, err(r)["field"]) == (422, "messages")
 
 
+@pytest.mark.parametrize(
+    ("path", "field", "value"),
+    [
+        ("/v1/chat/completions", "response_format", {"type": "json_object"}),
+        ("/v1/chat/completions", "stop", ["\n\n"]),
+        ("/v1/chat/completions", "tool_choice", "auto"),
+        ("/v1/chat/completions", "functions", [{"name": "f"}]),
+        ("/v1/messages", "stop_sequences", ["END"]),
+        ("/v1/messages", "thinking", {"type": "enabled", "budget_tokens": 1024}),
+    ],
+)
+def test_options_mnemo_would_ignore_are_refused(gw, fake_anthropic, path, field, value):
+    """JSON mode, stop sequences...: a client must not get an answer that ignored them."""
+    body = {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "q"}]}
+    r = httpx.post(gw.url + path, json={**body, field: value})
+    assert (r.status_code, err(r)["code"], err(r)["field"]) == (422, "unsupported_feature", field)
+    assert fake_anthropic.requests == []
+
+
+def test_options_that_ask_for_nothing_are_accepted(gw, fake_anthropic):
+    body = {"model": "m", "messages": [{"role": "user", "content": "q"}]}
+    r = httpx.post(
+        gw.url + "/v1/chat/completions",
+        json={**body, "response_format": {"type": "text"}, "stop": None, "tool_choice": "none"},
+    )
+    assert r.status_code == 200, r.text
+    r = httpx.post(gw.url + "/v1/messages", json={**body, "max_tokens": 10, "stop_sequences": []})
+    assert r.status_code == 200, r.text
+
+
 def test_unknown_route_and_method_are_json_errors(gw):
     r = httpx.get(gw.url + "/v1/nope")
     assert (r.status_code, err(r)["code"]) == (404, "not_found")

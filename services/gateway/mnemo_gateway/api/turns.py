@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
@@ -100,6 +101,41 @@ def content_text(content: str | list[dict[str, Any]] | None, field: str) -> str:
             )
         texts.append(str(block.get("text", "")))
     return check_text("\n".join(texts), field)
+
+
+#: drop-in request fields whose meaning Mnemo cannot honour, with the values that ask for
+#: nothing: anything else is refused (422) instead of being silently ignored — a client that
+#: asked for JSON mode or stop sequences must not get an answer that ignored them
+OPENAI_UNSUPPORTED: dict[str, Callable[[Any], bool]] = {
+    "response_format": lambda v: v is None or v == {"type": "text"},
+    "functions": lambda v: not v,
+    "function_call": lambda v: v in (None, "none"),
+    "tool_choice": lambda v: v in (None, "none"),
+    "stop": lambda v: not v,
+    "logprobs": lambda v: not v,
+    "audio": lambda v: v is None,
+    "modalities": lambda v: v in (None, ["text"]),
+}
+ANTHROPIC_UNSUPPORTED: dict[str, Callable[[Any], bool]] = {
+    "stop_sequences": lambda v: not v,
+    "tool_choice": lambda v: v is None or (isinstance(v, dict) and v.get("type") == "none"),
+    "thinking": lambda v: v is None or (isinstance(v, dict) and v.get("type") == "disabled"),
+}
+
+
+def refuse_unsupported(
+    extra: dict[str, Any] | None, unsupported: dict[str, Callable[[Any], bool]]
+) -> None:
+    """422 ``unsupported_feature`` naming the first field of ``extra`` (a drop-in body's
+    unknown fields) that asks for something Mnemo would ignore."""
+    for name, asks_nothing in unsupported.items():
+        if extra and name in extra and not asks_nothing(extra[name]):
+            raise ApiError(
+                422,
+                "unsupported_feature",
+                f"{name} is not supported through Mnemo (it would be ignored)",
+                field=name,
+            )
 
 
 def check_conversation(

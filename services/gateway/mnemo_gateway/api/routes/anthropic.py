@@ -22,11 +22,13 @@ from ...core.errors import ApiError
 from ..deps import Chat, CurrentIdentity, Provider, Settings
 from ..sse import sse, start_stream, stream_response
 from ..turns import (
+    ANTHROPIC_UNSUPPORTED,
     THREAD_HEADER,
     USER_HEADER,
     check_conversation,
     content_text,
     idempotency_key_of,
+    refuse_unsupported,
     thread_id_of,
     turn_headers,
 )
@@ -73,6 +75,7 @@ async def messages(
         ChatMessage(m.role, content_text(m.content, f"messages.{i}.content"))
         for i, m in enumerate(body.messages)
     ]
+    refuse_unsupported(body.model_extra, ANTHROPIC_UNSUPPORTED)
     query = check_conversation(convo, body.tools, settings)
     requested_user = (body.metadata or {}).get("user_id") or request.headers.get(USER_HEADER)
     user = identity.memory_user_id(requested_user, "metadata.user_id")

@@ -22,11 +22,13 @@ from ...core.errors import ApiError
 from ..deps import Chat, CurrentIdentity, Provider, Settings
 from ..sse import sse, start_stream, stream_response
 from ..turns import (
+    OPENAI_UNSUPPORTED,
     THREAD_HEADER,
     USER_HEADER,
     check_conversation,
     content_text,
     idempotency_key_of,
+    refuse_unsupported,
     thread_id_of,
     turn_headers,
 )
@@ -86,6 +88,7 @@ async def completions(
                 f"role {msg.role!r} is not supported",
                 field=f"messages.{i}.role",
             )
+    refuse_unsupported(body.model_extra, OPENAI_UNSUPPORTED)
     query = check_conversation(convo, body.tools, settings)
     user = identity.memory_user_id(body.user or request.headers.get(USER_HEADER), "user")
     turn = TurnRequest(
