@@ -117,6 +117,7 @@ def test_jwt_user_reaches_own_data_and_sub_wins_over_the_body(jwt_gateway, fake_
         jwt.encode({"sub": "alice", "exp": int(time.time()) - 60}, SECRET, "HS256"),
         jwt.encode({"exp": int(time.time()) + 60}, SECRET, "HS256"),
         jwt.encode({"sub": "bad:sub", "exp": int(time.time()) + 60}, SECRET, "HS256"),
+        jwt.encode({"sub": "alice"}, SECRET, "HS256"),  # never expires
     ],
 )
 def test_bad_tokens_are_401(jwt_gateway, bad):
@@ -193,3 +194,13 @@ def test_keys_never_appear_in_logs(key_gateway, caplog):
     httpx.get(key_gateway.url + "/v1/users/x/preferences", headers={"x-api-key": "k-acme"})
     httpx.get(key_gateway.url + "/v1/users/x/preferences", headers={"x-api-key": "k-leaked"})
     assert "k-acme" not in caplog.text and "k-leaked" not in caplog.text
+
+
+def test_tokens_without_expiry_only_when_allowed(gateway_factory, memory_server):
+    gw = gateway_factory(
+        memory_server.address,
+        auth={"mode": "jwt", "jwt_secret": SECRET, "jwt_require_exp": False},
+    )
+    forever = jwt.encode({"sub": "svc-1"}, SECRET, "HS256")
+    r = httpx.get(gw.url + "/v1/me", headers={"Authorization": f"Bearer {forever}"})
+    assert r.status_code == 200 and r.json()["user_id"] == "svc-1"

@@ -152,6 +152,7 @@ class JwtVerifier:
             self.jwks = jwt.PyJWKSet.from_json(Path(settings.jwks_file).read_text())
         self.audience = settings.jwt_audience
         self.issuer = settings.jwt_issuer
+        self.required = ["sub", "exp"] if settings.jwt_require_exp else ["sub"]
 
     def subject(self, token: str) -> str:
         try:
@@ -170,7 +171,7 @@ class JwtVerifier:
                 algorithms=algorithms,
                 audience=self.audience,
                 issuer=self.issuer,
-                options={"require": ["sub"], "verify_aud": self.audience is not None},
+                options={"require": self.required, "verify_aud": self.audience is not None},
             )
         except jwt.PyJWTError as exc:
             raise ApiError(

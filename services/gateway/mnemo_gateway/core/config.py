@@ -69,6 +69,9 @@ class AuthSettings(BaseModel):
     jwt_audience: str | None = None
     # expected `iss` claim (unset = not checked)
     jwt_issuer: str | None = None
+    # refuse tokens without an `exp` claim (one that never expires is a credential for
+    # ever); false only for long-lived service tokens you rotate yourself
+    jwt_require_exp: bool = True
 
 
 class GatewaySettings(CommonSettings):
