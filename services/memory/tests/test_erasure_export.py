@@ -77,7 +77,7 @@ def test_export_user_streams_everything_as_json(server) -> None:
     chunks = list(stub.ExportUser(pb.ExportUserRequest(user_id="alice")))
     docs = [(c.section, json.loads(c.json)) for c in chunks]
     sections = [s for s, _ in docs]
-    assert sections == ["user", "thread", "thread", "preferences"]
+    assert sections == ["user", "thread", "thread", "preferences", "jobs"]
     user = docs[0][1]
     assert user["user_id"] == "alice" and user["threads"] == 2
     threads = {d["thread_id"]: d for s, d in docs if s == "thread"}
@@ -86,5 +86,8 @@ def test_export_user_streams_everything_as_json(server) -> None:
     assert [m["content"] for m in msgs][:2] == ["alice says 0", "reply 0"]
     assert {"id", "role", "content", "created_at_ms"} <= set(msgs[0])
     assert threads["alice-t1"]["closed"] is True
-    assert docs[-1][1]["values"] == {"tone": "formal"}
+    assert docs[-2][1]["values"] == {"tone": "formal"}
+    jobs = docs[-1][1]
+    assert jobs["dead_letters"] == [] and jobs["pending"]  # the extraction job queued for her
+    assert all(j["user_id"] == "alice" and "type" in j for j in jobs["pending"])
     assert "bob" not in b"".join(c.json for c in chunks).decode()

@@ -143,23 +143,40 @@ def thread_doc(meta: ThreadMeta, messages: list[StoredMessage], summary: str) ->
 async def export_user(
     stores: ShortTermStores, user_id: str
 ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-    """(section, document) pairs: ``user``, one ``thread`` per thread, ``preferences``."""
+    """(section, document) pairs: ``user``, one ``thread`` per thread, ``preferences``,
+    ``jobs`` (background work and dead letters naming the user) — the threads erasure
+    would delete, found the same way."""
     checked_id(user_id, "user_id")
-    thread_ids = await stores.threads.thread_ids(user_id)
+    live = []
+    for tid in await _user_thread_ids(stores, user_id):
+        meta = await stores.threads.get_meta(user_id, tid)
+        if meta is not None:  # expired ones linger in the indexes until pruned
+            live.append((tid, meta))
     yield (
         "user",
         {
             "user_id": user_id,
             "exported_at_ms": int(time.time() * 1000),
             "format": "mnemo-export/1",
-            "threads": len(thread_ids),
+            "threads": len(live),
         },
     )
-    for tid in thread_ids:
-        meta = await stores.threads.get_meta(user_id, tid)
-        if meta is None:
-            continue
+    for tid, meta in live:
         messages = await stores.threads.read_messages(user_id, tid)
         summary = await stores.threads.get_summary(user_id, tid) or ""
         yield "thread", thread_doc(meta, messages, summary)
     yield "preferences", {"user_id": user_id, "values": await stores.preferences.get_all(user_id)}
+    jobs = await stores.jobs.pending_for_user(user_id)
+    dead = stores.jobs.dead_stream
+    yield (
+        "jobs",
+        {
+            "pending": [_job_doc(j) for j in jobs if j["stream"] != dead],
+            "dead_letters": [_job_doc(j) for j in jobs if j["stream"] == dead],
+        },
+    )
+
+
+def _job_doc(job: dict[str, str]) -> dict[str, str]:
+    """A job as exported: its fields, without the stream bookkeeping."""
+    return {k: v for k, v in job.items() if k not in ("stream", "entry_id")}
