@@ -2,10 +2,13 @@
 
 Use :func:`registry` for every metric so tests can read a process's metrics without the
 default global registry's surprises, and :func:`start_metrics_server` for services that
-expose ``/metrics`` on their own port (the gateway mounts it in FastAPI instead).
+expose ``/metrics`` on their own port (the gateway too when ``GATEWAY__METRICS_PORT`` is set;
+otherwise it mounts ``/metrics`` in FastAPI).
 """
 
 from __future__ import annotations
+
+from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -79,6 +82,9 @@ def render_latest() -> tuple[bytes, str]:
     return generate_latest(_REGISTRY), CONTENT_TYPE_LATEST
 
 
-def start_metrics_server(port: int, addr: str = "0.0.0.0") -> None:
-    """Serve ``/metrics`` for this process's registry on its own HTTP port."""
-    start_http_server(port, addr=addr, registry=_REGISTRY)
+def start_metrics_server(port: int, addr: str = "0.0.0.0") -> WSGIServer:
+    """Serve ``/metrics`` for this process's registry on its own HTTP port (a daemon
+    thread). ``shutdown()`` then ``server_close()`` on the returned server stop it and free
+    the port; processes that serve until they exit can ignore it."""
+    server, _thread = start_http_server(port, addr=addr, registry=_REGISTRY)
+    return server

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
+from mnemo_common import metrics
 from mnemo_common.llm.base import LLMProvider
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
@@ -69,12 +71,20 @@ def create_app(
         app.state.chat = ChatService(
             memory, llm, token_budget=settings.gateway.context_token_budget
         )
+        metrics_port = settings.gateway.metrics_port
+        # its own port keeps /metrics off the public one (the Ingress routes GATEWAY__PORT)
+        metrics_server = (
+            metrics.start_metrics_server(metrics_port, settings.gateway.host)
+            if metrics_port
+            else None
+        )
         log.info(
             "gateway ready",
             extra={
                 "provider": llm.name,
                 "model": llm.model_for("chat"),
                 "memory_addr": settings.gateway.memory_addr if memory else None,
+                "metrics_port": metrics_port or settings.gateway.port,
                 "auth_mode": settings.auth.mode.value,
                 "offline": llm.name == "offline",
             },
@@ -87,6 +97,9 @@ def create_app(
         try:
             yield
         finally:
+            if metrics_server is not None:
+                await asyncio.to_thread(metrics_server.shutdown)  # waits for its poll loop
+                metrics_server.server_close()
             if memory is not None:
                 await memory.aclose()
             if provider is None:
@@ -102,6 +115,8 @@ def create_app(
     )
     for module in (health, chat, anthropic, openai, memories, preferences, threads, users):
         app.include_router(module.router)
+    if not settings.gateway.metrics_port:
+        app.include_router(health.metrics_router)
     if settings.gateway.web_ui:
         app.include_router(web.router)
         app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")

@@ -20,8 +20,12 @@ class GatewayServerSettings(BaseModel):
 
     # address the HTTP server binds
     host: str = "0.0.0.0"
-    # HTTP port (API, web page, /metrics, /healthz)
+    # HTTP port (API, web page, /healthz, /readyz; /metrics too unless GATEWAY__METRICS_PORT
+    # is set)
     port: int = Field(8000, ge=1, le=65535)
+    # port of a separate Prometheus /metrics server; GATEWAY__PORT then answers /metrics with
+    # 404 (0 = /metrics on GATEWAY__PORT, where an Ingress in front would publish it)
+    metrics_port: int = Field(0, ge=0, le=65535)
     # false = stateless gateway: no memory service calls at all (benchmarks, debugging)
     memory_enabled: bool = True
     # host:port of the memory service's gRPC endpoint
@@ -51,6 +55,15 @@ class GatewayServerSettings(BaseModel):
     # user of requests that name none, in AUTH__MODE=none only (empty = the request must
     # name its user)
     default_user_id: str = Field("local", pattern=r"^[A-Za-z0-9._-]{0,128}$")
+
+    @model_validator(mode="after")
+    def _check_ports(self) -> GatewayServerSettings:
+        if self.metrics_port == self.port:
+            raise ValueError(
+                f"GATEWAY__METRICS_PORT must differ from GATEWAY__PORT ({self.port}); "
+                "0 serves /metrics on GATEWAY__PORT"
+            )
+        return self
 
 
 class AuthSettings(BaseModel):

@@ -13,6 +13,8 @@ from ...core.config import GatewaySettings
 from ..deps import CurrentIdentity, Provider, Settings
 
 router = APIRouter(tags=["health"])
+#: ``/metrics`` on the main port; not mounted when GATEWAY__METRICS_PORT serves it elsewhere
+metrics_router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", summary="The process is alive")
@@ -41,7 +43,7 @@ async def readyz(request: Request, settings: Settings, provider: Provider) -> Re
     )
 
 
-@router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+@metrics_router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
 async def metrics() -> Response:
     body, content_type = render_latest()
     return Response(body, media_type=content_type)
