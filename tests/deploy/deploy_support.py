@@ -363,6 +363,16 @@ def contract_problems(
                 problems.append(
                     f"{where}: {probe} port {get['port']} is not GATEWAY__PORT {s.gateway.port}"
                 )
+        if s.gateway.metrics_port == 0:
+            problems.append(
+                f"{where}: GATEWAY__METRICS_PORT=0 serves /metrics on GATEWAY__PORT, the port "
+                "the Ingress publishes"
+            )
+        elif _named_port(c, "metrics") != s.gateway.metrics_port:
+            problems.append(
+                f"{where}: containerPort metrics={_named_port(c, 'metrics')} but "
+                f"GATEWAY__METRICS_PORT={s.gateway.metrics_port}"
+            )
         problems += _memory_addr_problems(s.gateway.memory_addr, services, containers)
 
     if "memory" in containers:
@@ -436,6 +446,61 @@ def contract_problems(
             )
 
     problems += _service_target_problems(services, docs)
+    problems += _service_monitor_problems(docs, services, containers, loaded)
+    return problems
+
+
+def _metrics_port_setting(component: str, settings: Any) -> tuple[str, int] | None:
+    """The setting naming the port a component serves /metrics on, and its value."""
+    if component == "gateway":
+        port = settings.gateway.metrics_port
+        return ("GATEWAY__METRICS_PORT", port) if port else ("GATEWAY__PORT", settings.gateway.port)
+    if component == "memory":
+        return "SERVER__METRICS_PORT", settings.server.metrics_port
+    if component == "worker":
+        return "WORKER__METRICS_PORT", settings.worker.metrics_port
+    return None
+
+
+def _service_monitor_problems(
+    docs: list[dict[str, Any]],
+    services: dict[str, dict[str, Any]],
+    containers: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]],
+    loaded: dict[str, Any],
+) -> list[str]:
+    """Every ServiceMonitor endpoint of a Mnemo component reaches, through a Service it
+    selects, the container port that component's settings serve /metrics on."""
+    problems = []
+    for name, monitor in by_kind(docs, "ServiceMonitor").items():
+        match = monitor["spec"]["selector"].get("matchLabels") or {}
+        comp = match.get("app.kubernetes.io/component", "")
+        if comp not in containers or comp not in loaded:
+            continue
+        setting, expected = _metrics_port_setting(comp, loaded[comp]) or ("", 0)
+        if not setting:
+            continue
+        _, _, container = containers[comp]
+        selected = [
+            svc
+            for svc in services.values()
+            if all((svc["metadata"].get("labels") or {}).get(k) == v for k, v in match.items())
+        ]
+        for endpoint in monitor["spec"]["endpoints"]:
+            where = f"ServiceMonitor/{name} endpoint port {endpoint['port']}"
+            if endpoint.get("path", "/metrics") != "/metrics":
+                problems.append(f"{where}: path {endpoint['path']} is not /metrics")
+            ports = [
+                p for svc in selected for p in svc["spec"]["ports"] if p["name"] == endpoint["port"]
+            ]
+            if not ports:
+                problems.append(f"{where}: no Service it selects has a port of that name")
+            for port in ports:
+                target = _port_number(container, port.get("targetPort", port["port"]))
+                if target != expected:
+                    problems.append(
+                        f"{where}: scrapes container port {target} but the {comp} serves "
+                        f"/metrics on {setting}={expected}"
+                    )
     return problems
 
 

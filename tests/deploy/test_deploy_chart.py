@@ -296,6 +296,42 @@ def test_network_policies_fence_the_stores(default_docs) -> None:
         assert not admitted(f"{ds.RELEASE}-{store}", labels("gateway"), port)
 
 
+@pytest.mark.parametrize("scenario", ["default", "production"])
+def test_prometheus_may_scrape_the_gateway_as_it_scrapes_the_memory_service(
+    rendered, scenario: str
+) -> None:
+    """The gateway's metrics port admits exactly the scrapers the memory service's does
+    (networkPolicy.metricsNamespaceSelector); the open rule covers the API port only."""
+    policies = ds.by_kind(rendered[scenario], "NetworkPolicy")
+
+    def metrics_rules(policy: str) -> list[dict[str, Any]]:
+        return [
+            rule
+            for rule in policies[f"{ds.RELEASE}-{policy}"]["spec"]["ingress"]
+            if any(p["port"] == "metrics" for p in rule.get("ports", []))
+        ]
+
+    (memory_rule,) = metrics_rules("memory")
+    assert metrics_rules("gateway") == [memory_rule]
+    assert metrics_rules("worker") == [memory_rule]
+    for rule in policies[f"{ds.RELEASE}-gateway"]["spec"]["ingress"]:
+        if "from" not in rule:  # everyone: the public face
+            assert [p["port"] for p in rule["ports"]] == ["http"]
+
+
+@pytest.mark.parametrize("service_type", ["NodePort", "LoadBalancer"])
+def test_gateway_metrics_stay_on_a_cluster_ip_service(service_type: str) -> None:
+    """Every port of a NodePort/LoadBalancer Service is published: /metrics is not one."""
+    docs = ds.render({"gateway": {"service": {"type": service_type}}})
+    services = ds.by_kind(docs, "Service")
+    public = services[f"{ds.RELEASE}-gateway"]
+    assert public["spec"]["type"] == service_type
+    assert [p["name"] for p in public["spec"]["ports"]] == ["http"]
+    metrics = services[f"{ds.RELEASE}-gateway-metrics"]
+    assert metrics["spec"]["type"] == "ClusterIP"
+    assert [p["name"] for p in metrics["spec"]["ports"]] == ["metrics"]
+
+
 def test_helm_test_hooks_chat_and_check_memory_health(default_docs) -> None:
     hooks = {d["metadata"]["name"]: d for d in default_docs if ds.is_hook(d)}
     chat = hooks[f"{ds.RELEASE}-test-chat"]

@@ -165,6 +165,88 @@ def test_a_short_termination_grace_is_caught(default_docs, service_code, gateway
     assert any("plus the drain SERVER__GRACE_S=10" in p for p in problems)
 
 
+# --- the gateway's metrics port -------------------------------------------------------------
+
+
+def _gateway_env(docs, service_code):
+    configmaps = ds.by_kind(docs, "ConfigMap")
+    env = ds.container_env(_container(docs, "gateway"), configmaps, [], "gateway")
+    return env, ds.load_settings_from_env(service_code["gateway"].settings_cls, env)
+
+
+def test_gateway_metrics_port_env_is_the_setting(default_docs, service_code) -> None:
+    """The chart's GATEWAY__METRICS_PORT is the setting the gateway reads: /metrics leaves
+    the public port, on a port no other component uses."""
+    assert "GATEWAY__METRICS_PORT" in service_code["gateway"].env_names
+    values = ds.load_yaml(ds.CHART / "values.yaml")
+    env, settings = _gateway_env(default_docs, service_code)
+    assert env["GATEWAY__METRICS_PORT"] == str(values["gateway"]["metricsPort"])
+    assert settings.gateway.metrics_port == values["gateway"]["metricsPort"] == 9466
+    assert settings.gateway.metrics_port != settings.gateway.port
+    others = {
+        values["memory"]["metricsPort"],
+        values["worker"]["metricsPort"],
+        values["redis"]["metrics"]["port"],
+    }
+    assert settings.gateway.metrics_port not in others
+    # the code's own default keeps /metrics on the main port (make run, tests)
+    default = ds.load_settings_from_env(service_code["gateway"].settings_cls, {"MNEMO_ENV": "dev"})
+    assert default.gateway.metrics_port == 0
+
+
+@pytest.mark.parametrize("docs_of", ["production", "overlay-prod"])
+def test_service_monitor_scrapes_the_gateway_metrics_port(
+    rendered, overlays, service_code, docs_of: str
+) -> None:
+    docs = rendered["production"] if docs_of == "production" else overlays["prod"]
+    _, settings = _gateway_env(docs, service_code)
+    (endpoint,) = ds.by_kind(docs, "ServiceMonitor")[f"{ds.RELEASE}-gateway"]["spec"]["endpoints"]
+    assert (endpoint["port"], endpoint["path"]) == ("metrics", "/metrics")
+    service = ds.by_kind(docs, "Service")[f"{ds.RELEASE}-gateway-metrics"]
+    assert service["spec"]["type"] == "ClusterIP"
+    (port,) = service["spec"]["ports"]
+    assert port["name"] == "metrics" and port["targetPort"] == "metrics"
+    container = _container(docs, "gateway")
+    assert ds._named_port(container, "metrics") == settings.gateway.metrics_port
+    # the Service the Ingress routes carries the API port only
+    public = ds.by_kind(docs, "Service")[f"{ds.RELEASE}-gateway"]
+    assert [p["name"] for p in public["spec"]["ports"]] == ["http"]
+
+
+def test_a_service_monitor_on_the_wrong_gateway_port_is_caught(
+    rendered, service_code, gateway_app
+) -> None:
+    docs = copy.deepcopy(rendered["production"])
+    monitor = ds.by_kind(docs, "ServiceMonitor")[f"{ds.RELEASE}-gateway"]
+    monitor["spec"]["endpoints"][0]["port"] = "http"
+    problems = "\n".join(ds.contract_problems(docs, service_code, gateway_app))
+    assert (
+        f"ServiceMonitor/{ds.RELEASE}-gateway endpoint port http: scrapes container port 8000 "
+        "but the gateway serves /metrics on GATEWAY__METRICS_PORT=9466"
+    ) in problems
+
+
+def test_a_gateway_metrics_port_out_of_step_or_off_is_caught(
+    default_docs, service_code, gateway_app
+) -> None:
+    for value, expected in (
+        ("9999", "containerPort metrics=9466 but GATEWAY__METRICS_PORT=9999"),
+        ("0", "GATEWAY__METRICS_PORT=0 serves /metrics on GATEWAY__PORT"),
+    ):
+        docs = copy.deepcopy(default_docs)
+        data = ds.by_kind(docs, "ConfigMap")[f"{ds.RELEASE}-gateway"]["data"]
+        data["GATEWAY__METRICS_PORT"] = value
+        problems = "\n".join(ds.contract_problems(docs, service_code, gateway_app))
+        assert expected in problems, value
+
+
+def test_a_gateway_metrics_port_on_the_api_port_is_refused() -> None:
+    import helm_python as helm
+
+    with pytest.raises(helm.HelmError, match=r"gateway\.metricsPort must differ"):
+        ds.render({"gateway": {"metricsPort": 8000}})
+
+
 # --- metric names ---------------------------------------------------------------------------
 
 

@@ -192,6 +192,9 @@ topologySpreadConstraints:
 {{- if and (eq .Values.vector.backend "chroma") (not .Values.chroma.enabled) (not .Values.externalChroma.url) -}}
 {{- fail "vector.backend=chroma with chroma.enabled=false needs externalChroma.url" -}}
 {{- end -}}
+{{- if eq (int .Values.gateway.metricsPort) (int .Values.gateway.port) -}}
+{{- fail "gateway.metricsPort must differ from gateway.port: /metrics gets a port of its own, off the one the Ingress routes" -}}
+{{- end -}}
 {{- if le (int .Values.memory.terminationGracePeriodSeconds) (int .Values.memory.graceS) -}}
 {{- fail "memory.terminationGracePeriodSeconds must exceed memory.graceS (the gRPC drain)" -}}
 {{- end -}}
