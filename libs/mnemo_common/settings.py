@@ -77,7 +77,8 @@ class MemoryPolicy(BaseModel):
     user_ttl_days: float = Field(30, gt=0)
     # messages kept per thread (older ones are trimmed or summarised)
     max_thread_messages: int = Field(50, ge=2)
-    # largest message (user or assistant) accepted, in bytes of UTF-8
+    # largest message (user or assistant) stored, in bytes of UTF-8; the gateway refuses
+    # longer prompts (413) and stores longer answers truncated: give both the same value
     max_message_bytes: int = Field(32_768, ge=256)
     # largest preference value accepted, in bytes of UTF-8
     max_preference_value_bytes: int = Field(2_048, ge=16)

@@ -69,7 +69,10 @@ def create_app(
         app.state.provider = llm
         app.state.memory = memory
         app.state.chat = ChatService(
-            memory, llm, token_budget=settings.gateway.context_token_budget
+            memory,
+            llm,
+            token_budget=settings.gateway.context_token_budget,
+            max_message_bytes=settings.memory.max_message_bytes,
         )
         metrics_port = settings.gateway.metrics_port
         # its own port keeps /metrics off the public one (the Ingress routes GATEWAY__PORT)

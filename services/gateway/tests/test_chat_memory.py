@@ -265,3 +265,27 @@ def test_an_email_address_is_a_user_id(gateway, fake_anthropic):
         "I live in London.",
         "Noted.",
     ]
+
+
+def test_long_and_multibyte_turns_are_stored_or_refused_never_lost(
+    gateway_factory, memory_server_factory, memory_settings, fake_anthropic
+):
+    """The memory service stores messages up to MEMORY__MAX_MESSAGE_BYTES: a longer answer
+    is stored truncated (not dropped with the user's message), a longer prompt is a 413."""
+    limit = {"max_message_bytes": 1024}
+    memory = memory_server_factory(memory_settings(memory=limit))
+    gw = gateway_factory(memory.address, memory=limit)
+    fake_anthropic.enqueue_text("word " * 400)  # 2000 bytes
+    r = chat(gw, prompt="Tell me a long story.", user_id="lou", thread_id="th-long")
+    assert r.status_code == 200 and r.json()["committed"] is True
+    assert r.json()["response"] == "word " * 400  # the client gets all of it
+    stored = thread_messages(gw, "lou", "th-long")
+    assert stored[0]["content"] == "Tell me a long story."
+    assert stored[1]["content"].startswith("word word")
+    assert stored[1]["content"].endswith("[… answer truncated for memory: 2000 bytes]")
+    assert len(stored[1]["content"].encode()) <= 1024
+    # 400 characters, 1200 bytes: within GATEWAY__MAX_PROMPT_CHARS, over the byte limit
+    r = chat(gw, prompt="語" * 400, user_id="lou", thread_id="th-long")
+    assert r.status_code == 413 and r.json()["error"]["code"] == "prompt_too_large"
+    assert r.json()["error"]["field"] == "prompt"
+    assert len(thread_messages(gw, "lou", "th-long")) == 2

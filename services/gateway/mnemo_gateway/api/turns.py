@@ -43,12 +43,23 @@ def idempotency_key_of(request: Request, body_value: str | None = None) -> str:
 
 
 def check_prompt_size(text: str, settings: GatewaySettings, field: str) -> None:
+    """413 ``prompt_too_large`` past ``GATEWAY__MAX_PROMPT_CHARS`` characters, or past the
+    ``MEMORY__MAX_MESSAGE_BYTES`` the memory service stores (multi-byte text reaches the
+    byte limit long before the character one)."""
     limit = settings.gateway.max_prompt_chars
     if len(text) > limit:
         raise ApiError(
             413,
             "prompt_too_large",
             f"{field} is {len(text)} characters; the limit is {limit}",
+            field=field,
+        )
+    size, max_bytes = len(text.encode("utf-8", "surrogatepass")), settings.memory.max_message_bytes
+    if size > max_bytes:
+        raise ApiError(
+            413,
+            "prompt_too_large",
+            f"{field} is {size} bytes of UTF-8; the limit is {max_bytes}",
             field=field,
         )
 

@@ -95,11 +95,17 @@ class ChatService:
     """Runs turns against one memory client (or none) and one LLM provider."""
 
     def __init__(
-        self, memory: MemoryClient | None, provider: LLMProvider, *, token_budget: int = 0
+        self,
+        memory: MemoryClient | None,
+        provider: LLMProvider,
+        *,
+        token_budget: int = 0,
+        max_message_bytes: int = 0,
     ) -> None:
         self.memory = memory
         self.provider = provider
         self.token_budget = token_budget
+        self.max_message_bytes = max_message_bytes  # 0 = no limit
 
     # --- invoking() ------------------------------------------------------------------------
 
@@ -235,7 +241,7 @@ class ChatService:
                     thread_id=turn.thread_id,
                     idempotency_key=turn.idempotency_key,
                     user_message=turn.query,
-                    assistant_message=answer,
+                    assistant_message=self._storable(answer, turn.thread_id),
                     metadata={
                         "model": model,
                         "provider": self.provider.name,
@@ -265,6 +271,23 @@ class ChatService:
         return True
 
     # --- helpers ---------------------------------------------------------------------------
+
+    def _storable(self, answer: str, thread_id: str) -> str:
+        """The answer as stored: cut to ``MEMORY__MAX_MESSAGE_BYTES`` (on a character
+        boundary, marked) when longer, so a long answer never costs the whole turn — the
+        memory service would refuse it, and the user's message with it."""
+        limit = self.max_message_bytes
+        raw = answer.encode("utf-8")
+        if not limit or len(raw) <= limit:
+            return answer
+        marker = f"\n[… answer truncated for memory: {len(raw)} bytes]"
+        keep = raw[: max(0, limit - len(marker.encode("utf-8")))].decode("utf-8", "ignore")
+        m.TRUNCATED_ANSWERS.inc()
+        log.warning(
+            "answer longer than MEMORY__MAX_MESSAGE_BYTES: stored truncated",
+            extra={"bytes": len(raw), "limit": limit, "thread_id": thread_id},
+        )
+        return keep + marker
 
     def _llm_failed(self, prepared: PreparedTurn, err: LLMError) -> ApiError:
         m.LLM_ERRORS.labels(err.kind.value, err.provider).inc()

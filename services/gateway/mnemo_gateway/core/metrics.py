@@ -53,6 +53,10 @@ COMMITTED_TURNS = metrics.counter(
     "Chat turns stored by CommitTurn",
     ("endpoint",),
 )
+TRUNCATED_ANSWERS = metrics.counter(
+    "mnemo_gateway_truncated_answers",
+    "Answers longer than MEMORY__MAX_MESSAGE_BYTES, stored truncated",
+)
 REPLAYED_TURNS = metrics.counter(
     "mnemo_gateway_replayed_turns",
     "Retried turns answered with the answer stored under their idempotency key (no LLM call)",
