@@ -198,3 +198,12 @@ def test_lone_surrogate_is_422_naming_the_field(gateway, fake_anthropic, path, b
         headers={"content-type": "application/json"},
     )
     assert r.status_code == 200, r.text
+
+
+def test_tool_names_too_long_to_record_are_refused(gw, fake_anthropic):
+    """/v1/chat records `tools` with the turn; names the turn could not store are a 422
+    before the LLM is asked (the turn would otherwise be answered and then lost)."""
+    tools = [f"tool_{i:03d}_" + "x" * 40 for i in range(30)]  # ~1.5 kB of names
+    r = httpx.post(gw.url + "/v1/chat", json={"prompt": "hi", "tools": tools})
+    assert (r.status_code, err(r)["field"]) == (422, "tools")
+    assert fake_anthropic.requests == []

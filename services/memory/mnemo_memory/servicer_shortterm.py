@@ -15,6 +15,7 @@ from typing import Any
 
 from mnemo.memory.v1 import memory_pb2
 from mnemo_common import metrics
+from mnemo_common.limits import MAX_METADATA_ENTRIES, MAX_METADATA_VALUE_BYTES
 
 from mnemo_memory.budget import fit_context
 from mnemo_memory.convert import JOB_TYPES, message_pb, thread_info_pb
@@ -42,9 +43,6 @@ DROPPED = metrics.counter(
 )
 COMMITS = metrics.counter("mnemo_memory_commits_total", "CommitTurn calls", ("outcome",))
 JOBS_ENQUEUED = metrics.counter("mnemo_memory_jobs_enqueued_total", "Jobs enqueued", ("type",))
-
-MAX_METADATA_ENTRIES = 32
-MAX_METADATA_VALUE_BYTES = 1024
 
 
 class ShortTermRPCs:

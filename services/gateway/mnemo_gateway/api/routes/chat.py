@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from fastapi import APIRouter, Request
+from mnemo_common.limits import MAX_METADATA_VALUE_BYTES
 from mnemo_common.llm.base import StreamEnd, StreamEvent, TextDelta
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse, Response
@@ -84,6 +85,14 @@ async def chat(
         check_text(body.instructions, "instructions")
     for i, tool in enumerate(body.tools):
         check_text(tool, f"tools.{i}")
+    if len(",".join(body.tools).encode()) > MAX_METADATA_VALUE_BYTES:
+        # recorded as turn metadata, which the memory service limits
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"tools: the tool names may take at most {MAX_METADATA_VALUE_BYTES} bytes",
+            field="tools",
+        )
     user = identity.memory_user_id(body.user_id or request.headers.get(USER_HEADER))
     agent = checked_id(body.agent_name, "agent_name") or "assistant"
     turn = TurnRequest(
