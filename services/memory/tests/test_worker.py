@@ -395,11 +395,11 @@ async def test_a_slow_job_is_not_taken_over_while_its_worker_lives(
     job and run it again (double LLM cost, and a second, differently worded fact)."""
     from mnemo_memory.worker.consumer import JOBS_CLAIMED
 
-    settings = make_settings(redis_url, tmp_path=tmp_path)  # claim_idle_ms=300
+    settings = make_settings(redis_url, tmp_path=tmp_path)
     client, jobs = await seed_thread(settings)
     lt = build_longterm(settings, embedder=embedder)
     provider = _provider(fake_anthropic)
-    fake_anthropic.set_delay(1.5)  # five times the claim idle time
+    fake_anthropic.set_delay(3.0)  # three times the claim idle time (1 s, below)
     fake_anthropic.enqueue_json(FACT_REPLY)
     fake_anthropic.enqueue_json(FACT_REPLY)
     ctx = build_context(settings, client, lt, provider)
@@ -409,7 +409,9 @@ async def test_a_slow_job_is_not_taken_over_while_its_worker_lives(
             jobs=jobs,
             ctx=ctx,
             registry=registry,
-            settings=settings.worker.model_copy(update={"consumer_name": name}),
+            settings=settings.worker.model_copy(
+                update={"consumer_name": name, "claim_idle_ms": 1000}
+            ),
             idle_minutes=30,
         )
         for name in ("w-one", "w-two")
