@@ -171,6 +171,11 @@ class RedisServer:
             "",
             "--appendonly",
             "yes" if self.appendonly else "no",
+            # kill/restart tests check the service's recovery, not Redis' fsync policy: with
+            # `always` every acknowledged write survives the SIGKILL (everysec may lose the
+            # last second while the disk is slow, as CI's is)
+            "--appendfsync",
+            "always",
             "--protected-mode",
             "no",
         ]
