@@ -96,9 +96,9 @@ class ShortTermRPCs:
         exists = owner is not None
         if exists and owner != uid:
             raise PermissionDeniedError(f"thread {tid} belongs to another user")
-        held = [StoredMessage.from_json(r) for r in raw_messages] if exists else []
+        held = raw_messages if exists else []
         replay = _replay_of(held, tid, request.idempotency_key)
-        messages = [] if request.exclude_history else held
+        messages = [] if request.exclude_history else [StoredMessage.from_json(r) for r in held]
         summary = (summary or "") if exists else ""
         memories, degraded = await self._recall(uid, request, context)
         fitted = fit_context(budget, messages, summary, prefs, memories)
@@ -322,16 +322,21 @@ def _chunk(section: str, doc: dict[str, Any]) -> memory_pb2.ExportUserChunk:
 
 
 def _replay_of(
-    messages: list[StoredMessage], thread_id: str, idempotency_key: str
+    raw_messages: list[str], thread_id: str, idempotency_key: str
 ) -> memory_pb2.Replay | None:
     """The exchange already committed under ``idempotency_key``, when the thread still
-    holds both of its messages (ids derive from the key: ``message_ids_for``)."""
+    holds both of its messages (ids derive from the key: ``message_ids_for``). Only the
+    stored JSON that contains one of the two ids is decoded: the gateway sends a key with
+    every turn, and drop-in turns need no other message decoded."""
     if not idempotency_key:
         return None
     user_id, assistant_id = message_ids_for(
         thread_id, checked_id(idempotency_key, "idempotency_key")
     )
-    by_id = {m.id: m for m in messages if m.id in (user_id, assistant_id)}
+    candidates = [
+        StoredMessage.from_json(r) for r in raw_messages if user_id in r or assistant_id in r
+    ]
+    by_id = {m.id: m for m in candidates if m.id in (user_id, assistant_id)}
     if len(by_id) != 2:
         return None
     return memory_pb2.Replay(
