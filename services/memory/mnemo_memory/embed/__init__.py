@@ -212,11 +212,6 @@ class Embedder:
             return model
 
     @property
-    def ready(self) -> bool:
-        """The model is loaded: an encode runs now instead of queueing behind the load."""
-        return self._model is not None
-
-    @property
     def loading(self) -> bool:
         """A background load (:meth:`start_loading`) is under way."""
         return self._loading and self._model is None
