@@ -7,9 +7,12 @@ jobs that appends enqueue on the real Redis Stream are run by the worker's task 
 categories 1-4 is asked through ``SearchMemories`` over real gRPC. A question's recall is
 the fraction of its evidence turns among the source turns of the top k results.
 
-What the extractor writes is the only stand-in (``--facts``): ``turns`` stores each
-message verbatim (kind event), ``observation`` the file's LLM-extracted observation facts
-(kind fact, mapped back to their source turns), ``both`` both.
+The jobs write the product's message memories (``longterm/messages.py``; LoCoMo's two
+speakers are both people, stored as the user and assistant turns of each pair, so the
+bench keeps both: ``LONGTERM__MESSAGE_MEMORIES=all``). What the LLM extractor would add
+is the only stand-in (``--facts``): ``messages`` adds nothing (what the product stores
+offline), ``observation`` the file's LLM-extracted observation facts (kind fact, mapped
+back to their source turns) with message memories off, ``both`` (default) both.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
 
 
 class BenchExtractor:
-    """Stand-in for the LLM extractor: turns and/or the file's observation facts."""
+    """Stand-in for the LLM extractor: the file's observation facts, or nothing."""
 
     wants_existing = False
 
@@ -49,21 +52,11 @@ class BenchExtractor:
         from mnemo_memory.longterm.facts import CandidateFact
 
         out = []
+        if self.mode not in ("observation", "both"):
+            return out, Usage()
         for m in messages:
-            if not m.content.strip():
-                continue
             dia = self.dia_by_msg.get(m.id)
-            if self.mode in ("turns", "both"):
-                out.append(
-                    CandidateFact(
-                        text=m.content,
-                        kind="event",
-                        importance=5,
-                        source_message_ids=(m.id,),
-                        valid_from_ms=m.created_at_ms,
-                    )
-                )
-            if self.mode in ("observation", "both") and dia:
+            if m.content.strip() and dia:
                 for text, dias in self.obs_by_dia.get(dia, []):
                     src = tuple(self.msg_by_dia[d] for d in dias if d in self.msg_by_dia)
                     out.append(
@@ -122,6 +115,11 @@ async def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     from mnemo_memory.worker.tasks import InProcessTasks
 
     samples = load(Path(args.data))
+    if args.samples:
+        wanted = set(args.samples)
+        samples = [s for s in samples if s.sample_id in wanted]
+        if not samples:
+            raise SystemExit(f"--samples: none of {sorted(wanted)} is in {args.data}")
     workdir = Path(tempfile.mkdtemp(prefix="mnemo-recall-"))
     redis_server = RedisServer(data_dir=workdir / "redis").start()
     try:
@@ -131,6 +129,7 @@ async def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             server={"host": "127.0.0.1", "grpc_port": 0, "metrics_port": 0},
             vector={"chroma_path": str(workdir / "chroma"), "default_top_k": 10},
             rate_limit={"enabled": False},
+            longterm={"message_memories": "off" if args.facts == "observation" else "all"},
             # keep whole sessions, extract after every turn pair, never summarise
             memory={
                 "max_thread_messages": 5000,
@@ -156,10 +155,11 @@ async def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             memory_pb2.MEMORY_KIND_FACT,
             memory_pb2.MEMORY_KIND_PREFERENCE,
             memory_pb2.MEMORY_KIND_EVENT,
+            memory_pb2.MEMORY_KIND_MESSAGE,
         ]
         per_q: list[dict[str, Any]] = []
         t_ingest = t_query = 0.0
-        jobs = memories = 0
+        jobs = memories = message_memories = 0
         dropped = fixed = no_evidence = 0
         for sample in samples:
             started = time.monotonic()
@@ -167,7 +167,9 @@ async def evaluate(args: argparse.Namespace) -> dict[str, Any]:
                 sample, handles.stores.threads, tasks, handles.redis, stream, extractor
             )
             t_ingest += time.monotonic() - started
-            memories += (await lt.store.count(sample.sample_id)).get("total", 0)
+            counts = await lt.store.count(sample.sample_id)
+            memories += counts.get("total", 0)
+            message_memories += counts.get("message", 0)
             dropped += sample.evidence_dropped
             fixed += sample.evidence_fixed
             started = time.monotonic()
@@ -220,6 +222,7 @@ async def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         "facts": args.facts,
         "samples": len(samples),
         "memories_indexed": memories,
+        "message_memories": message_memories,
         "jobs_run": jobs,
         "evidence_ids_normalised": fixed,
         "evidence_ids_dropped": dropped,
@@ -267,6 +270,7 @@ def markdown(res: dict[str, Any], ks: list[int]) -> str:
     lines += [
         "",
         f"{res['samples']} conversations, {res['memories_indexed']} memories indexed "
+        f"({res.get('message_memories', 0)} message memories) "
         f"by {res['jobs_run']} extract_facts jobs; evidence ids normalised: "
         f"{res['evidence_ids_normalised']}, dropped (malformed or no such turn): "
         f"{res['evidence_ids_dropped']}; questions left without evidence: "
@@ -283,9 +287,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="directory for recall.json / recall.md")
     parser.add_argument(
         "--facts",
-        choices=["turns", "observation", "both"],
+        choices=["messages", "observation", "both"],
         default="both",
-        help="what the stand-in extractor writes (default: both)",
+        help="message memories, the file's observation facts, or both (default: both)",
+    )
+    parser.add_argument(
+        "--samples",
+        nargs="+",
+        default=[],
+        help="only these conversations (sample ids, e.g. conv-26): a quick subset",
     )
     parser.add_argument("--k", type=int, nargs="+", default=[5, 10])
     args = parser.parse_args(argv)
@@ -295,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = "recall" if args.facts == "both" else f"recall-{args.facts}"
+    if args.samples:
+        stem += "-subset"
     (out / f"{stem}.json").write_text(json.dumps(res, indent=2) + "\n")
     (out / f"{stem}.md").write_text(markdown(res, args.k))
     print(markdown(res, args.k))

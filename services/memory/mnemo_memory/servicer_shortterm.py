@@ -101,6 +101,12 @@ class ShortTermRPCs:
         messages = [] if request.exclude_history else [StoredMessage.from_json(r) for r in held]
         summary = (summary or "") if exists else ""
         memories, degraded = await self._recall(uid, request, context)
+        if memories and messages:
+            # a message memory of a message this thread still holds would say it twice
+            held_ids = {m.id for m in messages}
+            memories = [
+                m for m in memories if m.memory.metadata.get("message_id", "") not in held_ids
+            ]
         fitted = fit_context(budget, messages, summary, prefs, memories)
         for kind, n in (
             ("messages", fitted.dropped_messages),
@@ -218,6 +224,9 @@ class ShortTermRPCs:
         uid = checked_id(request.user_id, "user_id")
         tid = checked_id(request.thread_id, "thread_id")
         n = await self.stores.threads.delete_thread(uid, tid)
+        if self.longterm is not None:
+            # message memories are verbatim copies of the thread's messages: they go with it
+            await self.longterm.delete_thread_messages(uid, tid)
         return memory_pb2.DeleteThreadResponse(deleted=True, messages_deleted=n)
 
     async def CloseThread(self, request: Any, context: Any) -> memory_pb2.CloseThreadResponse:

@@ -21,6 +21,7 @@ class MemoryKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MEMORY_KIND_PREFERENCE: _ClassVar[MemoryKind]
     MEMORY_KIND_EVENT: _ClassVar[MemoryKind]
     MEMORY_KIND_EPISODE: _ClassVar[MemoryKind]
+    MEMORY_KIND_MESSAGE: _ClassVar[MemoryKind]
 
 class JobType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -37,6 +38,7 @@ MEMORY_KIND_FACT: MemoryKind
 MEMORY_KIND_PREFERENCE: MemoryKind
 MEMORY_KIND_EVENT: MemoryKind
 MEMORY_KIND_EPISODE: MemoryKind
+MEMORY_KIND_MESSAGE: MemoryKind
 JOB_TYPE_UNSPECIFIED: JobType
 JOB_TYPE_EXTRACT_FACTS: JobType
 JOB_TYPE_SUMMARIZE_THREAD: JobType

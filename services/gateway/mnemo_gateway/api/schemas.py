@@ -9,13 +9,14 @@ from pydantic import BaseModel, Field
 
 from ..core.auth import Identity
 
-KindName = Literal["fact", "preference", "event", "episode"]
+KindName = Literal["fact", "preference", "event", "episode", "message"]
 
 KIND_TO_PB: dict[str, Any] = {
     "fact": memory_pb2.MEMORY_KIND_FACT,
     "preference": memory_pb2.MEMORY_KIND_PREFERENCE,
     "event": memory_pb2.MEMORY_KIND_EVENT,
     "episode": memory_pb2.MEMORY_KIND_EPISODE,
+    "message": memory_pb2.MEMORY_KIND_MESSAGE,
 }
 PB_TO_KIND = {v: k for k, v in KIND_TO_PB.items()}
 PB_TO_ROLE = {

@@ -28,6 +28,10 @@ class LongTermAPI(Protocol):
         """Delete every fact and episode of the user; counts by kind ("facts", "episodes")."""
         ...
 
+    async def delete_thread_messages(self, user_id: str, thread_id: str) -> int:
+        """Delete the message memories kept from one thread (``DeleteThread``)."""
+        ...
+
     def export_user(self, user_id: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """(section, JSON-able document) for everything long-term held about the user."""
         ...

@@ -15,6 +15,7 @@ KIND_TO_PB = {
     "preference": memory_pb2.MEMORY_KIND_PREFERENCE,
     "event": memory_pb2.MEMORY_KIND_EVENT,
     "episode": memory_pb2.MEMORY_KIND_EPISODE,
+    "message": memory_pb2.MEMORY_KIND_MESSAGE,
 }
 PB_TO_KIND = {v: k for k, v in KIND_TO_PB.items()}
 MAX_TOP_K = 100  # results one search or recall may ask for

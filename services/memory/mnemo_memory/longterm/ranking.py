@@ -26,7 +26,7 @@ from mnemo_common.tokens import estimate_tokens
 from mnemo_memory.stores.vector import MemoryRecord
 
 from .settings import LongTermSettings
-from .text import indexed_text, tokenize
+from .text import indexed_text, normalize, tokenize
 
 
 class BM25Index:
@@ -159,7 +159,31 @@ def fuse(
             )
         )
     ranked.sort(key=lambda r: (-r.score, r.record.id))
-    return ranked[:top_k]
+    return select(ranked, top_k)
+
+
+def select(ranked: list[Ranked], top_k: int) -> list[Ranked]:
+    """The best ``top_k`` of ``ranked`` (best first) without repeats: a memory whose
+    normalised text an earlier one already has (the same message said in two threads), or
+    a message memory whose messages all appear in earlier results (overlapping context
+    windows), adds nothing and is passed over for the next one."""
+    out: list[Ranked] = []
+    texts: set[str] = set()
+    covered: set[str] = set()
+    for r in ranked:
+        if len(out) >= top_k:
+            break
+        rec = r.record
+        norm = normalize(rec.text)
+        if norm in texts:
+            continue
+        sources = set(rec.source_message_ids)
+        if rec.kind == "message" and sources and sources <= covered:
+            continue
+        out.append(r)
+        texts.add(norm)
+        covered |= sources
+    return out
 
 
 def fit_budget(ranked: list[Ranked], token_budget: int) -> tuple[list[Ranked], int, int]:

@@ -28,6 +28,7 @@ from mnemo_memory.stores.vector import MemoryRecord, VectorFilter
 
 from .convert import filter_from_pb, kind_from_pb, ranked_to_pb
 from .facts import CandidateFact, FactWriter, WriteReport
+from .messages import MESSAGE_KIND, delete_thread_messages, write_messages
 from .ranking import KeywordCache, Ranked, build_corpus, fit_budget, fuse
 from .settings import LongTermSettings
 from .text import indexed_text
@@ -157,6 +158,16 @@ class LongTermMemory:
             user_id, thread_id, text, message_ids, valid_from_ms, now or now_ms()
         )
 
+    async def write_messages(
+        self, user_id: str, thread_id: str, messages: list[Any], window: list[Any]
+    ) -> int:
+        """Keep ``window``'s messages as message memories (``messages.py``)."""
+        return await write_messages(self, user_id, thread_id, messages, window)
+
+    async def delete_thread_messages(self, user_id: str, thread_id: str) -> int:
+        """Delete the message memories of a deleted thread."""
+        return await delete_thread_messages(self, user_id, thread_id)
+
     # --- user-facing CRUD ---
     async def _owned(self, user_id: str, memory_id: str) -> MemoryRecord:
         found = await self.store.get([memory_id])
@@ -176,6 +187,13 @@ class LongTermMemory:
             )
         return text
 
+    @staticmethod
+    def _check_kind(kind: int) -> None:
+        if kind_from_pb(kind) == MESSAGE_KIND:
+            raise InvalidArgumentError(
+                "kind", "message memories are kept from the conversation, not added or set"
+            )
+
     async def list_memories(
         self, user_id: str, flt: VectorFilter, page_size: int, page_token: str
     ) -> tuple[list[MemoryRecord], str]:
@@ -192,6 +210,7 @@ class LongTermMemory:
     ) -> MemoryRecord:
         """A memory the user states directly; goes through the same merge/supersede rules."""
         text = self._check_text(text)
+        self._check_kind(kind)
         if importance < 0 or importance > 10:
             raise InvalidArgumentError("importance", "must be between 1 and 10 (0 = default)")
         cand = CandidateFact(
@@ -217,6 +236,7 @@ class LongTermMemory:
                 raise InvalidArgumentError("importance", "must be between 1 and 10")
             changes["importance"] = importance
         if kind:
+            self._check_kind(kind)
             changes["kind"] = kind_from_pb(kind)
         new = old.with_changes(**changes)
         vec = await self.embedder.encode(
@@ -237,7 +257,11 @@ class LongTermMemory:
         counts = await self.store.delete_user(user_id)
         self.keyword_cache.invalidate(user_id)
         episodes = counts.get("episode", 0)
-        return {"facts": sum(counts.values()) - episodes, "episodes": episodes}
+        messages = counts.get(MESSAGE_KIND, 0)
+        out = {"facts": sum(counts.values()) - episodes - messages, "episodes": episodes}
+        if messages:  # a receipt key of its own ("messages" counts short-term messages)
+            out["message_memories"] = messages
+        return out
 
     async def export_user(self, user_id: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         records = await self.store.all_matching(
@@ -252,7 +276,8 @@ class LongTermMemory:
         if user_id:
             counts = await self.store.count(user_id)
             out["episodes"] = counts.get("episode", 0)
-            out["facts"] = counts.get("total", 0) - out["episodes"]
+            out["message_memories"] = counts.get(MESSAGE_KIND, 0)
+            out["facts"] = counts.get("total", 0) - out["episodes"] - out["message_memories"]
         return out
 
     async def aclose(self) -> None:

@@ -6,6 +6,8 @@ validated with the rest and listed in docs/configuration.md.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 
@@ -38,3 +40,11 @@ class LongTermSettings(BaseModel):
     keyword_cache_users: int = Field(256, ge=0)
     # largest memory text accepted from AddMemory/UpdateMemory, characters
     max_text_chars: int = Field(2000, ge=16)
+    # which conversation messages are also kept as message memories: user, all (both
+    # roles), off
+    message_memories: Literal["user", "all", "off"] = "user"
+    # neighbouring messages stored with a message memory as its context (before / after)
+    message_context_before: int = Field(1, ge=0, le=5)
+    message_context_after: int = Field(1, ge=0, le=5)
+    # longest context message kept in a message memory, characters
+    message_context_chars: int = Field(400, ge=16)

@@ -16,6 +16,7 @@ from typing import Any
 
 from mnemo_common.llm import Usage
 
+from mnemo_memory.longterm.messages import write_messages
 from mnemo_memory.stores.vector import VectorFilter
 
 from .extract import Extractor, Summarizer
@@ -102,6 +103,8 @@ async def extract_facts(ctx: TaskContext, job: dict[str, str]) -> dict[str, Any]
     )
     if not window:
         return {"facts": 0, "reason": "messages no longer held"}
+    # message memories first: they need no LLM, so an extraction failure loses none
+    indexed = await write_messages(ctx.longterm, user_id, thread_id, messages, window)
     # existing facts near this window, so the LLM can say which one a new fact replaces
     query = " ".join(m.content for m in window if m.role == "user")[-2000:]
     existing = []
@@ -113,7 +116,7 @@ async def extract_facts(ctx: TaskContext, job: dict[str, str]) -> dict[str, Any]
     candidates, usage = await ctx.extractor.extract(window, existing)
     ctx.usage.append(usage)
     report = await ctx.longterm.write_facts(user_id, thread_id, candidates)
-    return report.as_dict()
+    return {**report.as_dict(), "messages": indexed}
 
 
 @registry.register("summarize_thread")

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 
 #: kinds of long-term memory (the proto's MemoryKind without the prefix)
-KINDS = ("fact", "preference", "event", "episode")
+KINDS = ("fact", "preference", "event", "episode", "message")
 
 
 @dataclass(frozen=True)

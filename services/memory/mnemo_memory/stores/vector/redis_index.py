@@ -29,7 +29,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from mnemo_memory.embed import ModelInfo
 from mnemo_memory.errors import UnavailableError
 
-from .base import MemoryRecord, Records, VectorFilter, VectorHit, as_float32
+from .base import KINDS, MemoryRecord, Records, VectorFilter, VectorHit, as_float32
 
 log = logging.getLogger(__name__)
 
@@ -349,7 +349,7 @@ class RedisVectorStore:
             res = await self._call("FT.SEARCH", self.index, "*", "LIMIT", "0", "0")
             return {"total": int(res[0])}
         counts = {"total": 0}
-        for kind in ("fact", "preference", "event", "episode"):
+        for kind in KINDS:
             q = f"@user_id:{{{escape_tag(user_id)}}} @kind:{{{kind}}}"
             res = await self._call("FT.SEARCH", self.index, q, "LIMIT", "0", "0", "DIALECT", "2")
             if int(res[0]):
