@@ -5,13 +5,14 @@ messages").
 Rules (``docs/long-term-memory.md``, "Message memories"):
 
 * Which messages: ``LONGTERM__MESSAGE_MEMORIES`` — ``user`` (default), ``all`` (both
-  roles), ``off``. Messages without a content word (``"ok"``, ``"?"``) are not kept.
+  roles), ``off``. Messages without a content word (``"ok"``, ``"thanks!"``, ``"?"``) are not kept.
 * One memory per message, with the thread's neighbouring messages as context: up to
   ``LONGTERM__MESSAGE_CONTEXT_BEFORE`` messages before it and
   ``LONGTERM__MESSAGE_CONTEXT_AFTER`` after it, each clipped to
   ``LONGTERM__MESSAGE_CONTEXT_CHARS`` (a reply of the offline provider is never context:
-  it echoes memory). Only messages at or before the newest message of the
-  job are used, so what is stored does not depend on when the worker runs.
+  it echoes memory). Context never reaches past the job's newest message, and each job
+  rewrites the memories of the messages just before its window with the context that
+  followed them, so what is stored does not depend on when the worker runs.
 * The text is the rendered unit (context lines, then the message); it is what recall
   returns and what the token budget counts. ``source_message_ids`` are the message and
   its context; ``metadata["message_id"]`` is the message itself.
@@ -35,6 +36,17 @@ from .text import indexed_text, normalize, stable_id, tokenize
 
 #: the message memory's kind (``MEMORY_KIND_MESSAGE``)
 MESSAGE_KIND = "message"
+
+
+#: words that make a message small talk, not something to remember
+_SMALL_TALK = frozenset(
+    "ok okay k thanks thank thx ty hi hello hey bye yeah yep sure cool great nice lol".split()
+)
+
+
+def _content(text: str) -> bool:
+    """Whether ``text`` holds a word worth remembering (not only stopwords/small talk)."""
+    return any(t not in _SMALL_TALK for t in tokenize(text))
 
 
 def _clip(text: str, limit: int) -> str:
@@ -62,7 +74,8 @@ def message_units(
     cfg: LongTermSettings,
 ) -> list[MemoryRecord]:
     """The message memories of ``window`` (the job's messages, a contiguous slice of
-    ``messages``, the thread oldest first); context never reaches past the window's end."""
+    ``messages``, the thread oldest first) and of the ``message_context_after`` messages
+    before it; context never reaches past the window's end."""
     if cfg.message_memories == "off" or not window:
         return []
     ids = [m.id for m in messages]
@@ -71,11 +84,14 @@ def message_units(
     end = ids.index(window[-1].id) + 1
     held = list(messages[:end])
     pos = {m.id: i for i, m in enumerate(held)}
+    start = pos.get(window[0].id, end - len(window))
+    # the messages just before the window get the context that came after them now
+    targets = held[max(0, start - cfg.message_context_after) : end]
     limit = cfg.max_text_chars
     out: dict[str, MemoryRecord] = {}
-    for m in window:
+    for m in targets:
         content = (m.content or "").strip()
-        if m.id not in pos or not wanted(cfg, m.role) or not tokenize(content):
+        if m.id not in pos or not wanted(cfg, m.role) or not _content(content):
             continue
         i = pos[m.id]
         before = [c for c in held[max(0, i - cfg.message_context_before) : i] if _context(c)]

@@ -20,8 +20,9 @@ class LongTermSettings(BaseModel):
     contradiction_similarity: float = Field(0.55, ge=0, le=1)
     # candidates taken from the vector index before fusion (per query)
     vector_candidates: int = Field(100, ge=1, le=1000)
-    # reciprocal-rank-fusion constant k (score = w / (k + rank))
-    rrf_k: int = Field(60, ge=1)
+    # reciprocal-rank-fusion constant k (score = w / (k + rank)); 20 measured best on
+    # LoCoMo (docs/benchmarks.md), 60 is the textbook value
+    rrf_k: int = Field(20, ge=1)
     # weight of the vector (similarity) ranking in the fusion
     vector_weight: float = Field(1.0, ge=0)
     # weight of the BM25 (keyword) ranking in the fusion; 0 = vector search only
