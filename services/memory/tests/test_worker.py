@@ -77,7 +77,9 @@ async def seed_thread(settings, text="I live in Porto and I love hiking."):
 
 
 async def facts_of(lt, user="alice"):
-    records, _ = await lt.list_memories(user, VectorFilter(user_id=user), 100, "")
+    """The user's extracted memories (message memories are tested in test_message_units)."""
+    kinds = ("fact", "preference", "event", "episode")
+    records, _ = await lt.list_memories(user, VectorFilter(user_id=user, kinds=kinds), 100, "")
     return sorted(r.text for r in records)
 
 

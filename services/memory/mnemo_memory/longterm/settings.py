@@ -44,8 +44,9 @@ class LongTermSettings(BaseModel):
     # which conversation messages are also kept as message memories: user, all (both
     # roles), off
     message_memories: Literal["user", "all", "off"] = "user"
-    # neighbouring messages stored with a message memory as its context (before / after)
+    # messages before a message memory's own, kept with it as its context
     message_context_before: int = Field(1, ge=0, le=5)
+    # messages after a message memory's own, kept with it as its context
     message_context_after: int = Field(1, ge=0, le=5)
     # longest context message kept in a message memory, characters
     message_context_chars: int = Field(400, ge=16)

@@ -16,7 +16,6 @@ from typing import Any
 
 from mnemo_common.llm import Usage
 
-from mnemo_memory.longterm.messages import write_messages
 from mnemo_memory.stores.vector import VectorFilter
 
 from .extract import Extractor, Summarizer
@@ -104,7 +103,11 @@ async def extract_facts(ctx: TaskContext, job: dict[str, str]) -> dict[str, Any]
     if not window:
         return {"facts": 0, "reason": "messages no longer held"}
     # message memories first: they need no LLM, so an extraction failure loses none
-    indexed = await write_messages(ctx.longterm, user_id, thread_id, messages, window)
+    indexed = await ctx.longterm.write_messages(user_id, thread_id, messages, window)
+    if indexed and await ctx.threads.get_meta(user_id, thread_id) is None:
+        # the thread was deleted while this job ran: its message memories go with it
+        await ctx.longterm.delete_thread_messages(user_id, thread_id)
+        indexed = 0
     # existing facts near this window, so the LLM can say which one a new fact replaces
     query = " ".join(m.content for m in window if m.role == "user")[-2000:]
     existing = []
