@@ -13,11 +13,43 @@ from mnemo_common.testing.procs import ManagedProcess
 @pytest.fixture
 def platform(memory_server_factory, memory_settings, chroma_server, gateway_factory, tmp_path):
     """Memory service (in-process) and worker (subprocess) sharing Redis and a Chroma server."""
+    yield from _platform(
+        memory_server_factory, memory_settings, chroma_server, gateway_factory, tmp_path
+    )
+
+
+@pytest.fixture
+def offline_platform(
+    memory_server_factory, memory_settings, chroma_server, gateway_factory, tmp_path
+):
+    """:func:`platform` with the gateway on the offline provider too (no key: ``make run``),
+    and no rate limit (a test may say fifty things in a minute)."""
+    yield from _platform(
+        memory_server_factory,
+        memory_settings,
+        chroma_server,
+        gateway_factory,
+        tmp_path,
+        {"rate_limit": {"enabled": False}},
+        llm_fake=None,
+    )
+
+
+def _platform(
+    memory_server_factory,
+    memory_settings,
+    chroma_server,
+    gateway_factory,
+    tmp_path,
+    extra=None,
+    **gw,
+):
     prefix = "it" + uuid.uuid4().hex[:8]
     settings = memory_settings(
         chromadb_url=chroma_server.url,
         vector={"collection_prefix": prefix},
         memory={"extract_every_messages": 2},
+        **(extra or {}),
     )
     memory = memory_server_factory(settings)
     env = {
@@ -36,7 +68,7 @@ def platform(memory_server_factory, memory_settings, chroma_server, gateway_fact
     worker = ManagedProcess(
         [sys.executable, "-m", "mnemo_memory", "worker"], env=env, log_path=tmp_path / "worker.log"
     ).start()
-    gateway = gateway_factory(memory.address)
+    gateway = gateway_factory(memory.address, **gw)
     try:
         yield gateway, worker
     finally:

@@ -101,6 +101,8 @@ def test_recall_skips_repeats_and_windows_already_covered():
         ranked("m4", "Near the river\nLisbon is sunny", "message", "a0"),  # all held above
         ranked("f1", "User lives in Lisbon", "fact", "u1"),  # a fact is never dropped
         ranked("m5", "My dog is Biscuit.", "message", "u2"),
+        ranked("f2", "User's mum is a nurse", "fact", "u9"),
+        ranked("m6", "My mum works nights on a ward.", "message", "u9"),  # kept: its words
     ]
-    assert [r.record.id for r in select(results, 10)] == ["m1", "m3", "f1", "m5"]
+    assert [r.record.id for r in select(results, 10)] == ["m1", "m3", "f1", "m5", "f2", "m6"]
     assert [r.record.id for r in select(results, 2)] == ["m1", "m3"]

@@ -165,8 +165,8 @@ def fuse(
 def select(ranked: list[Ranked], top_k: int) -> list[Ranked]:
     """The best ``top_k`` of ``ranked`` (best first) without repeats: a memory whose
     normalised text an earlier one already has (the same message said in two threads), or
-    a message memory whose messages all appear in earlier results (overlapping context
-    windows), adds nothing and is passed over for the next one."""
+    a message memory whose messages all appear in earlier message memories (overlapping
+    context windows), adds nothing and is passed over for the next one."""
     out: list[Ranked] = []
     texts: set[str] = set()
     covered: set[str] = set()
@@ -182,7 +182,8 @@ def select(ranked: list[Ranked], top_k: int) -> list[Ranked]:
             continue
         out.append(r)
         texts.add(norm)
-        covered |= sources
+        if rec.kind == "message":  # a fact never hides the words it was extracted from
+            covered |= sources
     return out
 
 
