@@ -301,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # one torch thread: on a shared 2-core machine two threads ran ~10x slower (spinning)
+    os.environ.setdefault("EMBEDDING__THREADS", "1")
     res = asyncio.run(evaluate(args))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
