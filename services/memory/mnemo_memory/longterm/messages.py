@@ -40,7 +40,26 @@ MESSAGE_KIND = "message"
 
 #: words that make a message small talk, not something to remember
 _SMALL_TALK = frozenset(
-    ["ok", "okay", "k", "thanks", "thank", "thx", "ty", "hi", "hello", "hey", "bye", "yeah", "yep", "sure", "cool", "great", "nice", "lol"]
+    [
+        "ok",
+        "okay",
+        "k",
+        "thanks",
+        "thank",
+        "thx",
+        "ty",
+        "hi",
+        "hello",
+        "hey",
+        "bye",
+        "yeah",
+        "yep",
+        "sure",
+        "cool",
+        "great",
+        "nice",
+        "lol",
+    ]
 )
 
 
