@@ -121,7 +121,9 @@ async def forward(
     kept = answer_headers(response.headers)
     if not stream:
         return Forwarded(response.status_code, kept, response.content)
-    return Forwarded(response.status_code, kept, chunks=_chunks(response, provider), _response=response)
+    return Forwarded(
+        response.status_code, kept, chunks=_chunks(response, provider), _response=response
+    )
 
 
 async def _chunks(response: httpx2.Response, provider: str) -> AsyncIterator[bytes]:

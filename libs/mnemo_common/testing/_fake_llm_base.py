@@ -189,6 +189,33 @@ class FakeLLMServer:
         with self._lock:
             self._queue.append({"kind": "text", "text": text, "stop_reason": stop_reason})
 
+    def enqueue_tool_call(
+        self, name: str, arguments: dict[str, Any], *, text: str = "", thinking: str | None = None
+    ) -> None:
+        """The next reply asks for one tool call (``text`` before it, and a ``thinking``
+        block first on the Anthropic fake): stop reason ``tool_use`` / ``tool_calls``."""
+        self.enqueue_reply(text, tools=[(name, arguments)], thinking=thinking)
+
+    def enqueue_reply(
+        self,
+        text: str,
+        *,
+        tools: list[tuple[str, dict[str, Any]]] = (),  # type: ignore[assignment]
+        thinking: str | None = None,
+        stop_reason: str | None = None,
+    ) -> None:
+        """The next reply: ``text``, then tool calls, after an optional thinking block."""
+        with self._lock:
+            self._queue.append(
+                {
+                    "kind": "text",
+                    "text": text,
+                    "stop_reason": stop_reason,
+                    "tools": [{"name": n, "input": a} for n, a in tools],
+                    "thinking": thinking,
+                }
+            )
+
     def enqueue_json(self, value: Any) -> None:
         """The next reply is ``value`` serialised as JSON text (structured-output tests)."""
         self.enqueue_text(json.dumps(value))

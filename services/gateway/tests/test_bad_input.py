@@ -146,7 +146,8 @@ def test_options_once_refused_are_honoured(gw, fake_anthropic, path, field, valu
 
 
 @pytest.mark.parametrize(
-    ("field", "value"), [("response_format", {"type": "json_object"}), ("functions", [{"name": "f"}])]
+    ("field", "value"),
+    [("response_format", {"type": "json_object"}), ("functions", [{"name": "f"}])],
 )
 def test_options_with_no_translation_are_refused(gw, fake_anthropic, field, value):
     """JSON mode on an Anthropic upstream has no faithful translation: 422 naming it."""

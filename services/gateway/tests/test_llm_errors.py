@@ -76,9 +76,7 @@ def test_failure_mid_stream_is_an_error_event(gw, fake_anthropic):
 
 
 @pytest.mark.parametrize("status", [400, 413, 422])
-def test_llm_refusing_the_request_keeps_its_status_and_body_on_drop_in(
-    gw, fake_anthropic, status
-):
+def test_llm_refusing_the_request_keeps_its_status_and_body_on_drop_in(gw, fake_anthropic, status):
     """The pass-through returns the upstream's refusal as it sent it (same status, same
     body): the SDK raises the error it would raise against the vendor, and does not retry."""
     client = anthropic.Anthropic(base_url=gw.url, api_key="x", max_retries=2)

@@ -111,7 +111,11 @@ class AnswerBuilder:
             self.ended = True
             a = self.answer
             a.model = event.model or a.model
-            a.usage, a.stop_reason, a.stop_sequence = event.usage, event.stop_reason, event.stop_sequence
+            a.usage, a.stop_reason, a.stop_sequence = (
+                event.usage,
+                event.stop_reason,
+                event.stop_sequence,
+            )
 
     def result(self) -> Answer:
         self.answer.text = "".join(self._text)

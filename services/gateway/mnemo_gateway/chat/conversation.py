@@ -93,7 +93,9 @@ def _result_text(content: Any) -> str:
         for block in content:
             if isinstance(block, dict):
                 parts.append(
-                    str(block.get("text", "")) if block.get("type") == "text" else f"[{block.get('type')}]"
+                    str(block.get("text", ""))
+                    if block.get("type") == "text"
+                    else f"[{block.get('type')}]"
                 )
         return " ".join(parts)
     return "" if content is None else json.dumps(content, ensure_ascii=False)

@@ -303,7 +303,9 @@ class _Run:
                         await own_stream.aclose()
                     await events.aclose()  # type: ignore[attr-defined]
 
-        return StreamingResponse(body(), media_type="text/event-stream", headers={**SSE_HEADERS, **self.headers})
+        return StreamingResponse(
+            body(), media_type="text/event-stream", headers={**SSE_HEADERS, **self.headers}
+        )
 
     def raw_stream(self, forwarded: Any) -> Response:
         """The upstream's SSE bytes, frame by frame; the terminal frame waits for the commit."""
@@ -334,5 +336,7 @@ class _Run:
 
         headers = {k: v for k, v in forwarded.headers.items() if k.lower() != "content-type"}
         return StreamingResponse(
-            body(), media_type="text/event-stream", headers={**headers, **SSE_HEADERS, **self.headers}
+            body(),
+            media_type="text/event-stream",
+            headers={**headers, **SSE_HEADERS, **self.headers},
         )

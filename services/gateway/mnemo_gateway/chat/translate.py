@@ -112,7 +112,11 @@ def _to_openai_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     raise refuse(f"{where}.is_error", "OpenAI tool results carry no error flag")
                 text = _anthropic_text(block.get("content") or "", f"{where}.content")
                 results.append(
-                    {"role": "tool", "tool_call_id": str(block.get("tool_use_id", "")), "content": text}
+                    {
+                        "role": "tool",
+                        "tool_call_id": str(block.get("tool_use_id", "")),
+                        "content": text,
+                    }
                 )
             else:
                 raise refuse(f"{where}.type", f"{kind!r} blocks in a {msg['role']} message")
@@ -240,7 +244,12 @@ def _to_anthropic_messages(messages: list[dict[str, Any]]) -> tuple[str, list[di
         if role in ("system", "developer"):
             system.append(str(_openai_text(msg.get("content"), f"{field}.content")))
         elif role == "user":
-            out.append({"role": "user", "content": _openai_parts(msg.get("content"), f"{field}.content", images=True)})
+            out.append(
+                {
+                    "role": "user",
+                    "content": _openai_parts(msg.get("content"), f"{field}.content", images=True),
+                }
+            )
         elif role == "assistant":
             content = _openai_parts(msg.get("content"), f"{field}.content", images=False)
             calls = msg.get("tool_calls") or []
@@ -255,7 +264,12 @@ def _to_anthropic_messages(messages: list[dict[str, Any]]) -> tuple[str, list[di
                 except ValueError:
                     raise refuse(f"{field}.tool_calls.{k}.function.arguments", "not JSON") from None
                 blocks.append(
-                    {"type": "tool_use", "id": call.get("id"), "name": fn.get("name"), "input": args}
+                    {
+                        "type": "tool_use",
+                        "id": call.get("id"),
+                        "name": fn.get("name"),
+                        "input": args,
+                    }
                 )
             out.append({"role": "assistant", "content": blocks})
         elif role == "tool":
@@ -308,7 +322,9 @@ def _to_anthropic_tool_choice(choice: Any) -> dict[str, Any]:
     raise refuse("tool_choice", f"tool_choice {choice!r}")
 
 
-def openai_to_anthropic(body: dict[str, Any], model: str, default_max_tokens: int) -> dict[str, Any]:
+def openai_to_anthropic(
+    body: dict[str, Any], model: str, default_max_tokens: int
+) -> dict[str, Any]:
     """A Chat Completions request as an Anthropic Messages request for ``model``."""
     system, messages = _to_anthropic_messages(body["messages"])
     max_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or default_max_tokens
