@@ -4,7 +4,8 @@ It lets the whole platform run and be demonstrated without a key: every reply st
 :data:`OFFLINE_LABEL`, says that no language model is connected, and then shows what Mnemo
 remembered for this turn (preferences, running summary, long-term memories), so a user can
 watch memory work. It honours ``max_tokens`` (estimated tokens, after the label, which is
-never cut) and stop sequences (the reply ends before the first one), like a model would. Structured output is refused: the worker uses its rule-based extractor
+never cut) and stop sequences (the reply ends before the first one), like a model would.
+Structured output is refused: the worker uses its rule-based extractor
 when the offline provider is configured.
 """
 
