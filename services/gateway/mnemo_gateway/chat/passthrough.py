@@ -64,13 +64,19 @@ from .conversation import (
 from .prompt import build_system_prompt, memory_context
 from .render import AnthropicStreamWriter, OpenAIStreamWriter, anthropic_doc, openai_doc
 from .service import ChatService, PreparedTurn
-from .translate import anthropic_to_openai, openai_to_anthropic
+from .translate import anthropic_to_openai, openai_to_anthropic, refuse
 
 log = logging.getLogger(__name__)
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-#: client request headers forwarded with the body (betas are part of the request's meaning)
-FORWARDED_REQUEST_HEADERS = ("anthropic-beta",)
+#: client request headers that are part of the request's meaning (the Anthropic SDK sends
+#: ``betas``, ``user_profile_id`` and ``workspace_id`` as these), forwarded with the body to a
+#: same-protocol upstream; across protocols they are refused naming the SDK's field
+FORWARDED_REQUEST_HEADERS = {
+    "anthropic-beta": "betas",
+    "anthropic-user-profile-id": "user_profile_id",
+    "anthropic-workspace-id": "workspace_id",
+}
 
 
 @dataclass
@@ -112,6 +118,9 @@ async def answer(
     body: dict[str, Any] | None
     if upstream == call.protocol:
         body = {**call.body, "model": model}
+    elif upstream is not None and call.headers:
+        name = next(iter(call.headers))
+        raise refuse(FORWARDED_REQUEST_HEADERS[name], f"the {name} header")
     elif upstream == "openai":
         body = anthropic_to_openai(call.body, model)
     elif upstream == "anthropic":
