@@ -59,7 +59,7 @@ TRANSLATED = {
         "tools",
         "tool_choice",
         "metadata",
-    },  # fmt: skip
+    },
     "openai": {
         "model",
         "messages",
@@ -77,7 +77,7 @@ TRANSLATED = {
         "n",
         "modalities",
         "response_format",
-    },  # fmt: skip
+    },
 }
 
 HEADER_FIELDS = {
