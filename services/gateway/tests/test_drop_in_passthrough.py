@@ -282,3 +282,25 @@ def test_openai_headers_and_unknown_fields_pass(on_openai, fake_openai):
     assert fake_openai.last_request.body["brand_new_option"] == {"a": 1}
     assert r.headers["x-mnemo-provider"] == "openai-compatible"
     assert r.headers["x-mnemo-memory"] == "off"
+
+
+def test_betas_header_and_upstream_headers_pass(gateway_factory, fake_anthropic):
+    """The SDK's ``betas`` (an ``anthropic-beta`` header) reach the upstream; the upstream's
+    response headers (here a 429's retry-after) come back with its status and body."""
+    client = a_client(gateway_factory(None, llm={"max_retries": 0}))
+    client.beta.messages.create(
+        model="m",
+        max_tokens=5,
+        betas=["token-efficient-tools-2025-02-19"],
+        messages=[{"role": "user", "content": "hi"}],
+    )
+    assert (
+        fake_anthropic.last_request.headers["anthropic-beta"] == "token-efficient-tools-2025-02-19"
+    )
+    fake_anthropic.enqueue_error(429, retry_after=7)
+    with pytest.raises(anthropic.RateLimitError) as info:
+        client.messages.create(
+            model="m", max_tokens=5, messages=[{"role": "user", "content": "hi"}]
+        )
+    assert info.value.response.headers["retry-after"] == "7"
+    assert info.value.body["error"]["type"] == "rate_limit_error"

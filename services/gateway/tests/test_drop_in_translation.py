@@ -248,6 +248,7 @@ def test_offline_accepts_tools_and_images_and_honours_max_tokens_and_stops(offli
 
     whole = ask(max_tokens=1000)
     assert whole.content[0].text.startswith(OFFLINE_LABEL) and whole.stop_reason == "end_turn"
+    assert 'You said: "[image] hi"' in whole.content[0].text  # images as bracketed notes
     short = ask(max_tokens=8)
     assert short.stop_reason == "max_tokens"
     assert short.content[0].text.startswith(OFFLINE_LABEL)
