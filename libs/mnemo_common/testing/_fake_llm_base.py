@@ -58,6 +58,8 @@ def split_chunks(text: str, count: int) -> list[str]:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _HTTPServer
+    # each SSE event is its own small write: without this, Nagle + delayed ACK hold it ~40 ms
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # keep pytest output clean
@@ -106,6 +108,7 @@ class _Handler(BaseHTTPRequestHandler):
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # 32 concurrent clients (benchmarks) must not be refused
     fake: FakeLLMServer
 
 
