@@ -409,8 +409,9 @@ threads: short-term only, and with long-term recall), three gateways under uvico
 fake Anthropic server (instant, TCP_NODELAY); the anthropic SDK streams `POST /v1/messages`
 and times the first text delta. Every row uses the same SDK and body; "direct" streams from
 the fake without a gateway. At concurrency 1 the four targets take turns, one request each
-per round, so the machine's changing load hits them alike. At concurrency 32 every component shares one Python process and
-{os.cpu_count()} shared cores: those rows show saturation of this machine, not the gateway.
+per round, so the machine's changing load hits them alike. At concurrency 32 every
+component shares one Python process and {os.cpu_count()} shared cores: those rows show
+saturation of this machine, not the gateway.
 """)
     return 0
 
