@@ -168,3 +168,20 @@ def test_empty_last_user_message_is_422_before_the_llm(gw, fake_anthropic, conte
         "messages",
     )
     assert fake_anthropic.requests == []
+
+
+def test_drop_in_upstream_timeout_is_504(gw, fake_anthropic):
+    """No upstream answer at all (no status to pass on) is the gateway's 504."""
+    fake_anthropic.set_delay(3)
+    for stream in (False, True):
+        r = httpx.post(
+            gw.url + "/v1/messages",
+            timeout=30,
+            json={
+                "model": "m",
+                "max_tokens": 5,
+                "stream": stream,
+                "messages": [{"role": "user", "content": "hi"}],
+            },
+        )
+        assert (r.status_code, r.json()["error"]["code"]) == (504, "llm_timeout")
