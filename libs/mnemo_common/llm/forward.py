@@ -98,11 +98,11 @@ async def forward(
         options["headers"]["X-Stainless-Raw-Response"] = "stream"  # leave the body unread
     started = time.perf_counter()
     try:
-        response: httpx2.Response = await client.post(
+        response: httpx2.Response = await client.post(  # type: ignore[call-overload]
             path,
             cast_to=httpx2.Response,
             body=body,
-            options=options,  # type: ignore[arg-type]
+            options=options,
             stream=stream,
             stream_cls=None,
         )

@@ -22,6 +22,11 @@ API shared by both servers (``FakeAnthropicServer``, ``FakeOpenAIServer``):
 * ``enqueue_text(text, stop_reason=None)`` — the next request gets this reply (JSON or SSE,
   whichever the request asked for). Replies are consumed in order, one per request.
 * ``enqueue_json(value)`` — the next reply is ``json.dumps(value)`` (for ``complete_json``).
+* ``enqueue_tool_call(name, arguments, text="", thinking=None)`` — the next reply asks for a
+  tool (Anthropic ``tool_use`` block / OpenAI ``tool_calls``; streamed as
+  ``input_json_delta`` / ``tool_calls`` deltas), after ``text`` and, on the Anthropic fake,
+  a ``thinking`` block. ``enqueue_reply(text, tools=[(name, args)], thinking=,
+  stop_reason=)`` is the general form.
 * ``enqueue_error(status, error_type=None, message=None, retry_after=0.01)`` — the next
   request fails with the vendor's error body (``{"type":"error","error":{...}}`` /
   ``{"error":{...}}``), ``retry-after`` and ``retry-after-ms`` headers

@@ -113,7 +113,7 @@ async def answer(
     """Answer ``call``; ``prepare`` is the route's ``service.prepare(turn)`` awaitable
     factory, run only after the request is known to be translatable."""
     upstream: Protocol | None = getattr(provider, "protocol", None)
-    client_model = call.body.get("model")
+    client_model = str(call.body.get("model", ""))
     model = client_model if settings.gateway.pass_client_model else provider.model_for("chat")
     body: dict[str, Any] | None
     if upstream == call.protocol:
@@ -128,11 +128,11 @@ async def answer(
     else:
         body = None
     prepared: PreparedTurn = await prepare()
-    run = _Run(call, prepared, service, provider, upstream, str(model))
+    run = _Run(call, prepared, service, provider, upstream, model)
     if prepared.replay is not None:
         text = split_stored_answer(prepared.replay.assistant_message.content)
         prepared.committed = True
-        return await run.rendered(_single(Answer(text, model=str(model), stop_reason="end_turn")))
+        return await run.rendered(_single(Answer(text, model=model, stop_reason="end_turn")))
     memory = build_system_prompt("", prepared.context, include_history=False)
     if body is None or upstream is None:
         return await run.rendered(_offline_events(call, prepared, provider, memory))
@@ -145,7 +145,10 @@ async def answer(
         return run.upstream_error(forwarded.status, forwarded.content, forwarded.headers)
     same = upstream == call.protocol
     if not call.stream:
-        doc = json.loads(forwarded.content or b"{}")
+        try:
+            doc = json.loads(forwarded.content or b"{}")
+        except ValueError:  # not ours to judge: returned as sent, nothing to remember
+            doc = {"stop_reason": "tool_use"}
         result = answer_from_anthropic(doc) if upstream == "anthropic" else answer_from_openai(doc)
         run.first_token()
         await run.finish(result)
