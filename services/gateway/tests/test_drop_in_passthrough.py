@@ -280,6 +280,8 @@ def test_openai_headers_and_unknown_fields_pass(on_openai, fake_openai):
     )
     assert r.status_code == 200, r.text
     assert fake_openai.last_request.body["brand_new_option"] == {"a": 1}
+    # GATEWAY__PASS_CLIENT_MODEL=false (the default): the configured model answers
+    assert fake_openai.last_request.body["model"] == "fake-chat-model"
     assert r.headers["x-mnemo-provider"] == "openai-compatible"
     assert r.headers["x-mnemo-memory"] == "off"
 
