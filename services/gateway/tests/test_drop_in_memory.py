@@ -183,3 +183,23 @@ def test_replayed_tool_turn_answers_the_final_text_only(gateway, fake_anthropic)
     again = client.messages.create(messages=messages, **opts)
     assert again.content[0].text == "Sunny."
     assert len(fake_anthropic.chat_requests()) == 1
+
+
+def test_a_message_without_text_is_answered_and_stores_nothing(gateway, fake_anthropic):
+    """An image alone: no user text to remember the turn by (nor to recall with)."""
+    r = a_client(gateway).messages.with_raw_response.create(
+        model="m",
+        max_tokens=20,
+        metadata={"user_id": "ian"},
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image", "source": {"type": "url", "url": "https://x/cat.png"}}
+                ],
+            }
+        ],
+    )
+    assert r.http_response.status_code == 200
+    assert r.headers["x-mnemo-memory"] == "ok"
+    assert thread_messages(gateway, "ian", r.headers["x-mnemo-thread-id"]) == []

@@ -87,8 +87,9 @@ class Answer:
 
     @property
     def is_final(self) -> bool:
-        """True unless the model asked for tools (an agent loop's intermediate step)."""
-        return not self.tool_calls and self.stop_reason != "tool_use"
+        """True unless the model asked for tools or paused its turn (an agent loop's
+        intermediate step: the client calls again to continue)."""
+        return not self.tool_calls and self.stop_reason not in ("tool_use", "pause_turn")
 
 
 class AnswerBuilder:
@@ -178,13 +179,18 @@ def answer_from_openai(doc: Any) -> Answer:
 
 
 class SSESplitter:
-    """Cuts a byte stream into whole SSE frames (each ending with a blank line)."""
+    """Cuts a byte stream into whole SSE frames (each ending with a blank line; CRLF line
+    ends become LF, which SSE treats alike)."""
 
     def __init__(self) -> None:
         self._buffer = b""
 
     def feed(self, chunk: bytes) -> Iterator[bytes]:
-        self._buffer += chunk.replace(b"\r\n", b"\n")
+        self._buffer += chunk
+        if b"\r" in self._buffer:  # CRLF line ends (a CR may end this chunk, its LF the next)
+            held = self._buffer.endswith(b"\r")
+            body = self._buffer[:-1] if held else self._buffer
+            self._buffer = body.replace(b"\r\n", b"\n") + (b"\r" if held else b"")
         while True:
             end = self._buffer.find(b"\n\n")
             if end < 0:
