@@ -174,6 +174,11 @@ def test_images_and_options_reach_the_upstream_unchanged(
                         "type": "image",
                         "source": {"type": "base64", "media_type": "image/png", "data": PIXEL},
                     },
+                    {
+                        "type": "document",
+                        "source": {"type": "text", "media_type": "text/plain", "data": "notes"},
+                        "cache_control": {"type": "ephemeral"},
+                    },
                     {"type": "text", "text": "What is this?"},
                 ],
             }
