@@ -17,19 +17,18 @@ from mnemo_common.llm.base import ChatMessage, StreamEnd, StreamEvent, TextDelta
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse, Response
 
+from ...chat.conversation import anthropic_opening
 from ...chat.service import TurnRequest
 from ...core.errors import ApiError
+from ..caller import conversation_thread, memory_user
 from ..deps import Chat, CurrentIdentity, Provider, Settings
 from ..sse import sse, start_stream, stream_response
 from ..turns import (
     ANTHROPIC_UNSUPPORTED,
-    THREAD_HEADER,
-    USER_HEADER,
     check_conversation,
     content_text,
     idempotency_key_of,
     refuse_unsupported,
-    thread_id_of,
     turn_headers,
 )
 
@@ -77,12 +76,14 @@ async def messages(
     ]
     refuse_unsupported(body.model_extra, ANTHROPIC_UNSUPPORTED)
     query = check_conversation(convo, body.tools, settings)
-    requested_user = (body.metadata or {}).get("user_id") or request.headers.get(USER_HEADER)
-    user = identity.memory_user_id(requested_user, "metadata.user_id")
+    user = memory_user(
+        identity, request, ("metadata.user_id", (body.metadata or {}).get("user_id"))
+    )
+    opening = anthropic_opening(body.system, [m.model_dump() for m in body.messages])
     turn = TurnRequest(
         endpoint="messages",
         user_id=user,
-        thread_id=thread_id_of(request.headers.get(THREAD_HEADER), THREAD_HEADER),
+        thread_id=conversation_thread(request, user, opening),
         query=query,
         instructions=content_text(body.system, "system"),
         client_messages=convo,

@@ -17,19 +17,18 @@ from mnemo_common.llm.base import ChatMessage, StreamEnd, StreamEvent, TextDelta
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse, Response
 
+from ...chat.conversation import openai_opening
 from ...chat.service import TurnRequest
 from ...core.errors import ApiError
+from ..caller import conversation_thread, memory_user
 from ..deps import Chat, CurrentIdentity, Provider, Settings
 from ..sse import sse, start_stream, stream_response
 from ..turns import (
     OPENAI_UNSUPPORTED,
-    THREAD_HEADER,
-    USER_HEADER,
     check_conversation,
     content_text,
     idempotency_key_of,
     refuse_unsupported,
-    thread_id_of,
     turn_headers,
 )
 
@@ -55,7 +54,7 @@ class CompletionsBody(BaseModel):
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
-    user: str | None = None
+    user: Any = None  # checked by caller.requested_user: a non-string is 422 naming it
     n: int = Field(1, ge=1, le=1)
     tools: list[dict[str, Any]] | None = None
 
@@ -90,11 +89,17 @@ async def completions(
             )
     refuse_unsupported(body.model_extra, OPENAI_UNSUPPORTED)
     query = check_conversation(convo, body.tools, settings)
-    user = identity.memory_user_id(body.user or request.headers.get(USER_HEADER), "user")
+    user = memory_user(
+        identity,
+        request,
+        ("user", body.user),
+        ("safety_identifier", (body.model_extra or {}).get("safety_identifier")),
+    )
+    opening = openai_opening([m.model_dump() for m in body.messages])
     turn = TurnRequest(
         endpoint="completions",
         user_id=user,
-        thread_id=thread_id_of(request.headers.get(THREAD_HEADER), THREAD_HEADER),
+        thread_id=conversation_thread(request, user, opening),
         query=query,
         instructions="\n\n".join(system_parts),
         client_messages=convo,
