@@ -240,3 +240,20 @@ def test_every_new_route_needs_a_credential(
         ).input_tokens
         > 0
     )
+
+
+def test_count_tokens_does_not_use_up_the_rate_limit(
+    gateway_factory, memory_server_factory, memory_settings, fake_anthropic
+):
+    mem = memory_server_factory(memory_settings(rate_limit={"per_minute": 2}))
+    gw = gateway_factory(mem.address)
+    a, _ = clients(gw)
+    request = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    for _ in range(4):
+        assert (
+            a.messages.with_raw_response.count_tokens(**request).headers["x-mnemo-memory"] == "ok"
+        )
+    for _ in range(2):  # the user's two turns a minute are all still there
+        a.messages.create(max_tokens=5, **request)
+    with pytest.raises(anthropic.RateLimitError):
+        a.messages.create(max_tokens=5, **request)

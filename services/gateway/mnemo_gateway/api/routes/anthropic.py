@@ -2,8 +2,8 @@
 
 ``anthropic.Anthropic(base_url=<gateway>)`` works unchanged, streaming included. The
 client's own ``messages`` are the conversation; Mnemo adds the user's memory to ``system``
-and stores the new exchange in the thread named by ``X-Mnemo-Thread-Id`` (a new thread
-when absent; its id comes back in the same response header).
+and stores the new exchange in the thread named by ``X-Mnemo-Thread-Id``, else in the
+conversation's own thread (ADR 0010); its id comes back in the same response header.
 """
 
 from __future__ import annotations

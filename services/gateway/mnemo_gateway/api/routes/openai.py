@@ -1,8 +1,9 @@
 """``POST /v1/chat/completions`` — OpenAI Chat Completions, with memory.
 
 ``openai.OpenAI(base_url=<gateway>/v1)`` works unchanged (``stream=True`` included, ending
-with ``data: [DONE]``). The user comes from the credential or the ``user`` field; the
-thread from ``X-Mnemo-Thread-Id`` (new when absent, returned in the same header).
+with ``data: [DONE]``). The user comes from the credential, ``user`` or
+``safety_identifier``; the thread from ``X-Mnemo-Thread-Id``, else the conversation's own
+(ADR 0010), returned in the same header.
 """
 
 from __future__ import annotations
