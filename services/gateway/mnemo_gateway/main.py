@@ -41,8 +41,8 @@ from .memory.client import MemoryClient
 log = logging.getLogger(__name__)
 
 DESCRIPTION = """Chat with memory. `POST /v1/chat` (seed shape), drop-in `POST /v1/messages`
-(Anthropic, with `count_tokens`) and `POST /v1/chat/completions` (OpenAI), `GET /v1/models`
-in both shapes, and memory control under
+(Anthropic, with `count_tokens`), `POST /v1/chat/completions` and `POST /v1/responses`
+(OpenAI), `GET /v1/models` in both shapes, and memory control under
 `/v1/users/{user_id}/...` (`me` = the caller). Every error is
 `{"type": "error", "error": {"code", "type", "message", "field"?}}`."""
 

@@ -23,7 +23,6 @@ NO_USER_DATA = {
     # no user data, but a credential is still required: test_models_and_count_tokens.py
     ("GET", "/v1/models"),
     ("GET", "/v1/models/{model_id}"),
-    ("POST", "/v1/responses"),
 }
 PATH_VALUES = {"memory_id": "m1", "thread_id": "t1", "key": "k1"}
 BODIES = {
@@ -52,6 +51,7 @@ def chat_requests_for(user: str) -> dict[tuple[str, str], dict]:
             "metadata": {"user_id": user},
             "messages": [{"role": "user", "content": "hi"}],
         },
+        ("POST", "/v1/responses"): {"model": "m", "user": user, "input": "hi"},
         ("POST", "/v1/chat/completions"): {
             "model": "m",
             "user": user,

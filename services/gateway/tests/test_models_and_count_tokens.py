@@ -1,6 +1,6 @@
 """The drop-in surface beside chat, through the real SDKs: ``models.list()`` /
-``models.retrieve()`` of both, ``messages.count_tokens()`` with the memory Mnemo adds, the
-Responses API's clear 501, and the auth modes on all of them."""
+``models.retrieve()`` of both, ``messages.count_tokens()`` with the memory Mnemo adds, and
+the auth modes on them and on the Responses API (test_responses_api.py)."""
 
 from __future__ import annotations
 
@@ -179,20 +179,6 @@ def test_count_tokens_bad_input_is_a_4xx_naming_the_field(gateway_factory, fake_
     r = httpx.post(url, json=ok)  # the upstream's refusal comes back as it sent it
     assert r.status_code == 400 and r.json()["error"]["message"] == "messages: bad block"
     assert fake_anthropic.requests[-1].path == "/v1/messages/count_tokens"
-
-
-# --- Responses API -----------------------------------------------------------------------
-
-
-def test_the_responses_api_is_a_clear_501(gateway_factory, fake_anthropic):
-    gw = gateway_factory(None)
-    _, o = clients(gw)
-    with pytest.raises(openai.APIStatusError) as err:
-        o.responses.create(model="gpt-x", input="hi")
-    assert err.value.status_code == 501
-    assert err.value.code == "not_implemented"
-    assert "/v1/chat/completions" in err.value.message
-    assert fake_anthropic.requests == []
 
 
 # --- auth --------------------------------------------------------------------------------
