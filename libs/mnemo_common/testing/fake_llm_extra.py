@@ -100,7 +100,7 @@ def _page(vendor: str, models: list[dict[str, Any]], query: dict[str, list[str]]
     data = models[start:end][:limit]
     return {
         "data": data,
-        "has_more": start + len(data) < end,
+        "has_more": start > 0 if "before_id" in query else start + len(data) < end,
         "first_id": data[0]["id"] if data else None,
         "last_id": data[-1]["id"] if data else None,
     }

@@ -60,6 +60,8 @@ def test_with_pass_client_model_the_upstream_list_pages(gateway_factory, fake_an
     # the SDK's auto-paging follows after_id to the end
     assert [m.id for m in a.models.list(limit=2)] == [m["id"] for m in ANTHROPIC_MODELS]
     assert a.models.retrieve("claude-fake-other").display_name == "Another fake model"
+    before = a.models.list(before_id=ANTHROPIC_MODELS[2]["id"], limit=1)
+    assert [m.id for m in before.data] == [ANTHROPIC_MODELS[1]["id"]] and before.has_more
     assert {m.id for m in o.models.list()} == {m["id"] for m in ANTHROPIC_MODELS}
     r = httpx.get(
         gw.url + "/v1/models",

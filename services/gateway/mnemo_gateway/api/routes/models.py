@@ -160,7 +160,8 @@ async def list_models(
     page = data[start:end][:limit]
     body = {
         "data": page,
-        "has_more": start + len(page) < end,
+        # more in the direction of travel: older pages with before_id, newer ones otherwise
+        "has_more": start > 0 if before_id is not None else start + len(page) < end,
         "first_id": page[0]["id"] if page else None,
         "last_id": page[-1]["id"] if page else None,
     }
