@@ -91,8 +91,27 @@ def openai_opening(messages: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
 
 def conversation_thread_id(user_id: str, opening: Mapping[str, Any]) -> str:
     """The thread of the conversation that starts with ``opening``, for memory user
-    ``user_id`` (tenant-prefixed in api-key mode): ``cv_`` + 128 bits of SHA-256."""
-    doc = {"v": FINGERPRINT_VERSION, "user": user_id, "opening": opening}
-    raw = json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    digest = hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
-    return CONVERSATION_PREFIX + digest[:32]
+    ``user_id`` (tenant-prefixed in api-key mode): ``cv_`` + 128 bits of SHA-256.
+
+    Every piece is fed length-prefixed (unambiguous), text as its UTF-8 bytes: long system
+    prompts are hashed without being JSON-escaped first.
+    """
+    digest = hashlib.sha256(f"mnemo-conversation-v{FINGERPRINT_VERSION}".encode())
+    _feed(digest, user_id)
+    for part in ("system", "first"):
+        blocks = opening.get(part) or []
+        _feed(digest, f"{part}:{len(blocks)}")
+        for block in blocks:
+            if isinstance(block, Mapping) and block.get("type") == "text" and len(block) == 2:
+                _feed(digest, "text")
+                _feed(digest, str(block.get("text", "")))
+            else:
+                _feed(digest, "json")
+                _feed(digest, json.dumps(block, sort_keys=True, separators=(",", ":")))
+    return CONVERSATION_PREFIX + digest.hexdigest()[:32]
+
+
+def _feed(digest: Any, text: str) -> None:
+    data = text.encode("utf-8", "surrogatepass")
+    digest.update(len(data).to_bytes(8, "big"))
+    digest.update(data)
