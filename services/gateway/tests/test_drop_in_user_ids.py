@@ -114,3 +114,10 @@ def test_safety_identifier_is_checked_against_the_credential(
         timeout=30,
     )
     assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("field", ["user_id", "thread_id", "idempotency_key"])
+def test_the_seed_chat_endpoint_names_a_non_string_id_too(stateless, fake_anthropic, field):
+    r = httpx.post(stateless.url + "/v1/chat", json={"prompt": "hi", field: 12345})
+    assert_names(r, field)
+    assert fake_anthropic.requests == []
