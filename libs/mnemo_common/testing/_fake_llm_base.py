@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
 from ..tokens import estimate_tokens
+from .fake_llm_extra import serve_extra  # models, count_tokens
 
 Reply = dict[str, Any]
 
@@ -340,6 +341,8 @@ class FakeLLMServer:
             handler.close_connection = True
             return  # reset/stop while waiting: the client has long given up
         try:
+            if serve_extra(self, handler, body):
+                return
             if handler.command != "POST" or handler.path.split("?")[0] != self.chat_path:
                 self._send_error(
                     handler,

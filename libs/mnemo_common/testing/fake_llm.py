@@ -48,6 +48,9 @@ API shared by both servers (``FakeAnthropicServer``, ``FakeOpenAIServer``):
   point Mnemo's provider layer at this server (``timeout_s``, ``max_retries``, ... override
   ``LLM__*``). Subprocesses get ``env={**os.environ, **fake.env()}``.
 
+Beside chat, both fakes serve ``GET /v1/models[/{id}]`` and the Anthropic one
+``POST /v1/messages/count_tokens`` (:mod:`.fake_llm_extra`).
+
 ``FakeOpenAIServer.stream_usage`` (default True) controls whether a stream that asked for
 ``stream_options.include_usage`` gets the final usage chunk (some servers never send it).
 """

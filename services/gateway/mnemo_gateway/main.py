@@ -19,15 +19,19 @@ from starlette.responses import JSONResponse
 from .api.routes import (
     anthropic,
     chat,
+    count_tokens,
     health,
     memories,
+    models,
     openai,
     preferences,
+    responses,
     threads,
     users,
     web,
 )
 from .chat.service import ChatService
+from .chat.upstream import Upstream
 from .core.auth import Authenticator
 from .core.config import AuthMode, GatewaySettings, get_settings
 from .core.errors import ApiError
@@ -37,7 +41,8 @@ from .memory.client import MemoryClient
 log = logging.getLogger(__name__)
 
 DESCRIPTION = """Chat with memory. `POST /v1/chat` (seed shape), drop-in `POST /v1/messages`
-(Anthropic) and `POST /v1/chat/completions` (OpenAI), and memory control under
+(Anthropic, with `count_tokens`), `POST /v1/chat/completions` and `POST /v1/responses`
+(OpenAI), `GET /v1/models` in both shapes, and memory control under
 `/v1/users/{user_id}/...` (`me` = the caller). Every error is
 `{"type": "error", "error": {"code", "type", "message", "field"?}}`."""
 
@@ -67,6 +72,7 @@ def create_app(
                 breaker_cooldown_s=settings.gateway.breaker_cooldown_s,
             )
         app.state.provider = llm
+        app.state.upstream = Upstream(settings, llm.name)  # models, count_tokens
         app.state.memory = memory
         app.state.chat = ChatService(
             memory,
@@ -105,6 +111,7 @@ def create_app(
                 metrics_server.server_close()
             if memory is not None:
                 await memory.aclose()
+            await app.state.upstream.aclose()
             if provider is None:
                 await llm.aclose()
 
@@ -117,6 +124,8 @@ def create_app(
         settings.gateway.default_user_id if settings.auth.mode is AuthMode.NONE else None,
     )
     for module in (health, chat, anthropic, openai, memories, preferences, threads, users):
+        app.include_router(module.router)
+    for module in (models, count_tokens, responses):  # the rest of the drop-in surface
         app.include_router(module.router)
     if not settings.gateway.metrics_port:
         app.include_router(health.metrics_router)

@@ -15,7 +15,15 @@ import jwt
 import pytest
 
 SECRET = "test-secret-with-enough-entropy-0123456789"
-NO_USER_DATA = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/v1/info"), ("GET", "/v1/me")}
+NO_USER_DATA = {
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/v1/info"),
+    ("GET", "/v1/me"),
+    # no user data, but a credential is still required: test_models_and_count_tokens.py
+    ("GET", "/v1/models"),
+    ("GET", "/v1/models/{model_id}"),
+}
 PATH_VALUES = {"memory_id": "m1", "thread_id": "t1", "key": "k1"}
 BODIES = {
     ("POST", "/v1/users/{user_id}/memories"): {"text": "a fact"},
@@ -38,6 +46,12 @@ def chat_requests_for(user: str) -> dict[tuple[str, str], dict]:
             "metadata": {"user_id": user},
             "messages": [{"role": "user", "content": "hi"}],
         },
+        ("POST", "/v1/messages/count_tokens"): {
+            "model": "m",
+            "metadata": {"user_id": user},
+            "messages": [{"role": "user", "content": "hi"}],
+        },
+        ("POST", "/v1/responses"): {"model": "m", "user": user, "input": "hi"},
         ("POST", "/v1/chat/completions"): {
             "model": "m",
             "user": user,

@@ -18,6 +18,7 @@ from mnemo_common.ids import new_id
 from mnemo_common.llm.base import LLMProvider
 
 from ..chat.service import ChatService
+from ..chat.upstream import Upstream
 from ..core.auth import Authenticator, Identity
 from ..core.config import GatewaySettings
 from ..core.errors import ApiError
@@ -61,11 +62,17 @@ async def get_provider(request: Request) -> LLMProvider:
     return provider
 
 
+def get_upstream(request: Request) -> Upstream:
+    upstream: Upstream = request.app.state.upstream
+    return upstream
+
+
 Settings = Annotated[GatewaySettings, Depends(get_settings)]
 CurrentIdentity = Annotated[Identity, Depends(get_identity)]
 Memory = Annotated[MemoryClient, Depends(get_memory)]
 Chat = Annotated[ChatService, Depends(get_chat_service)]
 Provider = Annotated[LLMProvider, Depends(get_provider)]
+UpstreamAPI = Annotated[Upstream, Depends(get_upstream)]
 
 
 async def memory_user(

@@ -2,9 +2,9 @@
 
 ``anthropic.Anthropic(base_url=<gateway>)`` works unchanged, streaming and tools included.
 The client's own ``messages`` are the conversation; Mnemo adds the user's memory to
-``system`` and stores the exchange in the thread named by ``X-Mnemo-Thread-Id`` (a new
-thread when absent; its id comes back in the same response header). On an Anthropic
-upstream the body is forwarded as sent (:mod:`mnemo_gateway.chat.passthrough`).
+``system`` and stores the exchange in the thread named by ``X-Mnemo-Thread-Id``, else in the
+conversation's own thread (ADR 0011); its id comes back in the same response header. On an
+Anthropic upstream the body is forwarded as sent (:mod:`mnemo_gateway.chat.passthrough`).
 """
 
 from __future__ import annotations
@@ -17,15 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from ...chat import passthrough
+from ...chat.fingerprint import anthropic_opening
 from ...chat.service import TurnRequest
+from ..caller import conversation_thread, memory_user
 from ..deps import Chat, CurrentIdentity, Provider, Settings
-from ..turns import (
-    THREAD_HEADER,
-    USER_HEADER,
-    check_prompt_size,
-    idempotency_key_of,
-    thread_id_of,
-)
+from ..turns import check_prompt_size, idempotency_key_of
 
 router = APIRouter(tags=["anthropic-compatible"])
 
@@ -61,12 +57,14 @@ async def messages(
 ) -> Response:
     call = passthrough.read_call("anthropic", json.loads(await request.body()), request.headers)
     check_prompt_size(call.exchange.user_text, settings, "messages")
-    requested_user = (body.metadata or {}).get("user_id") or request.headers.get(USER_HEADER)
-    user = identity.memory_user_id(requested_user, "metadata.user_id")
+    user = memory_user(
+        identity, request, ("metadata.user_id", (body.metadata or {}).get("user_id"))
+    )
+    opening = anthropic_opening(body.system, [m.model_dump() for m in body.messages])
     turn = TurnRequest(
         endpoint="messages",
         user_id=user,
-        thread_id=thread_id_of(request.headers.get(THREAD_HEADER), THREAD_HEADER),
+        thread_id=conversation_thread(request, user, opening),
         query=call.exchange.user_text,
         instructions="",
         client_messages=(),

@@ -1,9 +1,9 @@
 """``POST /v1/chat/completions`` — OpenAI Chat Completions, with memory.
 
 ``openai.OpenAI(base_url=<gateway>/v1)`` works unchanged (``stream=True`` and tools
-included). The user comes from the credential or the ``user`` field; the thread from
-``X-Mnemo-Thread-Id`` (new when absent, returned in the same header). On an
-OpenAI-compatible upstream the body is forwarded as sent
+included). The user comes from the credential, ``user`` or ``safety_identifier``; the
+thread from ``X-Mnemo-Thread-Id``, else the conversation's own (ADR 0011), returned in the
+same header. On an OpenAI-compatible upstream the body is forwarded as sent
 (:mod:`mnemo_gateway.chat.passthrough`).
 """
 
@@ -17,15 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from ...chat import passthrough
+from ...chat.fingerprint import openai_opening
 from ...chat.service import TurnRequest
+from ..caller import conversation_thread, memory_user
 from ..deps import Chat, CurrentIdentity, Provider, Settings
-from ..turns import (
-    THREAD_HEADER,
-    USER_HEADER,
-    check_prompt_size,
-    idempotency_key_of,
-    thread_id_of,
-)
+from ..turns import check_prompt_size, idempotency_key_of
 
 router = APIRouter(tags=["openai-compatible"])
 
@@ -47,7 +43,7 @@ class CompletionsBody(BaseModel):
     stream: bool = False
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
-    user: str | None = None
+    user: Any = None  # checked by caller.requested_user: a non-string is 422 naming it
 
 
 @router.post("/v1/chat/completions", summary="OpenAI Chat Completions (drop-in, with memory)")
@@ -61,11 +57,17 @@ async def completions(
 ) -> Response:
     call = passthrough.read_call("openai", json.loads(await request.body()), request.headers)
     check_prompt_size(call.exchange.user_text, settings, "messages")
-    user = identity.memory_user_id(body.user or request.headers.get(USER_HEADER), "user")
+    user = memory_user(
+        identity,
+        request,
+        ("user", body.user),
+        ("safety_identifier", (body.model_extra or {}).get("safety_identifier")),
+    )
+    opening = openai_opening([m.model_dump() for m in body.messages])
     turn = TurnRequest(
         endpoint="completions",
         user_id=user,
-        thread_id=thread_id_of(request.headers.get(THREAD_HEADER), THREAD_HEADER),
+        thread_id=conversation_thread(request, user, opening),
         query=call.exchange.user_text,
         instructions="",
         client_messages=(),
