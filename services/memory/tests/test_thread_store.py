@@ -7,14 +7,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
-from mnemo_memory.errors import NotFoundError, PermissionDeniedError
+from mnemo_memory.errors import NotFoundError
 from mnemo_memory.stores.shortterm import ShortTermStores, build_stores
 
 
 @pytest.fixture(params=["inline", "cluster-style"])
 async def stores(request, memory_settings, redis_url) -> AsyncIterator[ShortTermStores]:
-    """Both code paths: global keys inside the Lua scripts, and written separately
-    (what Redis Cluster needs) — each run on a real Redis."""
+    """Both code paths: global keys inside the Lua scripts, and relayed from the user's
+    outbox (what Redis Cluster needs) — each run on a real Redis."""
     settings = memory_settings(
         memory={
             "max_thread_messages": 50,
@@ -141,18 +141,30 @@ async def test_jobs_are_enqueued_at_thresholds_and_summary_only_once(stores) -> 
     assert await stores.redis.ttl(stores.jobs.stream) == -1
 
 
-async def test_ownership(stores) -> None:
+async def test_a_thread_id_is_a_name_within_its_user(stores) -> None:
+    """Two users can both have `shared`; neither sees, changes or deletes the other's, and
+    another user's thread answers exactly like a missing one."""
     await commit(stores, 1, uid="alice", tid="shared")
-    with pytest.raises(PermissionDeniedError):
-        await commit(stores, 2, uid="bob", tid="shared")
-    with pytest.raises(PermissionDeniedError):
-        await stores.threads.get_thread("bob", "shared")
-    with pytest.raises(NotFoundError):
-        await stores.threads.get_thread("alice", "missing")
-    with pytest.raises(PermissionDeniedError):
-        await stores.threads.delete_thread("bob", "shared")
+    await commit(stores, 2, uid="bob", tid="shared")  # not refused: bob's own thread
+    alice = await stores.threads.get_thread("alice", "shared")
+    bob = await stores.threads.get_thread("bob", "shared")
+    assert [m.content for m in alice[1]] == ["question 1", "answer 1"]
+    assert [m.content for m in bob[1]] == ["question 2", "answer 2"]
+    errors = []
+    for call in (
+        lambda: stores.threads.get_thread("carol", "shared"),
+        lambda: stores.threads.get_thread("carol", "missing"),
+        lambda: stores.threads.delete_thread("carol", "shared"),
+        lambda: stores.threads.delete_thread("carol", "missing"),
+        lambda: stores.threads.close_thread("carol", "shared"),
+    ):
+        with pytest.raises(NotFoundError) as err:
+            await call()
+        errors.append(str(err.value))
+    assert set(errors) == {"thread shared not found", "thread missing not found"}
+    assert await stores.threads.delete_thread("bob", "shared") == 2
     assert len(await stores.threads.read_messages("alice", "shared")) == 2
-    assert await stores.redis.exists(stores.keys.messages("bob", "shared")) == 0
+    assert not await stores.redis.keys(f"{stores.keys.prefix}:t:*")  # no global owner key
 
 
 async def test_idle_threads_and_episode_marking(stores) -> None:
