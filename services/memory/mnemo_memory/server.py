@@ -150,7 +150,9 @@ async def create_server(
         handles.tasks.append(asyncio.create_task(_stats_loop(stores, settings)))
     if not stores.inline_global:
         # Cluster: deliver outbox records whose user sends nothing more (ADR 0010)
-        sweep = outbox.sweep_loop(redis, stores.keys, settings.shortterm.outbox_sweep_s)
+        sweep = outbox.sweep_loop(
+            redis, stores.keys, settings.shortterm.outbox_sweep_s, stores.threads.replication
+        )
         handles.tasks.append(asyncio.create_task(sweep))
     log.info(
         "memory service listening",

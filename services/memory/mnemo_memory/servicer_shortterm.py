@@ -97,7 +97,7 @@ class ShortTermRPCs:
         if not stores.inline_global and results.pop():
             # Cluster: a commit's jobs are still in the user's outbox (the stream's node
             # failed during the commit); this turn, often that commit's retry, sends them
-            await outbox.relay_quietly(stores.redis, k, uid)
+            await outbox.relay_quietly(stores.redis, k, uid, stores.threads.replication)
         meta_exists, raw_messages, summary, prefs = results
         exists = bool(meta_exists)
         held = raw_messages if exists else []

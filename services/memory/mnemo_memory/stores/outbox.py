@@ -28,6 +28,7 @@ import asyncio
 import json
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from mnemo_common import metrics
@@ -51,6 +52,38 @@ RELAY_FAILURES = metrics.counter(
     "mnemo_memory_outbox_relay_failures_total",
     "Cluster outbox relays that failed (retried by the next call or the sweep)",
 )
+
+WAIT_TIMEOUTS = metrics.counter(
+    "mnemo_memory_replication_wait_timeouts_total",
+    "Cluster writes acknowledged before REDIS__CLUSTER_WAIT_REPLICAS replicas had them",
+)
+
+
+@dataclass(frozen=True)
+class Replication:
+    """``WAIT`` for ``replicas`` replicas of the node serving a key after a write (Redis
+    replication is asynchronous: a master killed right after acknowledging a write is
+    replaced by a replica without it). ``replicas=0`` waits for nothing."""
+
+    replicas: int = 0
+    timeout_ms: int = 500
+
+    async def wait(self, redis: Any, key: str) -> None:
+        if self.replicas <= 0:
+            return
+        node = redis.get_node_from_key(key)
+        acked = await redis.execute_command(
+            "WAIT", self.replicas, self.timeout_ms, target_nodes=node
+        )
+        if int(acked) < self.replicas:
+            WAIT_TIMEOUTS.inc()
+            log.warning(
+                "write acknowledged before its replicas had it",
+                extra={"replicas": int(acked), "wanted": self.replicas},
+            )
+
+
+NO_WAIT = Replication()
 
 # KEYS: 1 outbox. ARGV: 1 now ms, 2 lease ms, 3 max members.
 # Returns the due members, now leased until now + lease.
@@ -88,17 +121,25 @@ async def pending(redis: Any, keys: KeyBuilder, user_id: str) -> list[dict[str, 
     return jobs
 
 
-async def relay(redis: Any, keys: KeyBuilder, user_id: str, *, now: int | None = None) -> int:
+async def relay(
+    redis: Any,
+    keys: KeyBuilder,
+    user_id: str,
+    replication: Replication = NO_WAIT,
+    *,
+    now: int | None = None,
+) -> int:
     """Move the user's due outbox records to the job stream / activity index; returns how
     many were sent. Errors of single records leave them for a later relay; a failing
-    claim raises."""
+    claim raises. A record leaves the outbox only once its write has reached the
+    replicas ``replication`` asks for."""
     box = keys.outbox(user_id)
     sent = 0
     while True:
         members = await CLAIM.run(redis, [box], [now or _now_ms(), LEASE_MS, BATCH])
         if not members:
             return sent
-        done = []
+        done: list[str] = []
         for member in members:
             try:
                 kind, payload = decode(member)
@@ -113,42 +154,55 @@ async def relay(redis: Any, keys: KeyBuilder, user_id: str, *, now: int | None =
             except Exception as exc:  # the stream's node is down: the lease brings it back
                 RELAY_FAILURES.inc()
                 log.warning("outbox relay failed; retried later", extra={"error": repr(exc)})
-                if done:
-                    await redis.zrem(box, *done)
+                await _settle(redis, keys, box, done, replication)
                 return sent
             RELAYED.labels(kind).inc()
             done.append(member)
             sent += 1
-        await redis.zrem(box, *done)
+        await _settle(redis, keys, box, done, replication)
         if len(members) < BATCH:
             return sent
 
 
-async def relay_quietly(redis: Any, keys: KeyBuilder, user_id: str) -> int:
+async def _settle(
+    redis: Any, keys: KeyBuilder, box: str, done: list[str], replication: Replication
+) -> None:
+    """Drop the sent records from the outbox once the stream's replicas have them."""
+    if not done:
+        return
+    await replication.wait(redis, keys.jobs())
+    await redis.zrem(box, *done)
+
+
+async def relay_quietly(
+    redis: Any, keys: KeyBuilder, user_id: str, replication: Replication = NO_WAIT
+) -> int:
     """:func:`relay` that logs instead of raising (the commit it follows is already stored)."""
     try:
-        return await relay(redis, keys, user_id)
+        return await relay(redis, keys, user_id, replication)
     except Exception as exc:
         RELAY_FAILURES.inc()
         log.warning("outbox relay failed; retried later", extra={"error": repr(exc)})
         return 0
 
 
-async def sweep(redis: Any, keys: KeyBuilder) -> int:
+async def sweep(redis: Any, keys: KeyBuilder, replication: Replication = NO_WAIT) -> int:
     """Relay every user's outbox (SCAN over all primaries); returns records sent."""
     sent = 0
     async for key in redis.scan_iter(match=keys.outbox_pattern(), count=1000):
         user_id = keys.user_of_key(key)
         if user_id:
-            sent += await relay_quietly(redis, keys, user_id)
+            sent += await relay_quietly(redis, keys, user_id, replication)
     return sent
 
 
-async def sweep_loop(redis: Any, keys: KeyBuilder, interval_s: float) -> None:
+async def sweep_loop(
+    redis: Any, keys: KeyBuilder, interval_s: float, replication: Replication = NO_WAIT
+) -> None:
     """The memory service's periodic sweep (started on Cluster only)."""
     while True:
         await asyncio.sleep(interval_s)
         try:
-            await sweep(redis, keys)
+            await sweep(redis, keys, replication)
         except Exception as exc:  # the next round retries
             log.warning("outbox sweep failed", extra={"error": repr(exc)})

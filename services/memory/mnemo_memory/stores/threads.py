@@ -53,6 +53,7 @@ class ThreadStore:
         max_idempotency_keys: int = 500,
         summary_job_stale_s: int = 900,
         title_chars: int = 80,
+        replication: outbox.Replication = outbox.NO_WAIT,
     ) -> None:
         self.redis = redis
         self.keys = keys
@@ -62,6 +63,7 @@ class ThreadStore:
         self.max_idempotency_keys = max_idempotency_keys
         self.summary_job_stale_ms = summary_job_stale_s * 1000
         self.title_chars = title_chars
+        self.replication = replication
 
     @property
     def thread_ttl_ms(self) -> int:
@@ -133,10 +135,13 @@ class ThreadStore:
         if summarize:
             jobs.append("summarize_thread")
         if not self.inline_global:
-            # Cluster: the turn and its jobs are already durable in the user's slot; the
-            # relay to the job stream may fail (its node may be failing over) and is then
-            # retried by the user's next call or the periodic sweep (ADR 0010)
-            await outbox.relay_quietly(self.redis, k, user_id)
+            # Cluster: the turn and its jobs are in the user's slot; acknowledge once its
+            # replica has them too, then relay the jobs to the stream — a relay that fails
+            # (the stream's node failing over) is retried by the user's next call or the
+            # periodic sweep (ADR 0010)
+            if status == "ok":
+                await self.replication.wait(self.redis, keys[0])
+            await outbox.relay_quietly(self.redis, k, user_id, self.replication)
         return AppendResult(
             thread_id=thread_id,
             message_ids=[user_id_, asst_id],
