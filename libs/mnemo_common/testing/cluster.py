@@ -122,11 +122,17 @@ class LocalRedisCluster:
             info = str(self._call(node, "CLUSTER", "INFO"))
             if "cluster_state:ok" not in info:
                 return False
-        # every slot owner has a connected replica (when all nodes are alive)
+        # every slot owner has a replica that finished its initial sync (when all nodes
+        # are alive): until then a WAIT for it times out
         if alive is self.nodes:
             for node in self.nodes[:3]:
-                repl = self._client(node).info("replication")
-                if int(repl.get("connected_slaves", 0)) < 1:
+                client = self._client(node)
+                try:
+                    repl = client.info("replication")
+                finally:
+                    client.close()
+                slave = repl.get("slave0")
+                if not isinstance(slave, dict) or slave.get("state") != "online":
                     return False
         return True
 

@@ -102,6 +102,10 @@ class ShortTermRPCs:
         exists = bool(meta_exists)
         held = raw_messages if exists else []
         replay = _replay_of(held, tid, request.idempotency_key)
+        if replay is not None and not stores.inline_global:
+            # Cluster: report a turn as stored only once a replica has it (the commit
+            # that stored it may have died before its WAIT)
+            await stores.threads.replication.wait(stores.redis, k.messages(uid, tid))
         messages = [] if request.exclude_history else [StoredMessage.from_json(r) for r in held]
         summary = (summary or "") if exists else ""
         memories, degraded = await self._recall(uid, request, context)

@@ -28,7 +28,7 @@ import asyncio
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mnemo_common import metrics
@@ -55,31 +55,43 @@ RELAY_FAILURES = metrics.counter(
 
 WAIT_TIMEOUTS = metrics.counter(
     "mnemo_memory_replication_wait_timeouts_total",
-    "Cluster writes acknowledged before REDIS__CLUSTER_WAIT_REPLICAS replicas had them",
+    "Cluster writes acknowledged before REDIS__CLUSTER_WAIT_REPLICAS replicas had them "
+    "(WAIT timed out, or skipped for a node whose last WAIT timed out)",
 )
 
 
-@dataclass(frozen=True)
+@dataclass
 class Replication:
     """``WAIT`` for ``replicas`` replicas of the node serving a key after a write (Redis
     replication is asynchronous: a master killed right after acknowledging a write is
-    replaced by a replica without it). ``replicas=0`` waits for nothing."""
+    replaced by a replica without it). ``replicas=0`` waits for nothing.
+
+    A node whose WAIT timed out has no (or no healthy) replica — after a fail-over the
+    promoted replica has none until the old master returns —; it is not waited for again
+    for ``SKIP_S`` seconds, so its writes cost one timeout per period, not one each."""
 
     replicas: int = 0
     timeout_ms: int = 500
+    _skip_until: dict[str, float] = field(default_factory=dict, repr=False, compare=False)
+
+    SKIP_S = 5.0
 
     async def wait(self, redis: Any, key: str) -> None:
         if self.replicas <= 0:
             return
         node = redis.get_node_from_key(key)
+        if self._skip_until.get(node.name, 0.0) > time.monotonic():
+            WAIT_TIMEOUTS.inc()
+            return
         acked = await redis.execute_command(
             "WAIT", self.replicas, self.timeout_ms, target_nodes=node
         )
         if int(acked) < self.replicas:
             WAIT_TIMEOUTS.inc()
+            self._skip_until[node.name] = time.monotonic() + self.SKIP_S
             log.warning(
                 "write acknowledged before its replicas had it",
-                extra={"replicas": int(acked), "wanted": self.replicas},
+                extra={"replicas": int(acked), "wanted": self.replicas, "node": node.name},
             )
 
 

@@ -139,8 +139,8 @@ class ThreadStore:
             # replica has them too, then relay the jobs to the stream — a relay that fails
             # (the stream's node failing over) is retried by the user's next call or the
             # periodic sweep (ADR 0010)
-            if status == "ok":
-                await self.replication.wait(self.redis, keys[0])
+            # (a duplicate too: the first attempt may have died before its replica had it)
+            await self.replication.wait(self.redis, keys[0])
             await outbox.relay_quietly(self.redis, k, user_id, self.replication)
         return AppendResult(
             thread_id=thread_id,
