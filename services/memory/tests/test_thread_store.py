@@ -11,10 +11,30 @@ from mnemo_memory.errors import NotFoundError
 from mnemo_memory.stores.shortterm import ShortTermStores, build_stores
 
 
-@pytest.fixture(params=["inline", "cluster-style"])
+@pytest.fixture(
+    params=["inline", "cluster-style", pytest.param("cluster", marks=pytest.mark.cluster)]
+)
 async def stores(request, memory_settings, redis_url) -> AsyncIterator[ShortTermStores]:
     """Both code paths: global keys inside the Lua scripts, and relayed from the user's
-    outbox (what Redis Cluster needs) — each run on a real Redis."""
+    outbox (what Redis Cluster needs) — on a real Redis, and on a real Redis Cluster."""
+    if request.param == "cluster":
+        from mnemo_memory.stores.redis_client import create_redis
+
+        cluster = request.getfixturevalue("redis_cluster")
+        settings = memory_settings(
+            redis_url=cluster.url,
+            memory={
+                "max_thread_messages": 50,
+                "extract_every_messages": 10,
+                "summary_threshold_messages": 30,
+            },
+        )
+        client = create_redis(settings)
+        s = build_stores(settings, client, inline_global=False)
+        await s.jobs.ensure_group()
+        yield s
+        await client.aclose()
+        return
     settings = memory_settings(
         memory={
             "max_thread_messages": 50,
@@ -164,7 +184,8 @@ async def test_a_thread_id_is_a_name_within_its_user(stores) -> None:
     assert set(errors) == {"thread shared not found", "thread missing not found"}
     assert await stores.threads.delete_thread("bob", "shared") == 2
     assert len(await stores.threads.read_messages("alice", "shared")) == 2
-    assert not await stores.redis.keys(f"{stores.keys.prefix}:t:*")  # no global owner key
+    # no global owner key (SCAN: every primary of a Cluster)
+    assert [k async for k in stores.redis.scan_iter(match=f"{stores.keys.prefix}:t:*")] == []
 
 
 async def test_idle_threads_and_episode_marking(stores) -> None:
