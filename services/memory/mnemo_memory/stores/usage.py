@@ -88,11 +88,10 @@ async def _memory_info(redis: Any) -> dict[str, int]:
         info = await redis.info("memory")
         return {f: int(info.get(f, 0)) for f in ("used_memory", "maxmemory")}
     per_node = await redis.info("memory", target_nodes=RedisCluster.PRIMARIES)
-    nodes = per_node.values() if isinstance(per_node, dict) else [per_node]
-    if nodes and "used_memory" in per_node:  # a single primary answers unwrapped
-        nodes = [per_node]
+    # one answer per primary, keyed by node name (a lone primary's answer is not wrapped)
+    infos: list[Any] = [per_node] if "used_memory" in per_node else list(per_node.values())
     return {
-        f: sum(int(n.get(f, 0)) for n in nodes if isinstance(n, dict))
+        f: sum(int(i.get(f, 0)) for i in infos if isinstance(i, dict))
         for f in ("used_memory", "maxmemory")
     }
 
