@@ -93,6 +93,10 @@ async def forget_user(
     counts["jobs"] += await stores.jobs.delete_for_user(user_id)
     if scan_fallback:
         counts["other_keys"] += await _scan_leftovers(stores, user_id)
+    # Cluster: the receipt only once the replicas of the user's node and the stream's node
+    # have the deletes too (a fail-over would otherwise bring the data back)
+    await stores.threads.replication.wait(redis, k.thread_index(user_id))
+    await stores.threads.replication.wait(redis, k.jobs())
     return dict(counts)
 
 
