@@ -149,7 +149,7 @@ async def create_server(
     if stats_loop:
         handles.tasks.append(asyncio.create_task(_stats_loop(stores, settings)))
     if not stores.inline_global:
-        # Cluster: deliver outbox records whose user sends nothing more (ADR 0010)
+        # Cluster: deliver outbox records whose user sends nothing more (ADR 0012)
         sweep = outbox.sweep_loop(
             redis, stores.keys, settings.shortterm.outbox_sweep_s, stores.threads.replication
         )

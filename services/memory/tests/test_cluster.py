@@ -109,7 +109,7 @@ def test_erasure_and_export_on_cluster(redis_cluster, cluster_server) -> None:
     fill_user(stub, "bob")
     fact = stub.AddMemory(pb.AddMemoryRequest(user_id="alice", text="Alice keeps bees"))
     stub.AddMemory(pb.AddMemoryRequest(user_id="bob", text="Bob keeps goats"))
-    # an owner key of the layout before ADR 0010, in a slot of its own
+    # an owner key of the layout before ADR 0012, in a slot of its own
     client = redis_cluster.client()
     client.set(f"{prefix}:t:alice-t9:owner", "alice", ex=600)
     client.set(f"{prefix}:t:bob-t9:owner", "bob", ex=600)

@@ -63,7 +63,7 @@ def test_scan_fallback_catches_keys_the_index_lost(server, redis_url) -> None:
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     client.delete(f"{prefix}:u:{{alice}}:threads")  # the index is gone
     client.zrem(f"{prefix}:threads:activity", "alice:alice-t0")
-    # thread-owner keys of the layout before ADR 0010 (global thread ids) name the user too
+    # thread-owner keys of the layout before ADR 0012 (global thread ids) name the user too
     client.set(f"{prefix}:t:alice-t0:owner", "alice", ex=3600)
     client.set(f"{prefix}:t:bob-t0:owner", "bob", ex=3600)
     receipt = stub.ForgetUser(pb.ForgetUserRequest(user_id="alice")).receipt

@@ -12,7 +12,7 @@ The memory-service user id names the mode, the tenant and the user (:func:`encod
 ``n.USER`` (none), ``k.TENANT.USER`` (api-key), ``j.SUB`` (jwt). A tenant never contains
 ``.``, so the encoding is injective and reverses (:func:`decode_user_id`): no user of
 one mode or tenant can name another's data, even when gateways of different modes share
-one memory service (ADR 0010).
+one memory service (ADR 0012).
 
 The credential is read from ``Authorization: Bearer`` or ``x-api-key`` (what the Anthropic
 SDK sends), so both SDKs work unchanged. Keys are compared in constant time and never logged.

@@ -6,7 +6,7 @@ idempotency keys, the Cluster outbox and every job naming the user (XRANGE scan 
 stream and the dead-letter stream, which the worker keeps short by XDELing finished jobs).
 Then, unless ``SHORTTERM__ERASURE_SCAN_FALLBACK=false``, one ``SCAN`` over the prefix (on
 Cluster: of every primary) removes anything the indexes missed (keys of the user's hash
-tag, and thread-owner keys of the layout before ADR 0010 that name the user): an
+tag, and thread-owner keys of the layout before ADR 0012 that name the user): an
 O(keyspace) safety net, counted as ``other_keys`` in the receipt.
 
 Every multi-key command touches one hash slot (the user's), and keys of other slots are
@@ -102,7 +102,7 @@ async def forget_user(
 
 async def _scan_leftovers(stores: ShortTermStores, user_id: str) -> int:
     """The SCAN safety net: keys of the user's hash tag, and legacy owner keys naming the
-    user (``P:t:TID:owner``, written before ADR 0010; they expire with their thread)."""
+    user (``P:t:TID:owner``, written before ADR 0012; they expire with their thread)."""
     k, redis = stores.keys, stores.redis
     user_prefix = k.user_base(user_id) + ":"
     owner_prefix, owner_suffix = f"{k.prefix}:t:", ":owner"

@@ -22,7 +22,7 @@ A thread id is a name within one user: ``alice``'s and ``bob``'s ``trip-planning
 threads, every key of a thread lives in its user's slot, and another user's thread is
 simply a thread this user does not have (NOT_FOUND, like any missing one). Nothing
 global names a thread except the activity index and the job stream, whose entries carry
-the user id too. ``docs/adr/0003`` explains the layout, ``docs/adr/0010`` the change from
+the user id too. ``docs/adr/0003`` explains the layout, ``docs/adr/0012`` the change from
 global thread ids.
 """
 

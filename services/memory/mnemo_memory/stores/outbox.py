@@ -19,7 +19,7 @@ empty, and in a periodic sweep of all outboxes (``SHORTTERM__OUTBOX_SWEEP_S``), 
 is delivered even when the user never comes back. Delivery is at least once: a relay that
 dies between XADD and ZREM sends that job again after the lease; the worker's handlers
 are idempotent for a repeated job (facts upsert by id, summary replacement is
-compare-and-delete, episodes are keyed by their last message). ADR 0010.
+compare-and-delete, episodes are keyed by their last message). ADR 0012.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Keys 1-5 are one user's thread keys (one Cluster slot). The global keys (activity index,
 job stream) follow only when the deployment allows cross-slot scripts (``inline == '1'``);
 on Cluster the script writes those writes into the user's outbox instead (same slot) and
-:mod:`.outbox` relays them to the global keys (ADR 0010).
+:mod:`.outbox` relays them to the global keys (ADR 0012).
 """
 
 from __future__ import annotations

@@ -138,7 +138,7 @@ class ThreadStore:
             # Cluster: the turn and its jobs are in the user's slot; acknowledge once its
             # replica has them too, then relay the jobs to the stream — a relay that fails
             # (the stream's node failing over) is retried by the user's next call or the
-            # periodic sweep (ADR 0010)
+            # periodic sweep (ADR 0012)
             # (a duplicate too: the first attempt may have died before its replica had it)
             await self.replication.wait(self.redis, keys[0])
             await outbox.relay_quietly(self.redis, k, user_id, self.replication)
