@@ -246,3 +246,43 @@ async def test_summary_expires_with_its_thread_and_never_outlives_it(stores) -> 
             await stores.redis.delete(key)
     await commit(stores, 9)
     assert await stores.threads.get_summary("u1", "t1") in (None, "")
+
+
+@pytest.mark.parametrize(
+    "stores", ["cluster-style", pytest.param("cluster", marks=pytest.mark.cluster)], indirect=True
+)
+async def test_jobs_wait_in_the_outbox_while_the_stream_refuses_them(stores) -> None:
+    """Cluster path: a commit whose relay to the job stream fails keeps its jobs in the
+    user's outbox (same slot as the turn, thread TTL), export shows them, erasure counts
+    them, and the next relay delivers them."""
+    from mnemo_memory.stores import erasure, outbox
+
+    k = stores.keys
+    await stores.redis.delete(k.jobs())
+    await stores.redis.set(k.jobs(), "not a stream")  # every XADD now fails
+    for i in range(5):  # extract_every_messages=10: the fifth turn crosses it
+        await commit(stores, i, uid="olga", tid="t1")
+    box = k.outbox("olga")
+    assert await stores.redis.zcard(box) == 1  # the job (the activity records went through)
+    assert 0 < await stores.redis.pttl(box) <= stores.threads.thread_ttl_ms
+    held = await outbox.pending(stores.redis, k, "olga")
+    assert [j["type"] for j in held] == ["extract_facts"]
+    # the stream is back; the export lists the job still waiting in the outbox ...
+    await stores.redis.delete(k.jobs())
+    jobs_doc = {s: d async for s, d in erasure.export_user(stores, "olga")}["jobs"]
+    assert [j["job_id"] for j in jobs_doc["pending"]] == [held[0]["job_id"]]
+    # ... and the next relay (a commit, PrepareTurn or the sweep) delivers it
+    later = outbox._now_ms() + outbox.LEASE_MS + 1  # past the failed relay's lease
+    assert await outbox.relay(stores.redis, k, "olga", now=later) == 1
+    assert await stores.redis.exists(box) == 0
+    delivered = [f for _, f in await stores.redis.xrange(k.jobs())]
+    assert [f["job_id"] for f in delivered] == [held[0]["job_id"]]
+    assert await stores.redis.zscore(k.activity_index(), k.activity_member("olga", "t1"))
+    # a record that never made it is still erased with the user
+    await stores.redis.delete(k.jobs())
+    await stores.redis.set(k.jobs(), "not a stream")
+    for i in range(5, 10):
+        await commit(stores, i, uid="olga", tid="t1")
+    await stores.redis.delete(k.jobs())
+    counts = await erasure.forget_user(stores, "olga", scan_fallback=False)
+    assert counts["jobs"] == 1 and await stores.redis.exists(box) == 0
