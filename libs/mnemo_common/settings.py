@@ -58,6 +58,14 @@ class RedisSettings(BaseModel):
     key_prefix: str = Field("mnemo", pattern=r"^[A-Za-z0-9._-]{1,32}$")
     # redis+sentinel:// master name
     sentinel_master: str = "mymaster"
+    # Redis Cluster: replicas that must have a commit (and a relayed job) before it is
+    # acknowledged (WAIT), so a fail-over that promotes a replica cannot lose it; 0 = do
+    # not wait (a cluster without replicas)
+    cluster_wait_replicas: int = Field(1, ge=0)
+    # milliseconds that WAIT may block (keep it below REDIS__SOCKET_TIMEOUT_S); after that
+    # the write is acknowledged anyway, mnemo_memory_replication_wait_timeouts_total counts
+    # it, and that node is not waited for during 5 s (it has no healthy replica)
+    cluster_wait_timeout_ms: int = Field(500, ge=1)
 
     def url_from_parts(self) -> str:
         scheme = "rediss" if self.tls else "redis"

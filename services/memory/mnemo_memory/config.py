@@ -70,6 +70,9 @@ class ShortTermSettings(BaseModel):
     recall_timeout_s: float = Field(5.0, gt=0)
     # characters of the first user message kept as a thread title
     title_chars: int = Field(80, ge=8)
+    # Redis Cluster: seconds between sweeps that relay every user's outbox (jobs committed
+    # with a turn whose relay to the job stream failed) when the user sends nothing more
+    outbox_sweep_s: float = Field(30.0, gt=0)
 
 
 class MemoryServiceSettings(CommonSettings):

@@ -26,7 +26,7 @@ from mnemo_memory.health import SERVICE_NAME, RedisHealth
 from mnemo_memory.interceptors import ErrorMappingInterceptor
 from mnemo_memory.longterm import build_longterm
 from mnemo_memory.servicer import MemoryServicer
-from mnemo_memory.stores import usage
+from mnemo_memory.stores import outbox, usage
 from mnemo_memory.stores.redis_client import create_redis, describe_target, target_from_settings
 from mnemo_memory.stores.shortterm import ShortTermStores, build_stores
 
@@ -148,6 +148,12 @@ async def create_server(
     health.start()
     if stats_loop:
         handles.tasks.append(asyncio.create_task(_stats_loop(stores, settings)))
+    if not stores.inline_global:
+        # Cluster: deliver outbox records whose user sends nothing more (ADR 0012)
+        sweep = outbox.sweep_loop(
+            redis, stores.keys, settings.shortterm.outbox_sweep_s, stores.threads.replication
+        )
+        handles.tasks.append(asyncio.create_task(sweep))
     log.info(
         "memory service listening",
         extra={

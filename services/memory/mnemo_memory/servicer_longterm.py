@@ -1,8 +1,8 @@
 """gRPC handlers of the long-term RPCs (SearchMemories, List/Add/Update/DeleteMemory).
 
 Thin: validate ids, translate protobuf to :class:`~mnemo_memory.longterm.service.LongTermMemory`
-calls and back. Domain errors propagate to the error-mapping interceptor (NOT_FOUND,
-PERMISSION_DENIED, INVALID_ARGUMENT, UNAVAILABLE, FAILED_PRECONDITION).
+calls and back. Domain errors propagate to the error-mapping interceptor (NOT_FOUND —
+also for another user's memory —, INVALID_ARGUMENT, UNAVAILABLE, FAILED_PRECONDITION).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 import grpc
 from mnemo.memory.v1 import memory_pb2
 
-from mnemo_memory.errors import InvalidArgumentError, PermissionDeniedError
+from mnemo_memory.errors import InvalidArgumentError
 from mnemo_memory.longterm.convert import MAX_TOP_K, filter_from_pb, ranked_to_pb, record_to_pb
 from mnemo_memory.stores.keys import checked_id
 
@@ -21,7 +21,7 @@ MAX_QUERY_CHARS = 8000
 
 class LongTermRPCs:
     """Mixed into MemoryServicer; expects ``longterm`` (None = not available) and
-    ``threads`` (the ThreadStore, for thread ownership)."""
+    ``threads`` (the ThreadStore)."""
 
     longterm: Any
     threads: Any
@@ -65,10 +65,8 @@ class LongTermRPCs:
         lt = await self._lt(context)
         uid = checked_id(request.user_id, "user_id")
         if request.source_thread_id:
-            tid = checked_id(request.source_thread_id, "source_thread_id")
-            owner = await self.threads.owner_of(tid)
-            if owner is not None and owner != uid:
-                raise PermissionDeniedError(f"thread {tid} belongs to another user")
+            # a thread id names one of this user's threads (it may have expired already)
+            checked_id(request.source_thread_id, "source_thread_id")
         record = await lt.add_memory(
             uid, request.text, request.kind, request.importance, request.source_thread_id
         )

@@ -19,9 +19,9 @@ from mnemo_common.limits import MAX_METADATA_ENTRIES, MAX_METADATA_VALUE_BYTES
 
 from mnemo_memory.budget import fit_context
 from mnemo_memory.convert import JOB_TYPES, message_pb, thread_info_pb
-from mnemo_memory.errors import InvalidArgumentError, PermissionDeniedError, UnavailableError
+from mnemo_memory.errors import InvalidArgumentError, UnavailableError
 from mnemo_memory.longterm.convert import check_recall
-from mnemo_memory.stores import erasure, usage
+from mnemo_memory.stores import erasure, outbox, usage
 from mnemo_memory.stores.keys import checked_id
 from mnemo_memory.stores.lua import execute_with_scripts
 from mnemo_memory.stores.ratelimit import CHECK_AND_COUNT, RateLimiter, WindowState
@@ -77,10 +77,12 @@ class ShortTermRPCs:
         def build(pipe: Any) -> None:
             if rl_call is not None:
                 CHECK_AND_COUNT.queue(pipe, *rl_call)
-            pipe.get(k.thread_owner(tid))
+            pipe.exists(k.meta(uid, tid))
             pipe.lrange(k.messages(uid, tid), 0, -1)
             pipe.get(k.summary(uid, tid))
             pipe.hgetall(k.preferences(uid))
+            if not stores.inline_global:
+                pipe.zcard(k.outbox(uid))
 
         results = await execute_with_scripts(
             stores.redis, build, [CHECK_AND_COUNT], transaction=stores.inline_global
@@ -92,12 +94,18 @@ class ShortTermRPCs:
             if limited is not None and request.count_rate_limit:
                 RATE_LIMITED.labels(limited.window).inc()
                 raise limited
-        owner, raw_messages, summary, prefs = results
-        exists = owner is not None
-        if exists and owner != uid:
-            raise PermissionDeniedError(f"thread {tid} belongs to another user")
+        if not stores.inline_global and results.pop():
+            # Cluster: a commit's jobs are still in the user's outbox (the stream's node
+            # failed during the commit); this turn, often that commit's retry, sends them
+            await outbox.relay_quietly(stores.redis, k, uid, stores.threads.replication)
+        meta_exists, raw_messages, summary, prefs = results
+        exists = bool(meta_exists)
         held = raw_messages if exists else []
         replay = _replay_of(held, tid, request.idempotency_key)
+        if replay is not None and not stores.inline_global:
+            # Cluster: report a turn as stored only once a replica has it (the commit
+            # that stored it may have died before its WAIT)
+            await stores.threads.replication.wait(stores.redis, k.messages(uid, tid))
         messages = [] if request.exclude_history else [StoredMessage.from_json(r) for r in held]
         summary = (summary or "") if exists else ""
         memories, degraded = await self._recall(uid, request, context)

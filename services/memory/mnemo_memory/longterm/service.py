@@ -21,7 +21,6 @@ from mnemo_memory.embed import Embedder
 from mnemo_memory.errors import (
     InvalidArgumentError,
     NotFoundError,
-    PermissionDeniedError,
     UnavailableError,
 )
 from mnemo_memory.stores.vector import MemoryRecord, VectorFilter
@@ -160,10 +159,9 @@ class LongTermMemory:
     # --- user-facing CRUD ---
     async def _owned(self, user_id: str, memory_id: str) -> MemoryRecord:
         found = await self.store.get([memory_id])
-        if not found:
+        # another user's memory answers exactly like a missing one: no existence oracle
+        if not found or found[0].user_id != user_id:
             raise NotFoundError(f"memory {memory_id} not found")
-        if found[0].user_id != user_id:
-            raise PermissionDeniedError(f"memory {memory_id} belongs to another user")
         return found[0]  # type: ignore[no-any-return]
 
     def _check_text(self, text: str) -> str:

@@ -10,16 +10,20 @@ so all of one user's keys live in one slot and one Lua script can update them at
     P:u:{uid}:t:TID:idem           zset  idempotency key -> commit ms     TTL thread TTL
     P:u:{uid}:prefs                hash  preference key -> value          TTL user TTL
     P:u:{uid}:ratelimit            hash  window:bucket -> count           TTL 2 days
-    P:t:TID:owner                  str   user id owning the thread        TTL thread TTL
+    P:u:{uid}:outbox               zset  job / activity JSON -> due ms    TTL thread TTL
+                                         (Cluster only: see ``outbox.py``)
     P:threads:activity             zset  "uid:tid" -> last activity ms    no TTL (pruned)
     P:jobs                         stream background jobs                 never expires
     P:jobs:dead                    stream dead letters                    never expires
     P:erased:<sha256(uid)[:32]>    str   Redis time (ms) of the last erasure TTL SHORTTERM__
                                          ERASURE_MARKER_HOURS (names no one: a hash)
 
-Thread ids are global (two users cannot own the same thread id), which is what lets a
-request for someone else's thread answer PERMISSION_DENIED instead of NOT_FOUND; the owner
-key is the one per-thread key outside the user's slot. ``docs/adr/0003`` explains why.
+A thread id is a name within one user: ``alice``'s and ``bob``'s ``trip-planning`` are two
+threads, every key of a thread lives in its user's slot, and another user's thread is
+simply a thread this user does not have (NOT_FOUND, like any missing one). Nothing
+global names a thread except the activity index and the job stream, whose entries carry
+the user id too. ``docs/adr/0003`` explains the layout, ``docs/adr/0012`` the change from
+global thread ids.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ _SUFFIX_KINDS = {
     "threads": "thread_index",
     "prefs": "preferences",
     "ratelimit": "rate_limit_keys",
-    "owner": "thread_owners",
+    "outbox": "job_outbox",
 }
 
 
@@ -96,13 +100,32 @@ class KeyBuilder:
     def rate_limit(self, user_id: str) -> str:
         return self.user_base(user_id) + ":ratelimit"
 
+    def outbox(self, user_id: str) -> str:
+        """Cluster: global writes of the user's commits not yet relayed (``outbox.py``)."""
+        return self.user_base(user_id) + ":outbox"
+
     def user_keys(self, user_id: str) -> list[str]:
         """Per-user keys that are not per thread."""
-        return [self.thread_index(user_id), self.preferences(user_id), self.rate_limit(user_id)]
+        return [
+            self.thread_index(user_id),
+            self.preferences(user_id),
+            self.rate_limit(user_id),
+            self.outbox(user_id),
+        ]
+
+    def outbox_pattern(self) -> str:
+        """SCAN MATCH pattern of every user's outbox (the relay's sweep)."""
+        return f"{self.prefix}:u:*:outbox"
+
+    def user_of_key(self, key: str) -> str | None:
+        """The user id of a per-user key (its hash tag), None for other keys."""
+        head = f"{self.prefix}:u:{{"
+        if not key.startswith(head):
+            return None
+        uid, sep, _ = key[len(head) :].partition("}")
+        return uid if sep else None
 
     # --- global ---
-    def thread_owner(self, thread_id: str) -> str:
-        return f"{self.prefix}:t:{checked_id(thread_id, 'thread_id')}:owner"
 
     def erased(self, user_id: str) -> str:
         """When the user was last erased, so the worker drops jobs it already held for them."""
@@ -139,6 +162,6 @@ class KeyBuilder:
         if key.startswith(f"{self.prefix}:erased:"):
             return "erasure_markers"
         rest = key[len(self.prefix) + 1 :]
-        if not (rest.startswith("u:{") or rest.startswith("t:")):
+        if not rest.startswith("u:{"):
             return "other"
         return _SUFFIX_KINDS.get(key.rsplit(":", 1)[-1], "other")

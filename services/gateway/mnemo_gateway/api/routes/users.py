@@ -25,12 +25,29 @@ async def export_user(
             doc = json.loads(chunk.json or b"null")
         except ValueError:
             doc = chunk.json.decode("utf-8", "replace")
-        sections.setdefault(chunk.section or "other", []).append(doc)
+        sections.setdefault(chunk.section or "other", []).append(
+            _public(doc, user, identity.public_user_id(user))
+        )
     return {
         "user_id": identity.public_user_id(user),
         "exported_at_ms": int(time.time() * 1000),
         "sections": sections,
     }
+
+
+def _public(doc: Any, memory_user: str, public_user: str) -> Any:
+    """``doc`` with every ``user_id`` naming ``memory_user`` (the mode- and tenant-
+    namespaced id) replaced by the id the caller knows."""
+    if isinstance(doc, dict):
+        return {
+            k: public_user
+            if k == "user_id" and v == memory_user
+            else _public(v, memory_user, public_user)
+            for k, v in doc.items()
+        }
+    if isinstance(doc, list):
+        return [_public(v, memory_user, public_user) for v in doc]
+    return doc
 
 
 @router.delete(
