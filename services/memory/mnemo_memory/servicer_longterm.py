@@ -15,6 +15,7 @@ from mnemo.memory.v1 import memory_pb2
 from mnemo_memory.errors import InvalidArgumentError, PermissionDeniedError
 from mnemo_memory.longterm.convert import MAX_TOP_K, filter_from_pb, ranked_to_pb, record_to_pb
 from mnemo_memory.stores.keys import checked_id
+from mnemo_memory.stores.text import checked_clean
 
 MAX_QUERY_CHARS = 8000
 
@@ -38,6 +39,7 @@ class LongTermRPCs:
         uid = checked_id(request.user_id, "user_id")
         if not request.query.strip():
             raise InvalidArgumentError("query", "must not be empty")
+        checked_clean(request.query, "query")
         if len(request.query) > MAX_QUERY_CHARS:
             raise InvalidArgumentError("query", f"is longer than {MAX_QUERY_CHARS} characters")
         if not 0 <= request.top_k <= MAX_TOP_K:

@@ -24,6 +24,7 @@ from mnemo_memory.errors import (
     PermissionDeniedError,
     UnavailableError,
 )
+from mnemo_memory.stores.text import checked_clean
 from mnemo_memory.stores.vector import MemoryRecord, VectorFilter
 
 from .convert import filter_from_pb, kind_from_pb, ranked_to_pb
@@ -167,7 +168,7 @@ class LongTermMemory:
         return found[0]  # type: ignore[no-any-return]
 
     def _check_text(self, text: str) -> str:
-        text = text.strip()
+        text = checked_clean(text, "text").strip()
         if not text:
             raise InvalidArgumentError("text", "must not be empty")
         if len(text) > self.cfg.max_text_chars:
@@ -208,10 +209,11 @@ class LongTermMemory:
         self, user_id: str, memory_id: str, text: str | None, importance: int | None, kind: int
     ) -> MemoryRecord:
         """Correct a memory; a text change is re-embedded."""
+        checked = self._check_text(text) if text is not None else None  # before any lookup
         old = await self._owned(user_id, memory_id)
         changes: dict[str, Any] = {"updated_at_ms": now_ms()}
-        if text is not None:
-            changes["text"] = self._check_text(text)
+        if checked is not None:
+            changes["text"] = checked
         if importance is not None:
             if importance < 1 or importance > 10:
                 raise InvalidArgumentError("importance", "must be between 1 and 10")
