@@ -148,6 +148,10 @@ async def create_server(
     health.start()
     if stats_loop:
         handles.tasks.append(asyncio.create_task(_stats_loop(stores, settings)))
+    # unfinished erasures (a store was down) complete by themselves once it is back
+    handles.tasks.append(
+        asyncio.create_task(servicer.erasures.resume_loop(settings.shortterm.erasure_resume_s))
+    )
     log.info(
         "memory service listening",
         extra={

@@ -26,6 +26,7 @@ class LongTermRPCs:
 
     longterm: Any
     threads: Any
+    erasures: Any
 
     async def _lt(self, context: Any) -> Any:
         if self.longterm is None:
@@ -71,6 +72,7 @@ class LongTermRPCs:
             owner = await self.threads.owner_of(tid)
             if owner is not None and owner != uid:
                 raise PermissionDeniedError(f"thread {tid} belongs to another user")
+        await self.erasures.refuse_if_erasing(uid)
         record = await lt.add_memory(
             uid, request.text, request.kind, request.importance, request.source_thread_id
         )
@@ -80,6 +82,7 @@ class LongTermRPCs:
         lt = await self._lt(context)
         uid = checked_id(request.user_id, "user_id")
         mid = checked_id(request.memory_id, "memory_id")
+        await self.erasures.refuse_if_erasing(uid)
         record = await lt.update_memory(
             uid,
             mid,

@@ -10,13 +10,16 @@ from __future__ import annotations
 from .lua import LuaScript
 
 # KEYS: 1 messages, 2 meta, 3 idem, 4 user thread index, 5 summary,
-#       [6 owner, 7 activity index, 8 job stream]  (inline only)
+#       [6 owner, 7 activity index, 8 job stream]  (inline only),
+#       then always last: the user's erasure job (hash), the user's in-flight turns (zset)
 # ARGV: 1 now_ms, 2 user_id, 3 thread_id, 4 idempotency key, 5 user msg json,
 #       6 assistant msg json, 7 assistant msg id, 8 max messages, 9 thread ttl ms,
 #       10 idem ttl ms, 11 idem cap, 12 extract every, 13 summary threshold,
 #       14 summary stale ms, 15 inline, 16 title, 17 extract job id, 18 summary job id,
-#       19 activity member
-# Returns {status, message_count, created, extract(0/1), new_messages, summarize(0/1)}
+#       19 activity member, 20 in-flight member ("tid:idempotency key")
+# Returns {status, message_count, created, extract(0/1), new_messages, summarize(0/1)};
+# status 'erasing' while the user's erasure runs, 'erased' for a turn PrepareTurn saw
+# before the user's last erasure began (or never saw, within the erasure marker's life)
 APPEND_TURN = LuaScript(
     "append_turn",
     r"""
@@ -30,6 +33,15 @@ end
 if redis.call('ZSCORE', KEYS[3], ARGV[4]) then
   return {'duplicate', redis.call('LLEN', KEYS[1]), 0, 0, 0, 0}
 end
+local erasure = redis.call('HMGET', KEYS[#KEYS - 1], 'state', 'started_at_ms')
+if erasure[1] == 'running' then return {'erasing', 0, 0, 0, 0, 0} end
+if erasure[1] then
+  local seen = redis.call('ZSCORE', KEYS[#KEYS], ARGV[20])
+  if not seen or tonumber(seen) < tonumber(erasure[2]) then
+    return {'erased', 0, 0, 0, 0, 0}
+  end
+end
+redis.call('ZREM', KEYS[#KEYS], ARGV[20])
 local created = 0
 if redis.call('EXISTS', KEYS[2]) == 0 then
   created = 1
@@ -136,6 +148,21 @@ if ARGV[3] == '1' then
 end
 if existed + indexed == 0 then return -1 end
 return n
+""",
+)
+
+# KEYS: 1 the user's in-flight turns (zset). ARGV: 1 member, 2 ttl ms.
+# PrepareTurn records, in Redis time, that it saw the turn: a commit of a turn seen before
+# the user's erasure began is refused (APPEND_TURN), one seen after it is stored.
+NOTE_TURN = LuaScript(
+    "note_turn",
+    r"""
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return now
 """,
 )
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from mnemo_common.ids import new_id
 
-from mnemo_memory.errors import NotFoundError, PermissionDeniedError
+from mnemo_memory.errors import ErasedError, NotFoundError, PermissionDeniedError
 
 from .jobs import JobQueue
 from .keys import KeyBuilder, checked_id
@@ -116,6 +116,7 @@ class ThreadStore:
         ]
         if self.inline_global:
             keys += [k.thread_owner(thread_id), k.activity_index(), k.jobs()]
+        keys += [k.erasure(user_id), k.inflight(user_id)]
         extract_job, summary_job = new_id("job-"), new_id("job-")
         member = k.activity_member(user_id, thread_id)
         args = [
@@ -138,12 +139,19 @@ class ThreadStore:
             extract_job,
             summary_job,
             member,
+            k.inflight_member(thread_id, idempotency_key),
         ]
         status, count, created, extract, new_messages, summarize = await APPEND_TURN.run(
             self.redis, keys, args
         )
         if status == "denied":
             raise PermissionDeniedError(f"thread {thread_id} belongs to another user")
+        if status in ("erasing", "erased"):
+            raise ErasedError(
+                "the user is being erased"
+                if status == "erasing"
+                else "the turn began before the user's erasure; it is not stored"
+            )
         jobs = []
         if extract:
             jobs.append("extract_facts")
