@@ -81,6 +81,11 @@ class ErasureJobs:
     def _marker_ttl_s(self) -> int:
         return int(self.settings.shortterm.erasure_marker_hours * 3600)
 
+    def request_purge(self) -> None:
+        """Rewrite the stores' files soon (after a deletion or correction)."""
+        if self.purger is not None:
+            self.purger.request()
+
     async def is_erasing(self, user_id: str) -> bool:
         state = await self.stores.redis.hget(self.stores.keys.erasure(user_id), "state")
         return bool(state == "running")

@@ -25,6 +25,7 @@ from mnemo_common.logging import configure_logging
 from mnemo_memory.health import SERVICE_NAME, RedisHealth
 from mnemo_memory.interceptors import ErrorMappingInterceptor
 from mnemo_memory.longterm import build_longterm
+from mnemo_memory.purge import Purger
 from mnemo_memory.servicer import MemoryServicer
 from mnemo_memory.stores import usage
 from mnemo_memory.stores.redis_client import create_redis, describe_target, target_from_settings
@@ -148,6 +149,13 @@ async def create_server(
     health.start()
     if stats_loop:
         handles.tasks.append(asyncio.create_task(_stats_loop(stores, settings)))
+    purger = Purger(
+        redis,
+        getattr(longterm, "store", None),
+        interval_s=settings.shortterm.erasure_purge_s,
+    )
+    servicer.erasures.purger = purger
+    handles.tasks.append(asyncio.create_task(purger.run()))
     # unfinished erasures (a store was down) complete by themselves once it is back
     handles.tasks.append(
         asyncio.create_task(servicer.erasures.resume_loop(settings.shortterm.erasure_resume_s))

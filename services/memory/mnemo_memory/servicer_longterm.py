@@ -90,10 +90,14 @@ class LongTermRPCs:
             request.importance if request.HasField("importance") else None,
             request.kind,
         )
+        if request.HasField("text"):
+            self.erasures.request_purge()  # the corrected text leaves the files too
         return record_to_pb(record)
 
     async def DeleteMemory(self, request: Any, context: Any) -> memory_pb2.DeleteMemoryResponse:
         lt = await self._lt(context)
         uid = checked_id(request.user_id, "user_id")
         mid = checked_id(request.memory_id, "memory_id")
-        return memory_pb2.DeleteMemoryResponse(deleted=await lt.delete_memory(uid, mid))
+        deleted = await lt.delete_memory(uid, mid)
+        self.erasures.request_purge()
+        return memory_pb2.DeleteMemoryResponse(deleted=deleted)

@@ -224,6 +224,7 @@ class ShortTermRPCs:
         uid = checked_id(request.user_id, "user_id")
         tid = checked_id(request.thread_id, "thread_id")
         n = await self.stores.threads.delete_thread(uid, tid)
+        self.erasures.request_purge()
         return memory_pb2.DeleteThreadResponse(deleted=True, messages_deleted=n)
 
     async def CloseThread(self, request: Any, context: Any) -> memory_pb2.CloseThreadResponse:

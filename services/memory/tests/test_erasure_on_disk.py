@@ -1,0 +1,146 @@
+"""The bar of erasure: after ForgetUser (or deleting one memory) no byte of the user's id or
+of a word they said is left in any store's files once the documented window has passed —
+Redis' AOF and RDB, embedded Chroma's database and index files.
+
+The stores run as they do in ``make run``: Redis with the AOF and RDB snapshots on, Chroma
+embedded in the memory service. Every search polls with a deadline (the purge is
+asynchronous by design, ``SHORTTERM__ERASURE_PURGE_S``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mnemo.memory.v1 import memory_pb2 as pb
+from mnemo_common.testing.procs import RedisServer, wait_for
+
+WINDOW_S = 20  # the purge interval of these tests (1 s) plus rewrite time, with slack
+
+
+class SnapshottingRedis(RedisServer):
+    """AOF (fsync always) *and* RDB snapshots, one job per stream node: the chart's
+    configuration (``make run`` has no RDB)."""
+
+    def argv(self) -> list[str]:
+        return [
+            *super().argv(),
+            *("--save", "3600 1 60 10", "--dbfilename", "dump.rdb"),
+            *("--stream-node-max-entries", "1"),  # as configured by the chart (ADR 0010)
+        ]
+
+
+def files_containing(needle: str, *dirs: Path) -> list[str]:
+    """Every file under ``dirs`` whose bytes contain ``needle`` (UTF-8)."""
+    raw = needle.encode()
+    return [
+        str(p) for d in dirs for p in sorted(d.rglob("*")) if p.is_file() and raw in p.read_bytes()
+    ]
+
+
+def wait_gone(needle: str, *dirs: Path) -> None:
+    """Poll until no file under ``dirs`` holds ``needle``; on timeout name the files."""
+    try:
+        wait_for(lambda: not files_containing(needle, *dirs), WINDOW_S, f"{needle!r} gone")
+    except TimeoutError:
+        raise AssertionError(f"{needle!r} still in {files_containing(needle, *dirs)}") from None
+
+
+@pytest.fixture
+def stores(tmp_path, memory_settings, memory_server_factory, embedder):
+    from mnemo_memory.longterm import build_longterm
+
+    redis_dir, chroma_dir = tmp_path / "redis", tmp_path / "chroma"
+    redis_server = SnapshottingRedis(appendonly=True, data_dir=redis_dir).start()
+    settings = memory_settings(
+        redis_url=redis_server.url,
+        vector={"chroma_path": str(chroma_dir)},
+        shortterm={"erasure_purge_s": 1.0},
+    )
+    server = memory_server_factory(settings, longterm=build_longterm(settings, embedder=embedder))
+    try:
+        yield server, redis_dir, chroma_dir
+    finally:
+        server.stop()
+        redis_server.stop()
+
+
+def give_user_everything(stub, uid: str, word: str) -> None:
+    for t in range(2):
+        for i in range(4):
+            key = f"k{t}{i}"
+            stub.PrepareTurn(
+                pb.PrepareTurnRequest(
+                    user_id=uid, thread_id=f"{uid}-t{t}", query="hi", idempotency_key=key
+                )
+            )
+            stub.CommitTurn(
+                pb.CommitTurnRequest(
+                    user_id=uid,
+                    thread_id=f"{uid}-t{t}",
+                    idempotency_key=key,
+                    user_message=f"my cat is called {word} number {i}",
+                    assistant_message=f"{word} is a lovely name",
+                )
+            )
+    stub.SetPreference(pb.SetPreferenceRequest(user_id=uid, key="pet", value=f"{word} cat"))
+    stub.AddMemory(pb.AddMemoryRequest(user_id=uid, text=f"User has a cat named {word}"))
+    stub.AddMemory(
+        pb.AddMemoryRequest(
+            user_id=uid,
+            text=f"User talked about {word} the cat at length",
+            kind=pb.MEMORY_KIND_EPISODE,
+        )
+    )
+    stub.CloseThread(pb.CloseThreadRequest(user_id=uid, thread_id=f"{uid}-t1"))
+
+
+def test_forget_user_leaves_no_byte_of_the_user_on_disk(stores) -> None:
+    server, redis_dir, chroma_dir = stores
+    stub = server.stub()
+    uid, word = "victim-7q3x", "quokkaberry"
+    give_user_everything(stub, "bystander-k2", "wallabyjam")  # shares streams and files
+    give_user_everything(stub, uid, word)
+    give_user_everything(stub, "bystander-k9", "numbatpie")
+    # the test can fail: everything is on disk now
+    for needle in (uid, word):
+        wait_for(lambda n=needle: files_containing(n, redis_dir), 10, f"{needle} in Redis files")
+        wait_for(lambda n=needle: files_containing(n, chroma_dir), 10, f"{needle} in Chroma")
+
+    receipt = stub.ForgetUser(pb.ForgetUserRequest(user_id=uid)).receipt
+    assert list(receipt.pending) == [] and receipt.counts["facts"] == 1
+    assert receipt.counts["episodes"] == 1 and receipt.counts["threads"] == 2
+
+    for needle in (uid, word):
+        wait_gone(needle, redis_dir, chroma_dir)
+    # the bystanders lost nothing
+    for other, their_word in (("bystander-k2", "wallabyjam"), ("bystander-k9", "numbatpie")):
+        memories = stub.ListMemories(pb.ListMemoriesRequest(user_id=other)).memories
+        assert len(memories) == 2 and all(their_word in m.text for m in memories)
+        assert files_containing(their_word, redis_dir) and files_containing(their_word, chroma_dir)
+
+
+def test_deleting_one_fact_leaves_no_byte_of_it_on_disk(stores) -> None:
+    server, redis_dir, chroma_dir = stores
+    stub = server.stub()
+    uid = "deleter-5"
+    keep = stub.AddMemory(pb.AddMemoryRequest(user_id=uid, text="User likes green tea"))
+    gone = stub.AddMemory(pb.AddMemoryRequest(user_id=uid, text="User's PIN is platypuszest"))
+    wait_for(lambda: files_containing("platypuszest", chroma_dir), 10, "the fact in Chroma")
+    stub.DeleteMemory(pb.DeleteMemoryRequest(user_id=uid, memory_id=gone.id))
+    wait_gone("platypuszest", redis_dir, chroma_dir)
+    left = stub.ListMemories(pb.ListMemoriesRequest(user_id=uid)).memories
+    assert [m.id for m in left] == [keep.id]
+    assert files_containing("green tea", chroma_dir)
+
+
+def test_a_corrected_fact_leaves_no_byte_of_the_old_text_on_disk(stores) -> None:
+    server, redis_dir, chroma_dir = stores
+    stub = server.stub()
+    uid = "mover-3"
+    fact = stub.AddMemory(pb.AddMemoryRequest(user_id=uid, text="User lives in Zanzibarville"))
+    wait_for(lambda: files_containing("Zanzibarville", chroma_dir), 10, "the fact in Chroma")
+    stub.UpdateMemory(
+        pb.UpdateMemoryRequest(user_id=uid, memory_id=fact.id, text="User lives in Lisbon")
+    )
+    wait_gone("Zanzibarville", redis_dir, chroma_dir)
+    assert files_containing("Lisbon", chroma_dir)
