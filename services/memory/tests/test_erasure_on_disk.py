@@ -144,3 +144,50 @@ def test_a_corrected_fact_leaves_no_byte_of_the_old_text_on_disk(stores) -> None
     )
     wait_gone("Zanzibarville", redis_dir, chroma_dir)
     assert files_containing("Lisbon", chroma_dir)
+
+
+def test_server_mode_chroma_is_purged_offline_by_the_cli(
+    tmp_path, memory_settings, memory_server_factory, embedder
+) -> None:
+    """A Chroma server's files are out of the client API's reach: Redis is purged by the
+    service, Chroma by ``mnemo-memory purge-chroma`` while the server is stopped (the
+    procedure of docs/operations.md), after which its data is intact."""
+    import subprocess
+    import sys
+
+    from mnemo_common.testing.chroma import ChromaServer
+    from mnemo_memory.longterm import build_longterm
+
+    redis_dir, chroma_dir = tmp_path / "redis", tmp_path / "chroma-server"
+    chroma_dir.mkdir()
+    redis_server = SnapshottingRedis(appendonly=True, data_dir=redis_dir).start()
+    chroma = ChromaServer(chroma_dir).start()
+    try:
+        settings = memory_settings(
+            redis_url=redis_server.url, chromadb_url=chroma.url, shortterm={"erasure_purge_s": 1.0}
+        )
+        server = memory_server_factory(
+            settings, longterm=build_longterm(settings, embedder=embedder)
+        )
+        stub = server.stub()
+        give_user_everything(stub, "bystander-s1", "wallabyjam")
+        give_user_everything(stub, "victim-s7", "quokkaberry")
+        receipt = stub.ForgetUser(pb.ForgetUserRequest(user_id="victim-s7")).receipt
+        assert list(receipt.pending) == [] and receipt.counts["facts"] == 1
+        wait_gone("victim-s7", redis_dir)
+        wait_gone("quokkaberry", redis_dir)
+        chroma.stop()
+        assert files_containing("quokkaberry", chroma_dir)  # the documented limit
+        cli = [sys.executable, "-m", "mnemo_memory", "purge-chroma", "--path", str(chroma_dir)]
+        out = subprocess.run(cli, capture_output=True, text=True, timeout=120, check=True)
+        assert "log_rows_deleted" in out.stdout
+        assert files_containing("quokkaberry", chroma_dir) == []
+        assert files_containing("victim-s7", chroma_dir) == []
+        chroma.start()
+        found = stub.SearchMemories(
+            pb.SearchMemoriesRequest(user_id="bystander-s1", query="cat named wallabyjam")
+        ).results
+        assert found and "wallabyjam" in found[0].memory.text
+    finally:
+        chroma.stop()
+        redis_server.stop()

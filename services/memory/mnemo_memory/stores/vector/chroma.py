@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,6 +21,7 @@ from mnemo_memory.embed import ModelInfo
 from mnemo_memory.errors import UnavailableError
 
 from .base import MemoryRecord, Records, VectorFilter, VectorHit, as_float32
+from .chroma_purge import purge_chroma_file
 
 log = logging.getLogger(__name__)
 
@@ -299,49 +298,15 @@ class ChromaVectorStore:
         return await self._run(self._all_matching, flt)  # type: ignore[no-any-return]
 
     async def purge(self) -> dict[str, int]:
-        """Remove deleted records' bytes from the embedded store's files (ADR 0010):
-        write-ahead-log rows no segment needs, merged full-text index, ``VACUUM``. Server
-        mode: nothing the client API can reach (``docs/operations.md`` states the limit)."""
+        """Remove deleted records' bytes from the embedded store's files
+        (:mod:`.chroma_purge`). Server mode: nothing the client API can reach."""
         if self.url or not self.path:
             return {}
         return await self._run(self._purge_sync)  # type: ignore[no-any-return]
 
     def _purge_sync(self) -> dict[str, int]:
-        coll_id = str(self._collection_sync().id)
-        db = sqlite3.connect(Path(str(self.path)) / "chroma.sqlite3", timeout=30)
-        try:
-            db.execute("PRAGMA secure_delete = ON")
-            row = db.execute(
-                "SELECT s.id, CAST(m.seq_id AS INTEGER) FROM segments s "
-                "LEFT JOIN max_seq_id m ON m.segment_id = s.id "
-                "WHERE s.collection = ? AND s.scope = 'METADATA'",
-                (coll_id,),
-            ).fetchone()
-            if row is None or row[1] is None:
-                return {}
-            segment, applied = row
-            topic = f"%/{coll_id}"
-            # rows the metadata segment applied and whose record is gone (deleted), and
-            # older rows of records still present (only the newest upsert is replayable)
-            gone = db.execute(
-                "DELETE FROM embeddings_queue WHERE topic LIKE ? AND seq_id <= ? AND id NOT IN "
-                "(SELECT embedding_id FROM embeddings WHERE segment_id = ?)",
-                (topic, applied, segment),
-            ).rowcount
-            old = db.execute(
-                "DELETE FROM embeddings_queue WHERE topic LIKE ? AND seq_id <= ? AND seq_id "
-                "NOT IN (SELECT MAX(seq_id) FROM embeddings_queue WHERE topic LIKE ? GROUP BY id)",
-                (topic, applied, topic),
-            ).rowcount
-            db.execute(
-                "INSERT INTO embedding_fulltext_search(embedding_fulltext_search) "
-                "VALUES ('optimize')"
-            )
-            db.commit()
-            db.execute("VACUUM")
-            return {"log_rows_deleted": gone, "log_rows_superseded": old}
-        finally:
-            db.close()
+        self._collection_sync()  # the collection exists (and is ours) before touching files
+        return purge_chroma_file(str(self.path), self.collection_name)
 
     async def aclose(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
