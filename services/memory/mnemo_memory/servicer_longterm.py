@@ -91,13 +91,22 @@ class LongTermRPCs:
             request.kind,
         )
         if request.HasField("text"):
+            await self._redact_sources(uid, record)  # no later episode quotes the old text
             self.erasures.request_purge()  # the corrected text leaves the files too
         return record_to_pb(record)
+
+    async def _redact_sources(self, uid: str, record: Any) -> None:
+        """Remove a deleted or corrected memory's source messages from its thread."""
+        if record.kind != "episode" and record.source_thread_id and record.source_message_ids:
+            await self.threads.redact_messages(
+                uid, record.source_thread_id, record.source_message_ids
+            )
 
     async def DeleteMemory(self, request: Any, context: Any) -> memory_pb2.DeleteMemoryResponse:
         lt = await self._lt(context)
         uid = checked_id(request.user_id, "user_id")
         mid = checked_id(request.memory_id, "memory_id")
-        deleted = await lt.delete_memory(uid, mid)
+        deleted, record, _ = await lt.forget_memory(uid, mid)
+        await self._redact_sources(uid, record)
         self.erasures.request_purge()
         return memory_pb2.DeleteMemoryResponse(deleted=deleted)

@@ -221,6 +221,8 @@ class LongTermMemory:
         if kind:
             changes["kind"] = kind_from_pb(kind)
         new = old.with_changes(**changes)
+        if checked is not None and checked != old.text:
+            await self.delete_derived_episodes(user_id, old)  # they quote the old text
         vec = await self.embedder.encode(
             [indexed_text(new.text, new.valid_from_ms, self.cfg.date_prefix)]
         )
@@ -229,10 +231,34 @@ class LongTermMemory:
         return new
 
     async def delete_memory(self, user_id: str, memory_id: str) -> bool:
-        await self._owned(user_id, memory_id)
+        deleted, _, _ = await self.forget_memory(user_id, memory_id)
+        return deleted
+
+    async def forget_memory(self, user_id: str, memory_id: str) -> tuple[bool, MemoryRecord, int]:
+        """Delete a memory and the episodes derived from the conversation it came from
+        (they quote it); (deleted, the record, episodes deleted). The caller redacts the
+        record's source messages from the thread (ADR 0010)."""
+        record = await self._owned(user_id, memory_id)
         deleted = await self.store.delete([memory_id])
+        episodes = await self.delete_derived_episodes(user_id, record)
         self.keyword_cache.invalidate(user_id)
-        return bool(deleted)
+        return bool(deleted), record, episodes
+
+    async def delete_derived_episodes(self, user_id: str, record: MemoryRecord) -> int:
+        """Delete the episodes of ``record``'s source thread (not for an episode itself)."""
+        if record.kind == "episode" or not record.source_thread_id:
+            return 0
+        episodes = await self.store.all_matching(
+            VectorFilter(
+                user_id=user_id,
+                kinds=("episode",),
+                thread_id=record.source_thread_id,
+                include_superseded=True,
+            )
+        )
+        if not episodes:
+            return 0
+        return int(await self.store.delete([e.id for e in episodes]))
 
     # --- the user as a whole ---
     async def forget_user(self, user_id: str) -> dict[str, int]:

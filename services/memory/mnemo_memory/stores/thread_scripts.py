@@ -166,6 +166,31 @@ return now
 """,
 )
 
+# KEYS: 1 messages, 2 meta, 3 summary. ARGV: message ids.
+# Removes the held messages with those ids (a deleted memory's sources); when some are no
+# longer held they were folded into the running summary, which then goes too.
+# Returns {messages removed, summaries removed}.
+REDACT_MESSAGES = LuaScript(
+    "redact_messages",
+    r"""
+local want = {}
+for i = 1, #ARGV do want[ARGV[i]] = true end
+local removed = 0
+for _, raw in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  local ok, msg = pcall(cjson.decode, raw)
+  if ok and type(msg) == 'table' and want[msg['id']] then
+    removed = removed + redis.call('LREM', KEYS[1], 1, raw)
+  end
+end
+local dropped = 0
+if removed < #ARGV then dropped = redis.call('DEL', KEYS[3]) end
+if removed > 0 and redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('HSET', KEYS[2], 'message_count', redis.call('LLEN', KEYS[1]))
+end
+return {removed, dropped}
+""",
+)
+
 # KEYS: 1 meta. ARGV: field, value, ... Sets the fields only when the hash exists, so a
 # thread that just expired is not resurrected as a metadata hash without TTL.
 HSET_IF_EXISTS = LuaScript(

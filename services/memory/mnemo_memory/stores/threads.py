@@ -24,7 +24,13 @@ from .thread_models import (
     message_ids_for,
     now_ms,
 )
-from .thread_scripts import APPEND_TURN, DELETE_THREAD, HSET_IF_EXISTS, REPLACE_WITH_SUMMARY
+from .thread_scripts import (
+    APPEND_TURN,
+    DELETE_THREAD,
+    HSET_IF_EXISTS,
+    REDACT_MESSAGES,
+    REPLACE_WITH_SUMMARY,
+)
 
 __all__ = [
     "AppendResult",
@@ -251,6 +257,20 @@ class ThreadStore:
         return max(int(n), 0)
 
     # --- reads ---
+    async def redact_messages(
+        self, user_id: str, thread_id: str, message_ids: tuple[str, ...] | list[str]
+    ) -> tuple[int, int]:
+        """Remove the messages ``message_ids`` (and the summary when some were already
+        folded into it); (messages, summaries) removed. Used when a memory derived from
+        them is deleted or corrected, so no later episode or summary quotes it again."""
+        if not message_ids:
+            return 0, 0
+        k = self.keys
+        keys = [k.messages(user_id, thread_id), k.meta(user_id, thread_id)]
+        keys.append(k.summary(user_id, thread_id))
+        removed, dropped = await REDACT_MESSAGES.run(self.redis, keys, list(message_ids))
+        return int(removed), int(dropped)
+
     async def read_messages(self, user_id: str, thread_id: str) -> list[StoredMessage]:
         """All held messages of the thread, oldest first (no ownership check)."""
         raw = await self.redis.lrange(self.keys.messages(user_id, thread_id), 0, -1)
