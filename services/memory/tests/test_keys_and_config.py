@@ -46,8 +46,11 @@ def test_key_kinds_cover_every_key_the_service_writes() -> None:
         "thread_index",
         "preferences",
         "rate_limit_keys",
+        "inflight_turns",
     }
     assert keys.kind_of(keys.thread_owner("t")) == "thread_owners"
+    assert keys.kind_of(keys.erasure("u")) == "erasure_markers"
+    assert keys.kind_of(keys.pending_erasures()) == "erasure_markers"
     assert keys.kind_of(keys.jobs()) == keys.kind_of(keys.dead_letters()) == "jobs"
     assert keys.kind_of("other:thing") == "foreign"
 
