@@ -12,11 +12,13 @@ from __future__ import annotations
 import re
 
 CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+_ONLY_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
-def control_char_problem(value: str) -> str | None:
-    """Why ``value`` cannot be stored (the first refused character), or None when it can."""
-    found = CONTROL_CHARS.search(value)
+def control_char_problem(value: str, *, surrogates: bool = True) -> str | None:
+    """Why ``value`` cannot be stored (the first refused character), or None when it can;
+    ``surrogates=False`` leaves lone surrogates to a check of their own."""
+    found = (CONTROL_CHARS if surrogates else _ONLY_CONTROL).search(value)
     if found is None:
         return None
     ch = found.group()

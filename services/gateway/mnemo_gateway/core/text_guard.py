@@ -23,12 +23,12 @@ from .errors import ApiError
 def find_bad_string(value: Any, path: str = "") -> tuple[str, str] | None:
     """(dotted field path, problem) of the first string in ``value`` that cannot be stored."""
     if isinstance(value, str):
-        problem = control_char_problem(value)
+        problem = control_char_problem(value, surrogates=False)  # routes name those
         return (path, problem) if problem else None
     if isinstance(value, dict):
         for key, item in value.items():
             child = f"{path}.{key}" if path else str(key)
-            problem = control_char_problem(str(key))
+            problem = control_char_problem(str(key), surrogates=False)
             if problem:
                 return child, f"(a key) {problem}"
             found = find_bad_string(item, child)
