@@ -125,10 +125,8 @@ class ErasureJobs:
             ERASURES.labels("pending").inc()
             return Receipt(uid, int(first), counts, pending)
         fields.update(state="done", reported="1" if caller else "0")
-        pipe = redis.pipeline(transaction=True)
-        pipe.hset(marker, mapping=fields)
-        pipe.expire(marker, self._marker_ttl_s)
-        await pipe.execute()
+        await redis.hset(marker, mapping=fields)
+        await redis.expire(marker, self._marker_ttl_s)
         await redis.zrem(k.pending_erasures(), uid)
         ERASURES.labels("done" if caller else "resumed").inc()
         if self.purger is not None:

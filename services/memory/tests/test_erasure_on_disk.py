@@ -8,6 +8,7 @@ asynchronous by design, ``SHORTTERM__ERASURE_PURGE_S``)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -106,12 +107,14 @@ def test_forget_user_leaves_no_byte_of_the_user_on_disk(stores) -> None:
         wait_for(lambda n=needle: files_containing(n, redis_dir), 10, f"{needle} in Redis files")
         wait_for(lambda n=needle: files_containing(n, chroma_dir), 10, f"{needle} in Chroma")
 
+    started = time.monotonic()
     receipt = stub.ForgetUser(pb.ForgetUserRequest(user_id=uid)).receipt
     assert list(receipt.pending) == [] and receipt.counts["facts"] == 1
     assert receipt.counts["episodes"] == 1 and receipt.counts["threads"] == 2
 
     for needle in (uid, word):
         wait_gone(needle, redis_dir, chroma_dir)
+    print(f"erasure window: {time.monotonic() - started:.2f} s after the call")
     # the bystanders lost nothing
     for other, their_word in (("bystander-k2", "wallabyjam"), ("bystander-k9", "numbatpie")):
         memories = stub.ListMemories(pb.ListMemoriesRequest(user_id=other)).memories
