@@ -163,3 +163,21 @@ def test_vector_store_down_leaves_the_erasure_pending_then_it_completes(
         assert commit(stub, "dan", "dan-t2", "k2").message_count == 2
     finally:
         chroma.stop()
+
+
+def test_gateway_answers_202_with_the_pending_store(
+    memory_settings, memory_server_factory, gateway_factory, embedder
+) -> None:
+    """Through the HTTP API: Chroma unreachable → 202 and ``pending``; nothing else lost."""
+    from mnemo_common.testing.procs import free_port
+    from mnemo_memory.longterm import build_longterm
+
+    settings = memory_settings(chromadb_url=f"http://127.0.0.1:{free_port()}")
+    srv = memory_server_factory(settings, longterm=build_longterm(settings, embedder=embedder))
+    fill_user(srv.stub(), "eve", threads=1)
+    gw = gateway_factory(srv.address)
+    r = httpx.delete(gw.url + "/v1/users/eve", timeout=60)
+    assert r.status_code == 202, r.text
+    body = r.json()
+    assert body["pending"] == ["vector_store"] and body["counts"]["threads"] == 1
+    assert httpx.get(gw.url + "/v1/users/eve/threads").json()["threads"] == []

@@ -194,3 +194,21 @@ def test_server_mode_chroma_is_purged_offline_by_the_cli(
     finally:
         chroma.stop()
         redis_server.stop()
+
+
+def test_deleting_a_thread_leaves_no_byte_of_it_on_disk(stores) -> None:
+    server, redis_dir, _ = stores
+    stub = server.stub()
+    for i, text in enumerate(["my locker code is echidnaflute", "thanks"]):
+        stub.CommitTurn(
+            pb.CommitTurnRequest(
+                user_id="thr-1",
+                thread_id="thr-1-a",
+                idempotency_key=f"k{i}",
+                user_message=text,
+                assistant_message="ok",
+            )
+        )
+    wait_for(lambda: files_containing("echidnaflute", redis_dir), 10, "the thread in the AOF")
+    stub.DeleteThread(pb.DeleteThreadRequest(user_id="thr-1", thread_id="thr-1-a"))
+    wait_gone("echidnaflute", redis_dir)
