@@ -38,7 +38,7 @@ ERASURES = metrics.counter(
 # KEYS: 1 the user's erasure hash. ARGV: 1 now ms.
 # A job still running, or finished by the resumer and not yet reported complete to a
 # caller, is continued (its counts kept); otherwise a new job starts. Returns
-# {first_started_at_ms, counts json}.
+# {first_started_at_ms, counts json, pending json (stores left by the last attempt)}.
 BEGIN = LuaScript(
     "erasure_begin",
     r"""
@@ -50,7 +50,7 @@ if not (state == 'running' or (state == 'done' and reported == '0')) then
 end
 redis.call('HSET', KEYS[1], 'state', 'running', 'started_at_ms', ARGV[1], 'reported', '0')
 redis.call('PERSIST', KEYS[1])
-return redis.call('HMGET', KEYS[1], 'first_started_at_ms', 'counts')
+return redis.call('HMGET', KEYS[1], 'first_started_at_ms', 'counts', 'pending')
 """,
 )
 
@@ -100,15 +100,21 @@ class ErasureJobs:
         k, redis = self.stores.keys, self.stores.redis
         marker = k.erasure(uid)
         now = await redis_now_ms(redis)
-        first, raw_counts = await BEGIN.run(redis, [marker], [now])
+        # listed first: a crash after it leaves a job the resumer finishes, never a stuck
+        # tombstone
         await redis.zadd(k.pending_erasures(), {uid: now}, nx=True)
+        first, raw_counts, raw_pending = await BEGIN.run(redis, [marker], [now])
         counts: dict[str, int] = json.loads(raw_counts or "{}")
-        found = await erasure.forget_user(
-            self.stores,
-            uid,
-            scan_fallback=self.settings.shortterm.erasure_scan_fallback,
-            marker_ttl_s=self._marker_ttl_s,
-        )
+        left = json.loads(raw_pending or "[]")
+        found: dict[str, int] = {}
+        if caller or not left or "redis" in left:
+            # a resumed job whose Redis part is done (the tombstone kept it so) skips it
+            found = await erasure.forget_user(
+                self.stores,
+                uid,
+                scan_fallback=self.settings.shortterm.erasure_scan_fallback,
+                marker_ttl_s=self._marker_ttl_s,
+            )
         pending: list[str] = []
         if self.longterm is not None:
             try:
