@@ -34,49 +34,50 @@ PURGES = metrics.counter(
 
 
 async def rewrite_redis_files(redis: Any) -> list[str]:
-    """Ask Redis to rewrite its AOF and/or RDB; returns what was started (or scheduled)."""
-    started = []
-    nodes: dict[str, Any] = {}
+    """Ask Redis (every node of a Cluster, one at a time) to rewrite its AOF and/or RDB;
+    returns what was started. A node still busy with an earlier rewrite raises
+    ResponseError, and the purge is retried later (that rewrite may predate the erasure)."""
     if hasattr(redis, "get_nodes"):  # RedisCluster: every node writes its own files
-        nodes = {"target_nodes": redis.ALL_NODES}
-    info = await redis.info("persistence", **nodes)
-    infos = list(info.values()) if nodes else [info]
-    aof = any(int(i.get("aof_enabled", 0)) for i in infos if isinstance(i, dict))
-    rdb = False
-    try:
-        rdb = any(str(v).strip() for v in _flat_values(await redis.config_get("save", **nodes)))
-    except ResponseError:  # CONFIG disabled (managed Redis): the provider's schedule applies
-        rdb = False
-    try:
-        nodes_cfg = await redis.config_get("stream-node-max-entries", **nodes)
-        if any(str(v) not in ("1", "") for v in _flat_values(nodes_cfg)):
+        if not redis.get_nodes():
+            await redis.initialize()  # the client learns the nodes on first use
+        targets: list[dict[str, Any]] = [{"target_nodes": n} for n in redis.get_nodes()]
+    else:
+        targets = [{}]
+    started: list[str] = []
+    busy: list[str] = []
+    for node in targets:
+        info = _one(await redis.info("persistence", **node))
+        try:
+            config = _one(await redis.config_get("*", **node))
+            values = {k: str(v) for k, v in config.items() if not isinstance(v, dict)}
+        except ResponseError:  # CONFIG disabled (managed Redis): its own schedule applies
+            values = {}
+        if values.get("stream-node-max-entries", "1") != "1":
             log.warning(
                 "stream-node-max-entries is not 1: an erased job's bytes stay in the RDB/AOF "
                 "until every job stored next to it is finished (docs/operations.md)"
             )
-    except ResponseError:
-        pass
-    if aof:
-        try:
-            await redis.execute_command("BGREWRITEAOF", **nodes)
-            started.append("aof")
-        except ResponseError as exc:  # one already running covers writes up to its start
-            log.info("AOF rewrite not started: %s", exc)
-            raise
-    if rdb:
-        await redis.execute_command("BGSAVE", "SCHEDULE", **nodes)
-        started.append("rdb")
+        if int(info.get("aof_enabled", 0)):
+            try:
+                await redis.bgrewriteaof(**node)
+                started.append("aof")
+            except ResponseError as exc:
+                busy.append(f"aof: {exc}")
+        if values.get("save", "").strip():
+            await redis.bgsave(schedule=True, **node)
+            started.append("rdb")
+    if busy:
+        raise ResponseError("; ".join(busy))
     return started
 
 
-def _flat_values(reply: Any) -> list[Any]:
-    """CONFIG GET's values, from one node ({name: value}) or many ({node: {name: value}})."""
-    if not isinstance(reply, dict):
-        return []
-    out: list[Any] = []
-    for v in reply.values():
-        out.extend(v.values() if isinstance(v, dict) else [v])
-    return out
+def _one(reply: Any) -> Any:
+    """A Cluster client answers ``{node: reply}`` even for one target node: the reply."""
+    if isinstance(reply, dict) and len(reply) == 1:
+        inner = next(iter(reply.values()))
+        if isinstance(inner, dict):
+            return inner
+    return reply
 
 
 class Purger:
