@@ -73,7 +73,7 @@ def cases(doc: dict[str, Any]) -> list[tuple[str, str, dict, dict, Any, str, str
     for template, ops in doc["paths"].items():
         for method, op in ops.items():
             path = {
-                p["name"]: PATH_VALUES[p["name"]]
+                p["name"]: PATH_VALUES.get(p["name"], "walk-1")
                 for p in op.get("parameters", [])
                 if p["in"] == "path"
             }
