@@ -242,6 +242,9 @@ def main(argv: list[str] | None = None) -> int:
                 "no",
                 "--maxmemory-policy",
                 "noeviction",
+                # one job per stream node: an erased job leaves no bytes in the AOF (ADR 0013)
+                "--stream-node-max-entries",
+                "1",
             ],
             base,
         ),

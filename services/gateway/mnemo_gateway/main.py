@@ -36,6 +36,7 @@ from .core.auth import Authenticator
 from .core.config import AuthMode, GatewaySettings, get_settings
 from .core.errors import ApiError
 from .core.middleware import GatewayMiddleware
+from .core.text_guard import TextGuardMiddleware
 from .memory.client import MemoryClient
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,7 @@ def create_app(
         app.include_router(web.router)
         app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     _install_error_handlers(app)
+    app.add_middleware(TextGuardMiddleware)  # inside: the body limit applies while it reads
     app.add_middleware(GatewayMiddleware, max_body_bytes=settings.gateway.max_body_bytes)
     return app
 

@@ -59,6 +59,12 @@ class ShortTermSettings(BaseModel):
     # hours an erasure is remembered (a hashed marker) so that jobs a worker already held
     # for the user are dropped, not written back; must exceed the longest job's run time
     erasure_marker_hours: int = Field(24, ge=1)
+    # seconds between passes that finish erasure jobs left pending by a store that was down
+    erasure_resume_s: float = Field(5.0, gt=0)
+    # after an erasure, deletion or correction the stores' files are rewritten so the
+    # deleted bytes leave the disk (Redis AOF/RDB, embedded Chroma); at most one such
+    # purge per this many seconds (a burst of erasures costs one rewrite)
+    erasure_purge_s: float = Field(30.0, gt=0)
     # keys visited at most by one GetStats keys-by-kind scan; counts are extrapolated above
     stats_scan_limit: int = Field(200_000, ge=100)
     # keys of one user sampled with MEMORY USAGE for approx_bytes

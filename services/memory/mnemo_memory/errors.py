@@ -49,6 +49,11 @@ class ConflictError(MemoryError_):
     """The state changed underneath an operation (→ ABORTED)."""
 
 
+class ErasedError(MemoryError_):
+    """A write for a user whose erasure is running, or for a turn that began before it
+    (→ FAILED_PRECONDITION): nothing is stored."""
+
+
 class ModelMismatchError(MemoryError_):
     """The configured embedding model differs from the one a collection was built with
     (→ FAILED_PRECONDITION)."""

@@ -56,6 +56,7 @@ _DOMAIN_CODES: list[tuple[type[BaseException], grpc.StatusCode]] = [
     (errors.UnavailableError, grpc.StatusCode.UNAVAILABLE),
     (errors.ConflictError, grpc.StatusCode.ABORTED),
     (errors.ModelMismatchError, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.ErasedError, grpc.StatusCode.FAILED_PRECONDITION),
     (NotImplementedError, grpc.StatusCode.UNIMPLEMENTED),
 ]
 

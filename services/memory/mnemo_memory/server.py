@@ -25,6 +25,7 @@ from mnemo_common.logging import configure_logging
 from mnemo_memory.health import SERVICE_NAME, RedisHealth
 from mnemo_memory.interceptors import ErrorMappingInterceptor
 from mnemo_memory.longterm import build_longterm
+from mnemo_memory.purge import Purger
 from mnemo_memory.servicer import MemoryServicer
 from mnemo_memory.stores import outbox, usage
 from mnemo_memory.stores.redis_client import create_redis, describe_target, target_from_settings
@@ -154,6 +155,17 @@ async def create_server(
             redis, stores.keys, settings.shortterm.outbox_sweep_s, stores.threads.replication
         )
         handles.tasks.append(asyncio.create_task(sweep))
+    purger = Purger(
+        redis,
+        getattr(longterm, "store", None),
+        interval_s=settings.shortterm.erasure_purge_s,
+    )
+    servicer.erasures.purger = purger
+    handles.tasks.append(asyncio.create_task(purger.run()))
+    # unfinished erasures (a store was down) complete by themselves once it is back
+    handles.tasks.append(
+        asyncio.create_task(servicer.erasures.resume_loop(settings.shortterm.erasure_resume_s))
+    )
     log.info(
         "memory service listening",
         extra={

@@ -15,6 +15,7 @@ from mnemo.memory.v1 import memory_pb2
 from mnemo_memory.errors import InvalidArgumentError
 from mnemo_memory.longterm.convert import MAX_TOP_K, filter_from_pb, ranked_to_pb, record_to_pb
 from mnemo_memory.stores.keys import checked_id
+from mnemo_memory.stores.text import checked_clean
 
 MAX_QUERY_CHARS = 8000
 
@@ -25,6 +26,7 @@ class LongTermRPCs:
 
     longterm: Any
     threads: Any
+    erasures: Any
 
     async def _lt(self, context: Any) -> Any:
         if self.longterm is None:
@@ -38,6 +40,7 @@ class LongTermRPCs:
         uid = checked_id(request.user_id, "user_id")
         if not request.query.strip():
             raise InvalidArgumentError("query", "must not be empty")
+        checked_clean(request.query, "query")
         if len(request.query) > MAX_QUERY_CHARS:
             raise InvalidArgumentError("query", f"is longer than {MAX_QUERY_CHARS} characters")
         if not 0 <= request.top_k <= MAX_TOP_K:
@@ -67,6 +70,7 @@ class LongTermRPCs:
         if request.source_thread_id:
             # a thread id names one of this user's threads (it may have expired already)
             checked_id(request.source_thread_id, "source_thread_id")
+        await self.erasures.refuse_if_erasing(uid)
         record = await lt.add_memory(
             uid, request.text, request.kind, request.importance, request.source_thread_id
         )
@@ -76,6 +80,7 @@ class LongTermRPCs:
         lt = await self._lt(context)
         uid = checked_id(request.user_id, "user_id")
         mid = checked_id(request.memory_id, "memory_id")
+        await self.erasures.refuse_if_erasing(uid)
         record = await lt.update_memory(
             uid,
             mid,
@@ -83,10 +88,23 @@ class LongTermRPCs:
             request.importance if request.HasField("importance") else None,
             request.kind,
         )
+        if request.HasField("text"):
+            await self._redact_sources(uid, record)  # no later episode quotes the old text
+            self.erasures.request_purge()  # the corrected text leaves the files too
         return record_to_pb(record)
+
+    async def _redact_sources(self, uid: str, record: Any) -> None:
+        """Remove a deleted or corrected memory's source messages from its thread."""
+        if record.kind != "episode" and record.source_thread_id and record.source_message_ids:
+            await self.threads.redact_messages(
+                uid, record.source_thread_id, record.source_message_ids
+            )
 
     async def DeleteMemory(self, request: Any, context: Any) -> memory_pb2.DeleteMemoryResponse:
         lt = await self._lt(context)
         uid = checked_id(request.user_id, "user_id")
         mid = checked_id(request.memory_id, "memory_id")
-        return memory_pb2.DeleteMemoryResponse(deleted=await lt.delete_memory(uid, mid))
+        deleted, record, _ = await lt.forget_memory(uid, mid)
+        await self._redact_sources(uid, record)
+        self.erasures.request_purge()
+        return memory_pb2.DeleteMemoryResponse(deleted=deleted)

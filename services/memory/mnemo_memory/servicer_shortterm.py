@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -26,6 +25,7 @@ from mnemo_memory.stores.keys import checked_id
 from mnemo_memory.stores.lua import execute_with_scripts
 from mnemo_memory.stores.ratelimit import CHECK_AND_COUNT, RateLimiter, WindowState
 from mnemo_memory.stores.text import checked_text
+from mnemo_memory.stores.thread_scripts import NOTE_TURN
 from mnemo_memory.stores.threads import StoredMessage, message_ids_for
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ class ShortTermRPCs:
     stores: Any
     longterm: Any
     redis_health: Any
+    erasures: Any
 
     def _require_redis(self) -> None:
         """Fail fast while the health probe says Redis is down."""
@@ -73,6 +74,7 @@ class ShortTermRPCs:
         budget = request.token_budget or policy.default_token_budget
         stores, k = self.stores, self.stores.keys
         rl_call = stores.limiter.script_call(uid, count=request.count_rate_limit)
+        key = request.idempotency_key and checked_id(request.idempotency_key, "idempotency_key")
 
         def build(pipe: Any) -> None:
             if rl_call is not None:
@@ -83,10 +85,14 @@ class ShortTermRPCs:
             pipe.hgetall(k.preferences(uid))
             if not stores.inline_global:
                 pipe.zcard(k.outbox(uid))
+            if key:  # the turn's start, for CommitTurn's erasure check
+                NOTE_TURN.queue(pipe, [k.inflight(uid)], [k.inflight_member(tid, key), 3_600_000])
 
         results = await execute_with_scripts(
-            stores.redis, build, [CHECK_AND_COUNT], transaction=stores.inline_global
+            stores.redis, build, [CHECK_AND_COUNT, NOTE_TURN], transaction=stores.inline_global
         )
+        if key:
+            results.pop()
         windows: list[WindowState] = []
         if rl_call is not None:
             windows, limited = RateLimiter.parse(results.pop(0))
@@ -226,6 +232,7 @@ class ShortTermRPCs:
         uid = checked_id(request.user_id, "user_id")
         tid = checked_id(request.thread_id, "thread_id")
         n = await self.stores.threads.delete_thread(uid, tid)
+        self.erasures.request_purge()
         return memory_pb2.DeleteThreadResponse(deleted=True, messages_deleted=n)
 
     async def CloseThread(self, request: Any, context: Any) -> memory_pb2.CloseThreadResponse:
@@ -257,22 +264,19 @@ class ShortTermRPCs:
     async def ForgetUser(self, request: Any, context: Any) -> memory_pb2.ForgetUserResponse:
         self._require_redis()
         uid = checked_id(request.user_id, "user_id")
-        counts = await erasure.forget_user(
-            self.stores,
-            uid,
-            scan_fallback=self.settings.shortterm.erasure_scan_fallback,
-            marker_ttl_s=self.settings.shortterm.erasure_marker_hours * 3600,
+        receipt = await self.erasures.run(uid)
+        counts = receipt.counts
+        log.info(
+            "user erased" if not receipt.pending else "user erasure pending",
+            extra={"erased_user": uid, "counts": counts, "pending": receipt.pending},
         )
-        if self.longterm is not None:
-            for kind, n in (await self.longterm.forget_user(uid)).items():
-                counts[kind] = counts.get(kind, 0) + int(n)
-        log.info("user erased", extra={"erased_user": uid, "counts": counts})
         return memory_pb2.ForgetUserResponse(
             receipt=memory_pb2.ErasureReceipt(
                 user_id=uid,
-                erased_at_ms=int(time.time() * 1000),
+                erased_at_ms=receipt.erased_at_ms,
                 counts=counts,
                 total=sum(counts.values()),
+                pending=receipt.pending,
             )
         )
 

@@ -471,7 +471,7 @@ class ForgetUserRequest(_message.Message):
     def __init__(self, user_id: _Optional[str] = ...) -> None: ...
 
 class ErasureReceipt(_message.Message):
-    __slots__ = ("user_id", "erased_at_ms", "counts", "total")
+    __slots__ = ("user_id", "erased_at_ms", "counts", "total", "pending")
     class CountsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -483,11 +483,13 @@ class ErasureReceipt(_message.Message):
     ERASED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     COUNTS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     erased_at_ms: int
     counts: _containers.ScalarMap[str, int]
     total: int
-    def __init__(self, user_id: _Optional[str] = ..., erased_at_ms: _Optional[int] = ..., counts: _Optional[_Mapping[str, int]] = ..., total: _Optional[int] = ...) -> None: ...
+    pending: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, user_id: _Optional[str] = ..., erased_at_ms: _Optional[int] = ..., counts: _Optional[_Mapping[str, int]] = ..., total: _Optional[int] = ..., pending: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ForgetUserResponse(_message.Message):
     __slots__ = ("receipt",)

@@ -23,6 +23,7 @@ from mnemo_memory.errors import (
     NotFoundError,
     UnavailableError,
 )
+from mnemo_memory.stores.text import checked_clean
 from mnemo_memory.stores.vector import MemoryRecord, VectorFilter
 
 from .convert import filter_from_pb, kind_from_pb, ranked_to_pb
@@ -165,7 +166,7 @@ class LongTermMemory:
         return found[0]  # type: ignore[no-any-return]
 
     def _check_text(self, text: str) -> str:
-        text = text.strip()
+        text = checked_clean(text, "text").strip()
         if not text:
             raise InvalidArgumentError("text", "must not be empty")
         if len(text) > self.cfg.max_text_chars:
@@ -206,10 +207,11 @@ class LongTermMemory:
         self, user_id: str, memory_id: str, text: str | None, importance: int | None, kind: int
     ) -> MemoryRecord:
         """Correct a memory; a text change is re-embedded."""
+        checked = self._check_text(text) if text is not None else None  # before any lookup
         old = await self._owned(user_id, memory_id)
         changes: dict[str, Any] = {"updated_at_ms": now_ms()}
-        if text is not None:
-            changes["text"] = self._check_text(text)
+        if checked is not None:
+            changes["text"] = checked
         if importance is not None:
             if importance < 1 or importance > 10:
                 raise InvalidArgumentError("importance", "must be between 1 and 10")
@@ -217,6 +219,8 @@ class LongTermMemory:
         if kind:
             changes["kind"] = kind_from_pb(kind)
         new = old.with_changes(**changes)
+        if checked is not None and checked != old.text:
+            await self.delete_derived_episodes(user_id, old)  # they quote the old text
         vec = await self.embedder.encode(
             [indexed_text(new.text, new.valid_from_ms, self.cfg.date_prefix)]
         )
@@ -225,10 +229,34 @@ class LongTermMemory:
         return new
 
     async def delete_memory(self, user_id: str, memory_id: str) -> bool:
-        await self._owned(user_id, memory_id)
+        deleted, _, _ = await self.forget_memory(user_id, memory_id)
+        return deleted
+
+    async def forget_memory(self, user_id: str, memory_id: str) -> tuple[bool, MemoryRecord, int]:
+        """Delete a memory and the episodes derived from the conversation it came from
+        (they quote it); (deleted, the record, episodes deleted). The caller redacts the
+        record's source messages from the thread (ADR 0013)."""
+        record = await self._owned(user_id, memory_id)
         deleted = await self.store.delete([memory_id])
+        episodes = await self.delete_derived_episodes(user_id, record)
         self.keyword_cache.invalidate(user_id)
-        return bool(deleted)
+        return bool(deleted), record, episodes
+
+    async def delete_derived_episodes(self, user_id: str, record: MemoryRecord) -> int:
+        """Delete the episodes of ``record``'s source thread (not for an episode itself)."""
+        if record.kind == "episode" or not record.source_thread_id:
+            return 0
+        episodes = await self.store.all_matching(
+            VectorFilter(
+                user_id=user_id,
+                kinds=("episode",),
+                thread_id=record.source_thread_id,
+                include_superseded=True,
+            )
+        )
+        if not episodes:
+            return 0
+        return int(await self.store.delete([e.id for e in episodes]))
 
     # --- the user as a whole ---
     async def forget_user(self, user_id: str) -> dict[str, int]:

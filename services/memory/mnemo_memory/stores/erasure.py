@@ -16,8 +16,9 @@ Before deleting anything it writes the erasure marker (``JobQueue.mark_erased``)
 the worker already holds for the user (read from the stream, mid LLM call) is then
 dropped, and anything it wrote after the erasure began is deleted again.
 
-Not a transaction: a turn committed for the same user while erasure runs may survive it;
-callers (the gateway) stop accepting the user's requests first.
+Not a transaction by itself: :mod:`mnemo_memory.erasure_jobs` runs it behind the user's
+tombstone, which makes CommitTurn refuse the user's turns meanwhile (and turns that were
+in flight when it began).
 """
 
 from __future__ import annotations

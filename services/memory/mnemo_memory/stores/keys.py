@@ -17,6 +17,15 @@ so all of one user's keys live in one slot and one Lua script can update them at
     P:jobs:dead                    stream dead letters                    never expires
     P:erased:<sha256(uid)[:32]>    str   Redis time (ms) of the last erasure TTL SHORTTERM__
                                          ERASURE_MARKER_HOURS (names no one: a hash)
+    P:u:{uid}:inflight             zset  "tid:idempotency key" -> Redis ms  TTL 1 h
+                                         of PrepareTurn (see erasure tombstone)
+    P:erasure:{tag}:<sha256(uid)[:32]>  hash  the user's erasure job (tombstone): state
+                                         running|done, started_at_ms, counts, pending;
+                                         no TTL while running, ERASURE_MARKER_HOURS when
+                                         done. ``tag`` is a string of the same Cluster slot
+                                         as ``{uid}`` that names no one (``slot_tag``), so
+                                         the commit script can read it atomically
+    P:erasures:pending             zset  user id -> start ms of unfinished erasure jobs
 
 A thread id is a name within one user: ``alice``'s and ``bob``'s ``trip-planning`` are two
 threads, every key of a thread lives in its user's slot, and another user's thread is
@@ -28,6 +37,8 @@ global thread ids.
 
 from __future__ import annotations
 
+import binascii
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -54,7 +65,29 @@ _SUFFIX_KINDS = {
     "prefs": "preferences",
     "ratelimit": "rate_limit_keys",
     "outbox": "job_outbox",
+    "inflight": "inflight_turns",
 }
+
+
+_SLOTS = 16384
+
+
+def _slot(data: bytes) -> int:
+    return binascii.crc_hqx(data, 0) % _SLOTS  # Redis Cluster's CRC16 (XMODEM)
+
+
+@functools.lru_cache(maxsize=_SLOTS)
+def slot_tag(slot: int) -> str:
+    """A short hash tag that Redis Cluster maps to ``slot`` (the first ``e<n>`` that does)."""
+    n = 0
+    while _slot(f"e{n}".encode()) != slot:
+        n += 1
+    return f"e{n}"
+
+
+def user_slot_tag(user_id: str) -> str:
+    """A hash tag in the same slot as ``{user_id}`` that does not contain the id."""
+    return slot_tag(_slot(user_id.encode()))
 
 
 @dataclass(frozen=True)
@@ -104,6 +137,10 @@ class KeyBuilder:
         """Cluster: global writes of the user's commits not yet relayed (``outbox.py``)."""
         return self.user_base(user_id) + ":outbox"
 
+    def inflight(self, user_id: str) -> str:
+        """Turns PrepareTurn has seen and CommitTurn not yet stored (erasure race)."""
+        return self.user_base(user_id) + ":inflight"
+
     def user_keys(self, user_id: str) -> list[str]:
         """Per-user keys that are not per thread."""
         return [
@@ -111,6 +148,7 @@ class KeyBuilder:
             self.preferences(user_id),
             self.rate_limit(user_id),
             self.outbox(user_id),
+            self.inflight(user_id),
         ]
 
     def outbox_pattern(self) -> str:
@@ -124,6 +162,15 @@ class KeyBuilder:
             return None
         uid, sep, _ = key[len(head) :].partition("}")
         return uid if sep else None
+
+    def erasure(self, user_id: str) -> str:
+        """The user's erasure job / tombstone, in the user's slot but naming no one."""
+        uid = checked_id(user_id, "user_id")
+        digest = hashlib.sha256(uid.encode()).hexdigest()[:32]
+        return f"{self.prefix}:erasure:{{{user_slot_tag(uid)}}}:{digest}"
+
+    def pending_erasures(self) -> str:
+        return f"{self.prefix}:erasures:pending"
 
     # --- global ---
 
@@ -147,6 +194,10 @@ class KeyBuilder:
         return f"{user_id}:{thread_id}"
 
     @staticmethod
+    def inflight_member(thread_id: str, idempotency_key: str) -> str:
+        return f"{thread_id}:{idempotency_key}"
+
+    @staticmethod
     def split_activity_member(member: str) -> tuple[str, str]:
         user_id, _, thread_id = member.partition(":")
         return user_id, thread_id
@@ -159,7 +210,9 @@ class KeyBuilder:
             return "jobs"
         if key == self.activity_index():
             return "activity_index"
-        if key.startswith(f"{self.prefix}:erased:"):
+        if key.startswith((f"{self.prefix}:erased:", f"{self.prefix}:erasure:")):
+            return "erasure_markers"
+        if key == self.pending_erasures():
             return "erasure_markers"
         rest = key[len(self.prefix) + 1 :]
         if not rest.startswith("u:{"):

@@ -13,7 +13,7 @@ from typing import Any
 
 from mnemo_common.ids import new_id
 
-from mnemo_memory.errors import NotFoundError
+from mnemo_memory.errors import ErasedError, NotFoundError
 
 from . import outbox
 from .jobs import JobQueue
@@ -25,7 +25,13 @@ from .thread_models import (
     message_ids_for,
     now_ms,
 )
-from .thread_scripts import APPEND_TURN, DELETE_THREAD, HSET_IF_EXISTS, REPLACE_WITH_SUMMARY
+from .thread_scripts import (
+    APPEND_TURN,
+    DELETE_THREAD,
+    HSET_IF_EXISTS,
+    REDACT_MESSAGES,
+    REPLACE_WITH_SUMMARY,
+)
 
 __all__ = [
     "AppendResult",
@@ -103,6 +109,7 @@ class ThreadStore:
             k.summary(user_id, thread_id),
         ]
         keys += [k.activity_index(), k.jobs()] if self.inline_global else [k.outbox(user_id)]
+        keys += [k.erasure(user_id), k.inflight(user_id)]
         extract_job, summary_job = new_id("job-"), new_id("job-")
         member = k.activity_member(user_id, thread_id)
         args = [
@@ -125,10 +132,17 @@ class ThreadStore:
             extract_job,
             summary_job,
             member,
+            k.inflight_member(thread_id, idempotency_key),
         ]
         status, count, created, extract, _new, summarize = await APPEND_TURN.run(
             self.redis, keys, args
         )
+        if status in ("erasing", "erased"):
+            raise ErasedError(
+                "the user is being erased"
+                if status == "erasing"
+                else "the turn began before the user's erasure; it is not stored"
+            )
         jobs = []
         if extract:
             jobs.append("extract_facts")
@@ -200,6 +214,20 @@ class ThreadStore:
         return int(n)
 
     # --- reads ---
+    async def redact_messages(
+        self, user_id: str, thread_id: str, message_ids: tuple[str, ...] | list[str]
+    ) -> tuple[int, int]:
+        """Remove the messages ``message_ids`` (and the summary when some were already
+        folded into it); (messages, summaries) removed. Used when a memory derived from
+        them is deleted or corrected, so no later episode or summary quotes it again."""
+        if not message_ids:
+            return 0, 0
+        k = self.keys
+        keys = [k.messages(user_id, thread_id), k.meta(user_id, thread_id)]
+        keys.append(k.summary(user_id, thread_id))
+        removed, dropped = await REDACT_MESSAGES.run(self.redis, keys, list(message_ids))
+        return int(removed), int(dropped)
+
     async def read_messages(self, user_id: str, thread_id: str) -> list[StoredMessage]:
         """All held messages of the thread, oldest first (no ownership check)."""
         raw = await self.redis.lrange(self.keys.messages(user_id, thread_id), 0, -1)

@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from mnemo.memory.v1 import memory_pb2
 
 from ..deps import CurrentIdentity, Memory, MemoryUser
@@ -51,18 +51,24 @@ def _public(doc: Any, memory_user: str, public_user: str) -> Any:
 
 
 @router.delete(
-    "", response_model=ErasureReceiptOut, summary="Erase every trace of a user; returns the receipt"
+    "",
+    response_model=ErasureReceiptOut,
+    summary="Erase every trace of a user; returns the receipt (202 while a store is pending)",
+    responses={202: {"model": ErasureReceiptOut, "description": "erasure pending"}},
 )
 async def forget_user(
-    user: MemoryUser, memory: Memory, identity: CurrentIdentity
+    user: MemoryUser, memory: Memory, identity: CurrentIdentity, response: Response
 ) -> ErasureReceiptOut:
     resp = await memory.admin("ForgetUser", memory_pb2.ForgetUserRequest(user_id=user))
     r = resp.receipt
+    if r.pending:
+        response.status_code = 202
     return ErasureReceiptOut(
         user_id=identity.public_user_id(r.user_id or user),
         erased_at_ms=r.erased_at_ms,
         counts=dict(r.counts),
         total=r.total,
+        pending=list(r.pending),
     )
 
 

@@ -21,6 +21,7 @@ from mnemo_memory.embed import ModelInfo
 from mnemo_memory.errors import UnavailableError
 
 from .base import MemoryRecord, Records, VectorFilter, VectorHit, as_float32
+from .chroma_purge import purge_chroma_file
 
 log = logging.getLogger(__name__)
 
@@ -295,6 +296,17 @@ class ChromaVectorStore:
     async def all_matching(self, flt: VectorFilter) -> Records:
         """Every record matching ``flt`` (the keyword index's candidate set)."""
         return await self._run(self._all_matching, flt)  # type: ignore[no-any-return]
+
+    async def purge(self) -> dict[str, int]:
+        """Remove deleted records' bytes from the embedded store's files
+        (:mod:`.chroma_purge`). Server mode: nothing the client API can reach."""
+        if self.url or not self.path:
+            return {}
+        return await self._run(self._purge_sync)  # type: ignore[no-any-return]
+
+    def _purge_sync(self) -> dict[str, int]:
+        self._collection_sync()  # the collection exists (and is ours) before touching files
+        return purge_chroma_file(str(self.path), self.collection_name)
 
     async def aclose(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
