@@ -48,6 +48,12 @@ BREAKER_STATE = metrics.gauge(
     "mnemo_gateway_memory_breaker_state",
     "Circuit breaker towards the memory service: 0 closed, 1 open, 2 half-open",
 )
+UNSTORED_TURNS = metrics.counter(
+    "mnemo_gateway_turns_unstored",
+    "Chat turns answered but not stored (reported to the client as X-Mnemo-Memory: degraded /"
+    " committed false), by reason: memory_unavailable (PrepareTurn failed), commit_<status>",
+    ("reason", "endpoint"),
+)
 COMMITTED_TURNS = metrics.counter(
     "mnemo_gateway_committed_turns",
     "Chat turns stored by CommitTurn",

@@ -28,6 +28,7 @@ from ..turns import (
     check_conversation,
     content_text,
     idempotency_key_of,
+    memory_outcome,
     refuse_unsupported,
     thread_id_of,
     turn_headers,
@@ -112,7 +113,7 @@ async def messages(
                     "output_tokens": out.usage.output_tokens,
                 },
             },
-            headers=headers,
+            headers=turn_headers(prepared, provider.name),  # after the commit
         )
 
     first, events = await start_stream(service, prepared)
@@ -162,6 +163,9 @@ async def messages(
                 },
                 "message_delta",
             )
+            # after the commit: an event type the SDKs skip (Anthropic: unknown events are
+            # to be ignored) carrying the final X-Mnemo-Memory
+            yield sse({"type": "mnemo", **memory_outcome(prepared)}, "mnemo")
             yield sse({"type": "message_stop"}, "message_stop")
 
     def on_error(err: ApiError) -> Iterable[str]:

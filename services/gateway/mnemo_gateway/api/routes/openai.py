@@ -7,6 +7,7 @@ thread from ``X-Mnemo-Thread-Id`` (new when absent, returned in the same header)
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable
 from typing import Any, Literal
@@ -20,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from ...chat.service import TurnRequest
 from ...core.errors import ApiError
 from ..deps import Chat, CurrentIdentity, Provider, Settings
-from ..sse import sse, start_stream, stream_response
+from ..sse import sse, sse_comment, start_stream, stream_response
 from ..turns import (
     OPENAI_UNSUPPORTED,
     THREAD_HEADER,
@@ -28,6 +29,7 @@ from ..turns import (
     check_conversation,
     content_text,
     idempotency_key_of,
+    memory_outcome,
     refuse_unsupported,
     thread_id_of,
     turn_headers,
@@ -130,7 +132,7 @@ async def completions(
                     "total_tokens": out.usage.input_tokens + out.usage.output_tokens,
                 },
             },
-            headers=headers,
+            headers=turn_headers(prepared, provider.name),  # after the commit
         )
 
     first, events = await start_stream(service, prepared)
@@ -178,5 +180,6 @@ async def completions(
         on_error=on_error,
         headers=headers,
         head=[sse(chunk({"role": "assistant", "content": ""}, None))],
-        tail=lambda: [sse("[DONE]")],
+        # after the commit: an SSE comment (every parser skips it) with the final status
+        tail=lambda: [sse_comment("mnemo " + json.dumps(memory_outcome(prepared))), sse("[DONE]")],
     )
