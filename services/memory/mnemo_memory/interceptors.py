@@ -148,6 +148,17 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     return grpc.StatusCode.INTERNAL, ""
 
 
+def handler_budget(context: Any) -> float | None:
+    """Seconds the handler may run: the caller's deadline less a small margin, so a slow
+    store is answered as DEADLINE_EXCEEDED *by the service* (with its trailing metadata)
+    before the caller's own deadline fires — the gateway then knows the service is up and
+    only this request's store is slow (ADR 0010). None: the caller set no deadline."""
+    remaining = context.time_remaining()
+    if remaining is None:
+        return None
+    return max(0.0, remaining - min(0.1, remaining * 0.1))
+
+
 def _request_id(context: Any) -> str:
     for item in context.invocation_metadata() or ():
         if item.key == "x-request-id" and item.value:
@@ -202,7 +213,7 @@ def _wrap_unary(behavior: Any, method: str) -> Any:
         try:
             if isinstance(request, UnparsableRequest):
                 raise errors.InvalidArgumentError(request.field, request.reason)
-            async with asyncio.timeout(context.time_remaining()):  # None: no deadline
+            async with asyncio.timeout(handler_budget(context)):  # None: no deadline
                 response = await behavior(request, context)
             context.set_trailing_metadata((("x-request-id", rid),))
             return response

@@ -54,6 +54,11 @@ UNSTORED_TURNS = metrics.counter(
     " committed false), by reason: memory_unavailable (PrepareTurn failed), commit_<status>",
     ("reason", "endpoint"),
 )
+STORE_BREAKERS_OPEN = metrics.gauge(
+    "mnemo_gateway_memory_store_breakers_open",
+    "Per-(method, user) breakers open after failures the memory service reported for its "
+    "stores (a shard failing over), as of the last such failure",
+)
 COMMITTED_TURNS = metrics.counter(
     "mnemo_gateway_committed_turns",
     "Chat turns stored by CommitTurn",
