@@ -73,6 +73,7 @@ def create_app(
             llm,
             token_budget=settings.gateway.context_token_budget,
             max_message_bytes=settings.memory.max_message_bytes,
+            rate_limit_fail_closed=settings.gateway.rate_limit_fail_mode == "closed",
         )
         metrics_port = settings.gateway.metrics_port
         # its own port keeps /metrics off the public one (the Ingress routes GATEWAY__PORT)

@@ -73,8 +73,12 @@ class ShortTermRPCs:
         budget = request.token_budget or policy.default_token_budget
         stores, k = self.stores, self.stores.keys
         rl_call = stores.limiter.script_call(uid, count=request.count_rate_limit)
+        tenant = checked_id(request.tenant, "tenant") if request.tenant else ""
+        tenant_call = stores.limiter.tenant_script_call(tenant, count=request.count_rate_limit)
 
         def build(pipe: Any) -> None:
+            if tenant_call is not None:
+                CHECK_AND_COUNT.queue(pipe, *tenant_call)
             if rl_call is not None:
                 CHECK_AND_COUNT.queue(pipe, *rl_call)
             pipe.get(k.thread_owner(tid))
@@ -86,8 +90,11 @@ class ShortTermRPCs:
             stores.redis, build, [CHECK_AND_COUNT], transaction=stores.inline_global
         )
         windows: list[WindowState] = []
-        if rl_call is not None:
-            windows, limited = RateLimiter.parse(results.pop(0))
+        for call in (tenant_call, rl_call):
+            if call is None:
+                continue
+            states, limited = RateLimiter.parse(results.pop(0))
+            windows += states
             # a preview (count_rate_limit=false) reports the windows but is never refused
             if limited is not None and request.count_rate_limit:
                 RATE_LIMITED.labels(limited.window).inc()

@@ -70,6 +70,8 @@ class TurnRequest:
     temperature: float | None = None
     recall: bool = True
     metadata: dict[str, str] = field(default_factory=dict)
+    # the caller's api-key tenant: its rate-limit windows count the turn too
+    tenant: str | None = None
     started_at: float = field(default_factory=time.perf_counter)
 
 
@@ -117,8 +119,11 @@ class ChatService:
         *,
         token_budget: int = 0,
         max_message_bytes: int = 0,
+        rate_limit_fail_closed: bool = False,
     ) -> None:
         self.memory = memory
+        # GATEWAY__RATE_LIMIT_FAIL_MODE=closed: refuse turns whose limits cannot be checked
+        self.rate_limit_fail_closed = rate_limit_fail_closed
         self.provider = provider
         self.token_budget = token_budget
         self.max_message_bytes = max_message_bytes  # 0 = no limit
@@ -143,6 +148,7 @@ class ChatService:
                         exclude_history=turn.client_messages is not None,
                         count_rate_limit=True,
                         idempotency_key=turn.idempotency_key,
+                        tenant=turn.tenant or "",
                     )
                 )
                 status = "ok"
@@ -154,6 +160,17 @@ class ChatService:
                     for component in missing:
                         m.DEGRADED_ANSWERS.labels(component).inc()
             except MemoryUnavailable as exc:
+                if self.rate_limit_fail_closed:
+                    # the limits live in the memory service: unchecked means refused
+                    m.RATE_LIMIT_UNCHECKED.labels("refused").inc()
+                    raise ApiError(
+                        503,
+                        "rate_limit_unavailable",
+                        "the rate limit cannot be checked while the memory service is "
+                        f"unavailable ({exc.reason}); GATEWAY__RATE_LIMIT_FAIL_MODE=closed",
+                        headers={"Retry-After": "5"},
+                    ) from exc
+                m.RATE_LIMIT_UNCHECKED.labels("admitted").inc()
                 status, reason = "degraded", exc.reason
                 missing = [MEMORY_SERVICE]
                 m.DEGRADED_ANSWERS.labels(exc.reason).inc()

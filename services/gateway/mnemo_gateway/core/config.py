@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from functools import lru_cache
+from typing import Literal
 
 from mnemo_common.settings import CommonSettings, Environment, load_settings
 from pydantic import BaseModel, Field, SecretStr, model_validator
@@ -39,6 +40,11 @@ class GatewayServerSettings(BaseModel):
     breaker_failures: int = Field(5, ge=1)
     # seconds the breaker stays open before letting one probe call through
     breaker_cooldown_s: float = Field(10.0, gt=0)
+    # rate limits are checked by the memory service; when it is unavailable: open = answer
+    # the turn unlimited (and without memory), closed = refuse it (503
+    # rate_limit_unavailable, Retry-After) — for deployments where an unlimited LLM bill is
+    # worse than an outage
+    rate_limit_fail_mode: Literal["open", "closed"] = "open"
     # largest request body accepted, in bytes (413 beyond)
     max_body_bytes: int = Field(1_048_576, ge=1024)
     # largest prompt / last user message accepted, in characters (413 beyond)

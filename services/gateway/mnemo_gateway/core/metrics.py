@@ -59,6 +59,12 @@ STORE_BREAKERS_OPEN = metrics.gauge(
     "Per-(method, user) breakers open after failures the memory service reported for its "
     "stores (a shard failing over), as of the last such failure",
 )
+RATE_LIMIT_UNCHECKED = metrics.counter(
+    "mnemo_gateway_rate_limit_unchecked",
+    "Chat turns whose rate limit could not be checked (memory service unavailable), by "
+    "what GATEWAY__RATE_LIMIT_FAIL_MODE did with them: admitted (open) | refused (closed)",
+    ("outcome",),
+)
 COMMITTED_TURNS = metrics.counter(
     "mnemo_gateway_committed_turns",
     "Chat turns stored by CommitTurn",

@@ -92,6 +92,7 @@ async def messages(
         max_tokens=body.max_tokens,
         temperature=body.temperature,
         started_at=request.state.started_at,
+        tenant=identity.tenant,
     )
     prepared = await service.prepare(turn)
     headers = turn_headers(prepared, provider.name)

@@ -116,6 +116,7 @@ async def chat(
         recall=body.recall,
         metadata={"agent_name": agent, **({"tools": ",".join(body.tools)} if body.tools else {})},
         started_at=request.state.started_at,
+        tenant=identity.tenant,
     )
     prepared = await service.prepare(turn)
     headers = turn_headers(prepared, provider.name)

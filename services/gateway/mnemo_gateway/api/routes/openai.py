@@ -105,6 +105,7 @@ async def completions(
         max_tokens=body.max_completion_tokens or body.max_tokens,
         temperature=body.temperature,
         started_at=request.state.started_at,
+        tenant=identity.tenant,
     )
     prepared = await service.prepare(turn)
     headers = turn_headers(prepared, provider.name)
