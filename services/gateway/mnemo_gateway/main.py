@@ -65,6 +65,9 @@ def create_app(
                 admin_timeout_s=settings.gateway.memory_admin_timeout_s,
                 breaker_failures=settings.gateway.breaker_failures,
                 breaker_cooldown_s=settings.gateway.breaker_cooldown_s,
+                token=token.get_secret_value()
+                if (token := settings.gateway.memory_token)
+                else None,
             )
         app.state.provider = llm
         app.state.memory = memory
@@ -78,7 +81,7 @@ def create_app(
         metrics_port = settings.gateway.metrics_port
         # its own port keeps /metrics off the public one (the Ingress routes GATEWAY__PORT)
         metrics_server = (
-            metrics.start_metrics_server(metrics_port, settings.gateway.host)
+            metrics.start_metrics_server(metrics_port, settings.gateway.metrics_host)
             if metrics_port
             else None
         )

@@ -23,7 +23,7 @@ from mnemo_common import metrics
 from mnemo_common.logging import configure_logging
 
 from mnemo_memory.health import SERVICE_NAME, RedisHealth
-from mnemo_memory.interceptors import ErrorMappingInterceptor
+from mnemo_memory.interceptors import ErrorMappingInterceptor, TokenAuthInterceptor
 from mnemo_memory.longterm import build_longterm
 from mnemo_memory.servicer import MemoryServicer
 from mnemo_memory.stores import usage
@@ -102,7 +102,14 @@ async def create_server(
     if longterm is _DEFAULT:
         longterm = build_longterm(settings, redis)
     server = grpc.aio.server(
-        interceptors=[ErrorMappingInterceptor()],
+        interceptors=[
+            *(
+                [TokenAuthInterceptor(settings.server.auth_token)]
+                if settings.server.auth_token
+                else []
+            ),
+            ErrorMappingInterceptor(),
+        ],
         options=[
             ("grpc.max_receive_message_length", settings.server.max_receive_message_bytes),
             ("grpc.so_reuseport", 0),
@@ -173,7 +180,7 @@ async def serve(settings: Any) -> int:
     """Run until SIGTERM/SIGINT, then drain; returns the exit code."""
     configure_logging("mnemo-memory", settings.log.level, settings.log.json_format)
     if settings.server.metrics_port:
-        metrics.start_metrics_server(settings.server.metrics_port)
+        metrics.start_metrics_server(settings.server.metrics_port, settings.server.metrics_host)
     server, _, handles = await create_server(settings, stats_loop=True)
     opener = getattr(handles.longterm, "open", None)
     if opener is not None:

@@ -42,7 +42,13 @@ _HEALTH_FAILURES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADL
 #: server-side failures of one request: a chat turn is answered without memory (degraded),
 #: but the breaker does not count them
 _DEGRADE_ONLY = frozenset(
-    {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS}
+    {
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.DATA_LOSS,
+        # the service refused GATEWAY__MEMORY_TOKEN: a deployment error, not the user's
+        grpc.StatusCode.UNAUTHENTICATED,
+    }
 )
 
 #: what the gRPC client raises besides AioRpcError (usage errors, refused metadata, ...)
@@ -92,8 +98,13 @@ class MemoryClient:
         breaker_failures: int,
         breaker_cooldown_s: float,
         max_store_domains: int = 10_000,
+        token: str | None = None,
     ) -> None:
         self.addr = addr
+        # SERVER__AUTH_TOKEN of the memory service, sent as gRPC metadata on every call
+        self._auth: tuple[tuple[str, str], ...] = (
+            (("authorization", f"Bearer {token}"),) if token else ()
+        )
         self.timeout_s = timeout_s
         self.admin_timeout_s = admin_timeout_s
         self.breakers = BreakerSet(
@@ -119,10 +130,9 @@ class MemoryClient:
             extra={"memory_addr": self.addr},
         )
 
-    @staticmethod
-    def _metadata() -> tuple[tuple[str, str], ...]:
+    def _metadata(self) -> tuple[tuple[str, str], ...]:
         rid = request_id_var.get()
-        return (("x-request-id", rid),) if rid else ()
+        return self._auth + ((("x-request-id", rid),) if rid else ())
 
     def _admit(self, method: str, user: str) -> None:
         """Raise MemoryUnavailable when a breaker of the call's domains is open."""
@@ -184,6 +194,8 @@ class MemoryClient:
             return await self._call(method, request, self.timeout_s)
         except grpc.aio.AioRpcError as err:
             if err.code() in _DEGRADE_ONLY:
+                if err.code() is grpc.StatusCode.UNAUTHENTICATED:
+                    log.error("the memory service refused GATEWAY__MEMORY_TOKEN")
                 raise MemoryUnavailable(err.code().name.lower(), err.details() or "") from err
             raise
 
