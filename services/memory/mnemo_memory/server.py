@@ -135,7 +135,10 @@ async def create_server(
             server,
         )
     bind_port = settings.server.grpc_port if port is None else port
-    bound = server.add_insecure_port(f"{settings.server.host}:{bind_port}")
+    host = settings.server.host
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 pod IP (downward API) needs brackets in host:port
+    bound = server.add_insecure_port(f"{host}:{bind_port}")
     if bound == 0:
         raise RuntimeError(f"cannot bind {settings.server.host}:{bind_port}")
     handles = ServerHandles(
