@@ -200,7 +200,7 @@ def test_kill9_under_load_loses_and_duplicates_nothing(stack):
         f"chaos: {len(results)} turns, {len(acknowledged)} acknowledged, "
         f"{len(told)} answers reported not stored, {ROUNDS} rounds x (redis, memory, worker)"
     )
-    assert len(acknowledged) >= len(results) // 2, "the load barely ran"
+    assert len(acknowledged) >= CLIENTS, "the load barely ran"
     assert lost == [], f"acknowledged turns lost: {lost[:5]}"
     assert dup == {}, f"duplicated messages: {list(dup)[:5]}"
     # a turn the client never got an answer for may be stored (the answer was lost): fine
