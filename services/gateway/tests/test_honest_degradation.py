@@ -174,3 +174,29 @@ def test_memory_service_unreachable_is_degraded_and_counted_unstored(gateway_fac
         assert out["missing"] == "memory_service,not_stored", (endpoint, stream, out)
     after = metric(gw, UNSTORED + '{endpoint="chat",reason="memory_unavailable"}')
     assert after - before == 2
+
+
+def test_model_still_loading_after_a_restart_says_degraded(
+    memory_process, memory_settings, gateway_factory, tmp_path
+):
+    """The embedding model has not loaded (after a restart it takes a while; here it never
+    does: its files are FIFOs nobody writes): recall is missing, every endpoint says so,
+    and the turns are stored."""
+    import os
+
+    model_dir = tmp_path / "model-that-never-loads"
+    model_dir.mkdir()
+    for name in ("modules.json", "config.json", "config_sentence_transformers.json"):
+        os.mkfifo(model_dir / name)
+    proc = memory_process(
+        memory_settings(),
+        env={"SERVER__GRACE_S": "1", "EMBEDDING__MODEL_PATH": str(model_dir)},
+    ).start()
+    gw = gateway_factory(proc.address)
+    for endpoint, stream in CASES:
+        thread = f"ml-{endpoint}-{int(stream)}"
+        r = send(gw, endpoint, stream, "remember me?", thread)
+        out = outcome(r, endpoint, stream)
+        assert (out["memory"], out["missing"]) == ("degraded", "vector_store"), (endpoint, out)
+        assert stored_messages(gw, thread)[0] == "remember me?"
+    assert proc.health("mnemo.memory.v1.Recall") == "NOT_SERVING"
