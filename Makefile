@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.mnemo-setup
 CHECKOV := .venv-checkov/bin/checkov
 SETUP_INPUTS := constraints.txt libs/pyproject.toml services/memory/pyproject.toml services/gateway/pyproject.toml scripts/setup_system.sh
 
-.PHONY: help setup run test test-redis7 lint fmt typecheck proto proto-check bench recall constraints images kind-up deploy deploy-check e2e clean
+.PHONY: help setup run test test-redis7 chaos lint fmt typecheck proto proto-check bench recall constraints images kind-up deploy deploy-check e2e clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -45,6 +45,10 @@ test-redis7: setup ## the memory service suite against Debian's Redis 7.0 (when 
 	  MNEMO_REDIS_SERVER=/usr/bin/redis-server $(PY) -m pytest -q -m "not browser" services/memory/tests; \
 	else echo "Debian redis-server not installed: Redis 7.0 suite not run (make setup installs it as root)"; \
 	  test -z "$$CI"; fi
+
+chaos: setup ## kill -9 durability suite: Redis, memory service, worker killed under load (loopback, a few minutes)
+	MNEMO_CHAOS_ROUNDS=$${MNEMO_CHAOS_ROUNDS:-4} MNEMO_CHAOS_CLIENTS=$${MNEMO_CHAOS_CLIENTS:-6} \
+	  $(PY) -m pytest -q -s -m chaos -o timeout=600 tests/chaos
 
 lint: setup ## ruff lint + format check, mypy
 	$(VENV)/bin/ruff check .

@@ -107,9 +107,9 @@ class MemoryPolicy(BaseModel):
 
 
 class RateLimitSettings(BaseModel):
-    """Per-user request limits (``RATE_LIMIT__*``); 0 disables a window."""
+    """Per-user and per-tenant request limits (``RATE_LIMIT__*``); 0 disables a window."""
 
-    # false = no per-user rate limiting
+    # false = no rate limiting at all (user and tenant windows)
     enabled: bool = True
     # requests one user may make per minute
     per_minute: int = Field(30, ge=0)
@@ -117,6 +117,13 @@ class RateLimitSettings(BaseModel):
     per_hour: int = Field(500, ge=0)
     # requests one user may make per day
     per_day: int = Field(5_000, ge=0)
+    # requests all users of one api-key tenant may make per minute together (a key
+    # cannot dodge the per-user limits by inventing user ids); 0 = no tenant limit
+    tenant_per_minute: int = Field(0, ge=0)
+    # requests of one tenant per hour; 0 = no limit
+    tenant_per_hour: int = Field(0, ge=0)
+    # requests of one tenant per day; 0 = no limit
+    tenant_per_day: int = Field(0, ge=0)
 
 
 class LLMProviderName(StrEnum):

@@ -71,6 +71,9 @@ def create_app(
                 admin_timeout_s=settings.gateway.memory_admin_timeout_s,
                 breaker_failures=settings.gateway.breaker_failures,
                 breaker_cooldown_s=settings.gateway.breaker_cooldown_s,
+                token=token.get_secret_value()
+                if (token := settings.gateway.memory_token)
+                else None,
             )
         app.state.provider = llm
         app.state.upstream = Upstream(settings, llm.name)  # models, count_tokens
@@ -80,11 +83,12 @@ def create_app(
             llm,
             token_budget=settings.gateway.context_token_budget,
             max_message_bytes=settings.memory.max_message_bytes,
+            rate_limit_fail_closed=settings.gateway.rate_limit_fail_mode == "closed",
         )
         metrics_port = settings.gateway.metrics_port
         # its own port keeps /metrics off the public one (the Ingress routes GATEWAY__PORT)
         metrics_server = (
-            metrics.start_metrics_server(metrics_port, settings.gateway.host)
+            metrics.start_metrics_server(metrics_port, settings.gateway.metrics_host)
             if metrics_port
             else None
         )

@@ -75,8 +75,12 @@ class ShortTermRPCs:
         stores, k = self.stores, self.stores.keys
         rl_call = stores.limiter.script_call(uid, count=request.count_rate_limit)
         key = request.idempotency_key and checked_id(request.idempotency_key, "idempotency_key")
+        tenant = checked_id(request.tenant, "tenant") if request.tenant else ""
+        tenant_call = stores.limiter.tenant_script_call(tenant, count=request.count_rate_limit)
 
         def build(pipe: Any) -> None:
+            if tenant_call is not None:
+                CHECK_AND_COUNT.queue(pipe, *tenant_call)
             if rl_call is not None:
                 CHECK_AND_COUNT.queue(pipe, *rl_call)
             pipe.exists(k.meta(uid, tid))
@@ -94,8 +98,11 @@ class ShortTermRPCs:
         if key:
             results.pop()
         windows: list[WindowState] = []
-        if rl_call is not None:
-            windows, limited = RateLimiter.parse(results.pop(0))
+        for call in (tenant_call, rl_call):
+            if call is None:
+                continue
+            states, limited = RateLimiter.parse(results.pop(0))
+            windows += states
             # a preview (count_rate_limit=false) reports the windows but is never refused
             if limited is not None and request.count_rate_limit:
                 RATE_LIMITED.labels(limited.window).inc()

@@ -81,7 +81,7 @@ class RecallOptions(_message.Message):
     def __init__(self, disabled: _Optional[bool] = ..., top_k: _Optional[int] = ..., filter: _Optional[_Union[MemoryFilter, _Mapping]] = ...) -> None: ...
 
 class PrepareTurnRequest(_message.Message):
-    __slots__ = ("user_id", "thread_id", "query", "token_budget", "recall", "exclude_history", "count_rate_limit", "idempotency_key")
+    __slots__ = ("user_id", "thread_id", "query", "token_budget", "recall", "exclude_history", "count_rate_limit", "idempotency_key", "tenant")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     THREAD_ID_FIELD_NUMBER: _ClassVar[int]
     QUERY_FIELD_NUMBER: _ClassVar[int]
@@ -90,6 +90,7 @@ class PrepareTurnRequest(_message.Message):
     EXCLUDE_HISTORY_FIELD_NUMBER: _ClassVar[int]
     COUNT_RATE_LIMIT_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     thread_id: str
     query: str
@@ -98,7 +99,8 @@ class PrepareTurnRequest(_message.Message):
     exclude_history: bool
     count_rate_limit: bool
     idempotency_key: str
-    def __init__(self, user_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., query: _Optional[str] = ..., token_budget: _Optional[int] = ..., recall: _Optional[_Union[RecallOptions, _Mapping]] = ..., exclude_history: _Optional[bool] = ..., count_rate_limit: _Optional[bool] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    tenant: str
+    def __init__(self, user_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., query: _Optional[str] = ..., token_budget: _Optional[int] = ..., recall: _Optional[_Union[RecallOptions, _Mapping]] = ..., exclude_history: _Optional[bool] = ..., count_rate_limit: _Optional[bool] = ..., idempotency_key: _Optional[str] = ..., tenant: _Optional[str] = ...) -> None: ...
 
 class Replay(_message.Message):
     __slots__ = ("user_message", "assistant_message")

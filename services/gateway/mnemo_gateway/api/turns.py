@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Request
 from mnemo_common.ids import InvalidIdError, validate_id
 
@@ -13,6 +15,7 @@ from .deps import new_idempotency_key, new_thread_id
 THREAD_HEADER = "X-Mnemo-Thread-Id"
 USER_HEADER = "X-Mnemo-User-Id"
 MEMORY_HEADER = "X-Mnemo-Memory"
+MISSING_HEADER = "X-Mnemo-Memory-Missing"
 PROVIDER_HEADER = "X-Mnemo-Provider"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -80,8 +83,26 @@ def check_text(text: str, field: str) -> str:
 
 
 def turn_headers(prepared: PreparedTurn, provider: str) -> dict[str, str]:
-    return {
+    """The turn's response headers. Call it *after* the commit for a non-streamed answer
+    (``X-Mnemo-Memory`` then says ``degraded`` when the turn was not stored); a stream's
+    headers leave before the commit, and :func:`memory_outcome` closes the stream."""
+    headers = {
         THREAD_HEADER: prepared.turn.thread_id,
         MEMORY_HEADER: prepared.memory,
         PROVIDER_HEADER: provider,
+    }
+    if prepared.missing:
+        headers[MISSING_HEADER] = ",".join(prepared.missing)
+    return headers
+
+
+def memory_outcome(prepared: PreparedTurn) -> dict[str, Any]:
+    """The turn's final memory status (after the commit), sent at the end of a stream:
+    the ``done`` event of /v1/chat, an ``event: mnemo`` of /v1/messages, an SSE comment
+    of /v1/chat/completions (docs/api.md)."""
+    return {
+        "memory": prepared.memory,
+        "committed": prepared.committed,
+        "missing": list(prepared.missing),
+        "thread_id": prepared.turn.thread_id,
     }

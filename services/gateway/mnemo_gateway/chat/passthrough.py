@@ -34,7 +34,8 @@ from mnemo_common.llm.base import (
 )
 from starlette.responses import Response, StreamingResponse
 
-from ..api.turns import turn_headers
+from ..api.sse import sse_comment
+from ..api.turns import memory_outcome, turn_headers
 from ..core import metrics as m
 from ..core.config import GatewaySettings
 from ..core.errors import ApiError, from_llm
@@ -62,7 +63,7 @@ from .conversation import (
     tool_record,
 )
 from .prompt import build_system_prompt, memory_context
-from .render import AnthropicStreamWriter, OpenAIStreamWriter, anthropic_doc, openai_doc
+from .render import AnthropicStreamWriter, OpenAIStreamWriter, anthropic_doc, openai_doc, sse
 from .service import ChatService, PreparedTurn
 from .translate import anthropic_to_openai, openai_to_anthropic, refuse
 
@@ -216,7 +217,22 @@ class _Run:
         self.call, self.prepared, self.service, self.provider = call, prepared, service, provider
         self.upstream, self.model = upstream, model
         self._first = False
-        self.headers = turn_headers(prepared, provider.name)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The X-Mnemo-* headers as of now: taken after the commit for a document (so a
+        turn that was not stored says ``degraded``), before it for a stream, which then
+        ends with :meth:`outcome_frame`."""
+        return turn_headers(self.prepared, self.provider.name)
+
+    def outcome_frame(self) -> str:
+        """The turn's final memory status, after the commit, just before the stream's
+        terminal frame: Anthropic ``event: mnemo`` (clients skip unknown events), OpenAI
+        an SSE comment (every parser skips it; a data frame would break the SDKs)."""
+        outcome = memory_outcome(self.prepared)
+        if self.call.protocol == "anthropic":
+            return sse({"type": "mnemo", **outcome}, "mnemo")
+        return sse_comment("mnemo " + json.dumps(outcome))
 
     def first_token(self) -> None:
         if not self._first:
@@ -303,9 +319,11 @@ class _Run:
                         if isinstance(event, TextDelta | ToolStart):
                             self.first_token()
                         builder.add(event)
+                        frames = list(writer.write(event))
                         if isinstance(event, StreamEnd):
                             await self.finish(builder.result())
-                        for frame in writer.write(event):
+                            frames.insert(len(frames) - 1, self.outcome_frame())
+                        for frame in frames:
                             yield frame
                 except LLMError as err:
                     yield writer.error(self.failed(err).body())
@@ -336,6 +354,7 @@ class _Run:
                                 builder.add(event)
                             if reader.terminal(frame) and reader.error is None:
                                 await self.finish(builder.result())
+                                yield self.outcome_frame().encode()
                             yield frame
                 except LLMError as err:
                     yield writer.error(self.failed(err).body()).encode()

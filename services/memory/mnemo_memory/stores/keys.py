@@ -12,6 +12,7 @@ so all of one user's keys live in one slot and one Lua script can update them at
     P:u:{uid}:ratelimit            hash  window:bucket -> count           TTL 2 days
     P:u:{uid}:outbox               zset  job / activity JSON -> due ms    TTL thread TTL
                                          (Cluster only: see ``outbox.py``)
+    P:tenant:{tenant}:ratelimit    hash  window:bucket -> count (tenant)  TTL 2 days
     P:threads:activity             zset  "uid:tid" -> last activity ms    no TTL (pruned)
     P:jobs                         stream background jobs                 never expires
     P:jobs:dead                    stream dead letters                    never expires
@@ -140,6 +141,10 @@ class KeyBuilder:
     def inflight(self, user_id: str) -> str:
         """Turns PrepareTurn has seen and CommitTurn not yet stored (erasure race)."""
         return self.user_base(user_id) + ":inflight"
+
+    def tenant_rate_limit(self, tenant: str) -> str:
+        """Per-tenant rate-limit counters (its own hash slot: not a user's key)."""
+        return f"{self.prefix}:tenant:{{{checked_id(tenant, 'tenant')}}}:ratelimit"
 
     def user_keys(self, user_id: str) -> list[str]:
         """Per-user keys that are not per thread."""

@@ -73,6 +73,7 @@ async def messages(
         max_tokens=body.max_tokens,
         recall=bool(call.exchange.user_text.strip()),
         started_at=request.state.started_at,
+        tenant=identity.tenant,
     )
     return await passthrough.answer(
         call, lambda: service.prepare(turn), service, provider, settings

@@ -76,6 +76,7 @@ async def completions(
         max_tokens=body.max_completion_tokens or body.max_tokens,
         recall=bool(call.exchange.user_text.strip()),
         started_at=request.state.started_at,
+        tenant=identity.tenant,
     )
     return await passthrough.answer(
         call, lambda: service.prepare(turn), service, provider, settings

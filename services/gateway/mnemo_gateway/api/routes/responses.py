@@ -91,6 +91,7 @@ async def responses(
         max_tokens=int(max_tokens) if max_tokens is not None else None,
         temperature=temperature,
         started_at=request.state.started_at,
+        tenant=identity.tenant,
     )
     prepared = await service.prepare(turn)
     headers = turn_headers(prepared, provider.name)
