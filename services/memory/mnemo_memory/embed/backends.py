@@ -132,7 +132,9 @@ class OnnxBackend:
                 f"tokenizer {str(tokenizer_file)!r} does not exist (EMBEDDING__MODEL_PATH); "
                 "models are never downloaded"
             )
-        self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
+        # read in Python (the GIL is released while the file is read), parse from memory:
+        # Tokenizer.from_file holds the GIL through a slow read, stalling every RPC
+        self.tokenizer = Tokenizer.from_str(tokenizer_file.read_text(encoding="utf-8"))
         max_len = int(meta.get(META_MAX_SEQ) or max_seq_length(model_path))
         self.tokenizer.enable_truncation(max_length=max_len)
         self.tokenizer.enable_padding(pad_id=self.tokenizer.token_to_id("[PAD]") or 0)
