@@ -67,7 +67,7 @@ class SentenceTransformersBackend:
             getattr(self.model, "get_embedding_dimension", None)
             or self.model.get_sentence_embedding_dimension
         )
-        self.dimension = int(get_dim())
+        self.dimension = int(get_dim() or 0)
         if self.dimension != dimension:
             raise ModelMismatchError(
                 f"model at {model_path!r} produces {self.dimension}-dimensional vectors but "
