@@ -195,8 +195,8 @@ def test_setup_export_is_current_and_a_stale_file_is_not(tmp_path):
     export of the packaged weights, and redo one that is not (other weights, truncated)."""
     import shutil
 
-    from mnemo_memory.embed import default_model_path
-    from mnemo_memory.embed.export import current, default_onnx_path, model_digest
+    from mnemo_memory.embed import default_model_path, default_onnx_path
+    from mnemo_memory.embed.export import current, model_digest
 
     digest = model_digest(default_model_path())
     installed = default_onnx_path()

