@@ -183,11 +183,16 @@ def test_model_info_check_names_both_models():
         ModelInfo("all-MiniLM-L6-v2", 384).check_against("other-model", 768, "store")
 
 
-def test_threads_default_to_the_cpus_given(monkeypatch):
+def test_threads_default_to_the_cpus_given():
     from mnemo_memory.embed import available_cpus
 
-    assert Embedder(threads=0).threads == available_cpus() >= 1
-    assert Embedder(threads=1).threads == 1
+    auto, one = Embedder(threads=0), Embedder(threads=1)
+    try:
+        assert auto.threads == available_cpus() >= 1
+        assert one.threads == 1
+    finally:
+        auto.close()
+        one.close()
 
 
 def test_setup_export_is_current_and_a_stale_file_is_not(tmp_path):
