@@ -22,6 +22,7 @@ import logging
 import os
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,9 @@ def current(out: str, digest: str, variant: str) -> bool:
 def _trace(model_path: str, out: str) -> None:
     import torch
     from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
     model = AutoModel.from_pretrained(
         model_path, local_files_only=True, attn_implementation="eager"
@@ -96,7 +100,10 @@ def _trace(model_path: str, out: str) -> None:
 
     ids = torch.ones((2, 8), dtype=torch.int64)
     names = ["input_ids", "attention_mask", "token_type_ids"]
-    with torch.no_grad():
+    # the tracer's warnings (legacy exporter, Python booleans traced as constants) concern
+    # shapes that are constant here: padding is always the mask's own length
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         torch.onnx.export(
             LastHidden(model),
             (ids, ids, torch.zeros_like(ids)),
