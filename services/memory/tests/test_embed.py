@@ -113,12 +113,17 @@ async def test_a_request_larger_than_the_batch_spans_model_calls_in_order():
 
 
 async def test_batch_wait_holds_a_batch_open_for_late_requests():
-    waiting = Embedder(batch_size=32, threads=1, batch_wait_ms=300, query_cache_size=0)
+    waiting = Embedder(batch_size=32, threads=1, batch_wait_ms=100, query_cache_size=0)
+    waiting._batcher.wait_s = 2.0  # the setting's range ends at 100 ms; a busy CI needs more
     try:
         await waiting.aload()
         before = waiting.batches
         first = asyncio.ensure_future(waiting.encode(["first"]))
-        await asyncio.sleep(0.05)  # well inside the 300 ms window
+        deadline = asyncio.get_running_loop().time() + 10
+        while not waiting._batcher._queue.empty():  # the model thread has taken it...
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.005)
+        assert not first.done()  # ...and holds its batch open
         second = await waiting.encode(["second"])
         await first
         assert waiting.batches - before == 1
