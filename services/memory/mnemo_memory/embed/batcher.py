@@ -154,7 +154,9 @@ class MicroBatcher:
                 break
             if item is None:
                 for p in pending:
-                    p.future.cancel()
+                    # a request already partly embedded is RUNNING and cannot be cancelled
+                    if not p.future.cancel() and not p.future.done():
+                        p.future.set_exception(RuntimeError("the embedder was closed"))
                 return False
             pending.append(item)
         return True
