@@ -268,7 +268,11 @@ def test_stream_events_come_back_as_the_upstream_sent_them(gateway_factory, fake
 
     direct = events(fake_anthropic.url)
     through = events(on_anthropic.url)
-    assert through == direct
+    # plus exactly one Mnemo event, the turn's final memory status, just before message_stop
+    (at,) = [i for i, (name, _) in enumerate(through) if name == "mnemo"]
+    assert through[at + 1][0] == "message_stop"
+    assert {"memory", "committed", "missing", "thread_id"} <= set(through[at][1])
+    assert through[:at] + through[at + 1 :] == direct
     kinds = [d.get("delta", {}).get("type") for _, d in through if _ == "content_block_delta"]
     assert {"thinking_delta", "signature_delta", "text_delta", "input_json_delta"} <= set(kinds)
 

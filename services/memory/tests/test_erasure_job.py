@@ -174,7 +174,7 @@ def test_gateway_answers_202_with_the_pending_store(
 
     settings = memory_settings(chromadb_url=f"http://127.0.0.1:{free_port()}")
     srv = memory_server_factory(settings, longterm=build_longterm(settings, embedder=embedder))
-    fill_user(srv.stub(), "eve", threads=1)
+    fill_user(srv.stub(), "n.eve", threads=1)  # the memory id of user eve in auth none
     gw = gateway_factory(srv.address)
     r = httpx.delete(gw.url + "/v1/users/eve", timeout=60)
     assert r.status_code == 202, r.text

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from mnemo_common.llm.base import LLMProvider
+from mnemo_common.text import control_char_problem
 from starlette.responses import JSONResponse
 
 from ...chat.upstream import Upstream, Vendor
@@ -177,6 +178,9 @@ async def retrieve_model(
     upstream: UpstreamAPI,
     model_id: Annotated[str, Path(description="the model's id")],
 ) -> JSONResponse:
+    problem = control_char_problem(model_id, surrogates=False)
+    if problem:  # the one path parameter that is not an id (ids refuse these themselves)
+        raise ApiError(422, "invalid_text", f"model_id: {problem}", field="model_id")
     vendor = client_vendor(request)
     models, source = await catalogue(upstream, provider, settings)
     for model in models:

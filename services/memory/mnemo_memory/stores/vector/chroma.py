@@ -21,7 +21,7 @@ from mnemo_memory.embed import ModelInfo
 from mnemo_memory.errors import UnavailableError
 
 from .base import MemoryRecord, Records, VectorFilter, VectorHit, as_float32
-from .chroma_purge import purge_chroma_file
+from .chroma_purge import purge_in_child
 
 log = logging.getLogger(__name__)
 
@@ -306,7 +306,7 @@ class ChromaVectorStore:
 
     def _purge_sync(self) -> dict[str, int]:
         self._collection_sync()  # the collection exists (and is ours) before touching files
-        return purge_chroma_file(str(self.path), self.collection_name)
+        return purge_in_child(str(self.path), self.collection_name)
 
     async def aclose(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -20,8 +20,14 @@ ids.
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
+
+#: how long one purge of the file may take before it is abandoned (and retried later)
+PURGE_TIMEOUT_S = 300
 
 
 def purge_chroma_file(persist_dir: str | Path, collection_name: str) -> dict[str, int]:
@@ -57,3 +63,24 @@ def purge_chroma_file(persist_dir: str | Path, collection_name: str) -> dict[str
         return {"log_rows_deleted": gone, "log_rows_superseded": old}
     finally:
         db.close()
+
+
+def purge_in_child(persist_dir: str | Path, collection_name: str) -> dict[str, int]:
+    """:func:`purge_chroma_file` in a child process. Embedded Chroma holds the file open
+    through its own copy of SQLite; two SQLite libraries in one process do not see each
+    other's POSIX locks (they are per process), so a purge from this process could race
+    Chroma's own writes. Across processes the file locks serialise them."""
+    done = subprocess.run(  # noqa: S603 - our own module, fixed arguments
+        [sys.executable, "-m", __name__, str(persist_dir), collection_name],
+        capture_output=True,
+        text=True,
+        timeout=PURGE_TIMEOUT_S,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"chroma purge failed: {done.stderr.strip()[-500:]}")
+    return {str(k): int(v) for k, v in json.loads(done.stdout or "{}").items()}
+
+
+if __name__ == "__main__":
+    print(json.dumps(purge_chroma_file(sys.argv[1], sys.argv[2])))  # read by purge_in_child
