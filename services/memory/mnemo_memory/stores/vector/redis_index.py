@@ -29,7 +29,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from mnemo_memory.embed import ModelInfo
 from mnemo_memory.errors import UnavailableError
 
-from .base import MemoryRecord, Records, VectorFilter, VectorHit, as_float32
+from .base import MemoryRecord, Records, VectorFilter, VectorHit, as_float32, stack_vectors
 
 log = logging.getLogger(__name__)
 
@@ -332,6 +332,44 @@ class RedisVectorStore:
             offset += _PAGE
             if offset >= total or not page:
                 return out
+
+    async def candidates(self, flt: VectorFilter) -> tuple[Records, np.ndarray]:
+        """Every record matching ``flt`` with its vector: a plain filter query (no KNN),
+        paged oldest first, so none of the user's records is left out (ADR 0010)."""
+        await self.open()
+        records: Records = []
+        rows: list[bytes] = []
+        offset = 0
+        while True:
+            res = await self._call(
+                "FT.SEARCH",
+                self.index,
+                redis_query(flt),
+                "RETURN",
+                str(len(_FIELDS) + 1),
+                *_FIELDS,
+                "embedding",
+                "SORTBY",
+                "created_at_ms",
+                "ASC",
+                "LIMIT",
+                str(offset),
+                str(_PAGE),
+                "DIALECT",
+                "2",
+            )
+            total = int(res[0])
+            for i in range(1, len(res), 2):
+                fields = res[i + 1]
+                f = {_s(fields[j]): fields[j + 1] for j in range(0, len(fields), 2)}
+                record = self._record(_s(res[i]), f)
+                blob = f.get("embedding")
+                if record.user_id == flt.user_id and isinstance(blob, bytes):
+                    records.append(record)
+                    rows.append(blob)
+            offset += _PAGE
+            if offset >= total or len(res) <= 1:
+                return records, stack_vectors(rows, self.model.dimension)
 
     async def delete_user(self, user_id: str) -> dict[str, int]:
         records = await self.all_matching(VectorFilter(user_id=user_id, include_superseded=True))
