@@ -298,18 +298,18 @@ def test_offline_rule_extractor_reads_first_person_statements():
     )
     assert got == [
         ("User lives in Berlin", "fact", 7),
-        ("User's favourite food is ramen", "fact", 6),
-        ("User is a nurse", "fact", 5),
-        ("User likes tea over coffee", "preference", 6),
+        ("User's favourite food is ramen", "preference", 6),
+        ("User is a nurse", "fact", 6),
+        ("User prefers tea over coffee", "preference", 6),
     ]
     # one sentence, two statements
     assert rule_facts("I live in Lisbon and I prefer short answers.") == [
         ("User lives in Lisbon", "fact", 7),
-        ("User likes short answers", "preference", 6),
+        ("User prefers short answers", "preference", 6),
     ]
     assert rule_facts("My dog is Rex, but I'm a cat person.") == [
         ("User's dog is Rex", "fact", 6),
-        ("User is a cat person", "fact", 5),
+        ("User is a cat person", "fact", 6),
     ]
 
 

@@ -103,8 +103,8 @@ class FactWriter:
         self, user_id: str, thread_id: str, candidates: list[CandidateFact], now_ms: int
     ) -> WriteReport:
         """Apply the rules to one job's candidates: one get, one exact read of the user's
-        valid facts with their vectors (no ANN: ADR 0010), one upsert of the new facts and
-        one of the merged/superseded ones (their stored vectors are reused)."""
+        valid facts with their vectors (no ANN: ADR 0010), and one upsert of the new facts with
+        the ones they merge into or supersede (their stored vectors are reused)."""
         report = WriteReport()
         if not candidates:
             return report
@@ -179,13 +179,16 @@ class FactWriter:
                 else:
                     changed[old.id] = done
                 report.superseded.append(old.id)
-        # new facts first: a crash in between leaves both valid, never neither
-        if new_records:
-            records = [r for r, _ in new_records.values()]
-            await store.upsert(records, np.stack([v for _, v in new_records.values()]))
-        if changed:
-            olds = list(changed.values())  # text and date unchanged: the stored vector holds
-            await store.upsert(olds, np.stack([vec_of[o.id] for o in olds]))
+        # one upsert (atomic in both backends): the new facts and the facts they supersede
+        # or merge into change together; a changed fact keeps its stored vector (same text)
+        records = [r for r, _ in new_records.values()] + list(changed.values())
+        if records:
+            await store.upsert(
+                records,
+                np.stack(
+                    [v for _, v in new_records.values()] + [vec_of[o.id] for o in changed.values()]
+                ),
+            )
         self.lt.keyword_cache.invalidate(user_id)
         log.info(
             "facts written",

@@ -92,8 +92,13 @@ def _overlap(a: frozenset[str], b: frozenset[str]) -> float:
     return len(a & b) / min(len(a), len(b))
 
 
-#: overlap of the frames above which two facts are about the same subject
-SAME_SUBJECT_OVERLAP = 0.75
+def _same_subject(a: frozenset[str], b: frozenset[str]) -> bool:
+    """Frames about the same thing: the smaller is (nearly) inside the larger, and they
+    share at least half their words ("dentist appointment" / "dentist appointment moved",
+    not "kids" / "kids go to school")."""
+    if not a or not b:
+        return a == b
+    return _overlap(a, b) >= 0.75 and len(a & b) / len(a | b) >= 0.5
 
 
 def adds_detail(new: Shape, old: Shape) -> bool:
@@ -111,4 +116,4 @@ def is_update(new: Shape, old: Shape) -> bool:
         return False  # other people or places: another subject
     if new.negated != old.negated:
         return _overlap(new.frame, old.frame) == 1.0
-    return _overlap(new.frame, old.frame) >= SAME_SUBJECT_OVERLAP and bool(new.values - old.values)
+    return _same_subject(new.frame, old.frame) and bool(new.values - old.values)

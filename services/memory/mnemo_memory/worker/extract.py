@@ -14,6 +14,8 @@ from mnemo_common.llm import ChatMessage, ChatRequest, LLMError, LLMErrorKind, U
 from mnemo_memory.longterm.facts import CandidateFact
 from mnemo_memory.stores.vector import MemoryRecord
 
+from .rules import rule_facts
+
 #: what the LLM must return for extract_facts
 EXTRACTION_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -131,74 +133,14 @@ class LLMExtractor:
         return out, usage
 
 
-# --- offline: first-person statements, deterministic ---
+# --- offline: first-person statements, deterministic (rules.py) ---
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
-# "I live in Lisbon and I prefer short answers": two statements, one sentence
-_CLAUSE = re.compile(r",?\s+(?:and|but|so|while)\s+(?=I\b|I'm\b|[Mm]y\b)")
-_RULES: list[tuple[re.Pattern[str], str, str, int]] = [
-    # (pattern on the sentence, template, kind, importance)
-    (
-        re.compile(r"\bI(?: am|'m) allergic to (?P<v>.+)", re.I),
-        "User is allergic to {v}",
-        "fact",
-        9,
-    ),
-    (
-        re.compile(r"\bmy (?P<a>[a-z][a-z ]{0,40}?) (?P<verb>is|are) (?P<v>.+)", re.I),
-        "User's {a} {verb} {v}",
-        "fact",
-        6,
-    ),
-    (
-        re.compile(r"\bI (?:live|am living|'m living) in (?P<v>.+)", re.I),
-        "User lives in {v}",
-        "fact",
-        7,
-    ),
-    (
-        re.compile(r"\bI (?:work|am working|'m working) (?P<p>at|for|as) (?P<v>.+)", re.I),
-        "User works {p} {v}",
-        "fact",
-        6,
-    ),
-    (
-        re.compile(r"\bI (?:prefer|like|love|enjoy) (?P<v>.+)", re.I),
-        "User likes {v}",
-        "preference",
-        6,
-    ),
-    (
-        re.compile(r"\bI (?:hate|dislike|don't like|do not like) (?P<v>.+)", re.I),
-        "User dislikes {v}",
-        "preference",
-        6,
-    ),
-    (re.compile(r"\bI(?: am|'m) (?P<v>(?:a|an) .+)", re.I), "User is {v}", "fact", 5),
-]
-
-
-def rule_facts(text: str) -> list[tuple[str, str, int]]:
-    """(fact text, kind, importance) for each first-person statement in ``text``."""
-    out = []
-    clauses = [c for sentence in _SENTENCE.findall(text) for c in _CLAUSE.split(sentence)]
-    for clause in clauses:
-        s = clause.strip()
-        for pattern, template, kind, importance in _RULES:
-            m = pattern.search(s)
-            if not m:
-                continue
-            groups = {k: (v or "").strip().rstrip(".!?").strip() for k, v in m.groupdict().items()}
-            if not groups.get("v") or len(groups["v"]) > 200:
-                continue
-            groups = {k: v if k == "v" else v.lower() for k, v in groups.items()}
-            out.append((template.format(**groups), kind, importance))
-            break
-    return out
 
 
 class RuleExtractor:
-    """Offline extractor: the user's first-person statements ("I am / I live / I prefer /
-    my X is ...") rewritten as third-person facts. Deterministic; no LLM."""
+    """Offline extractor: the user's first-person statements ("I live in ...", "my dog's
+    name is ...", "I don't eat meat" ...; ``rules.py``) rewritten as third-person facts, one
+    per clause. Deterministic; no LLM."""
 
     async def extract(
         self, messages: Sequence[Any], existing: Sequence[MemoryRecord]

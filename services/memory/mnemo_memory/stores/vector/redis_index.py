@@ -243,14 +243,18 @@ class RedisVectorStore:
         if not ids:
             return []
         await self.open()
-        out = []
-        for memory_id in ids:
-            values = await self._call("HMGET", self.key(memory_id), *_FIELDS)
-            if values and values[0] is not None:
-                out.append(
-                    self._record(self.key(memory_id), dict(zip(_FIELDS, values, strict=True)))
-                )
-        return out
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for memory_id in ids:
+                    pipe.hmget(self.key(memory_id), *_FIELDS)
+                replies = await pipe.execute()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise UnavailableError("vector_store", f"redis vector index: {exc}") from exc
+        return [
+            self._record(self.key(memory_id), dict(zip(_FIELDS, values, strict=True)))
+            for memory_id, values in zip(ids, replies, strict=True)
+            if values and values[0] is not None
+        ]
 
     async def delete(self, ids: list[str]) -> int:
         deleted = 0
