@@ -214,6 +214,7 @@ async def test_users_sharing_facts_each_keep_one_current_value_per_subject(lt):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # minutes on a loaded 2-core machine: ~2,000 Chroma writes
 async def test_a_thousand_users_sharing_twenty_facts_each_update_five(lt):
     started = time.monotonic()
     await run_users(lt, 1000, seeded=True)

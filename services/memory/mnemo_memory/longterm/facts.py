@@ -103,8 +103,8 @@ class FactWriter:
         self, user_id: str, thread_id: str, candidates: list[CandidateFact], now_ms: int
     ) -> WriteReport:
         """Apply the rules to one job's candidates: one get, one exact read of the user's
-        valid facts with their vectors (no ANN: ADR 0010), and one upsert of the new facts with
-        the ones they merge into or supersede (their stored vectors are reused)."""
+        valid facts with their vectors (no ANN: ADR 0010), one upsert of the new facts and
+        one field update of the facts they merge into or supersede (vectors kept)."""
         report = WriteReport()
         if not candidates:
             return report
@@ -124,7 +124,6 @@ class FactWriter:
         pool, pool_vecs = await store.candidates(flt)
         sims = exact_similarities(vectors[todo], pool_vecs)
         holders = {mid: r.id for r in pool for mid in _merged_ids(r)}
-        vec_of = {r.id: pool_vecs[j] for j, r in enumerate(pool)}
         floor = min(cfg.contradiction_similarity, cfg.update_similarity, cfg.merge_similarity)
         new_records: dict[str, tuple[MemoryRecord, np.ndarray]] = {}
         changed: dict[str, MemoryRecord] = {}  # merged or superseded stored facts
@@ -179,16 +178,15 @@ class FactWriter:
                 else:
                     changed[old.id] = done
                 report.superseded.append(old.id)
-        # one upsert (atomic in both backends): the new facts and the facts they supersede
-        # or merge into change together; a changed fact keeps its stored vector (same text)
-        records = [r for r, _ in new_records.values()] + list(changed.values())
-        if records:
+        # new facts first: a crash in between leaves both valid, never neither; a changed
+        # fact keeps its stored vector (its text and date are unchanged)
+        if new_records:
             await store.upsert(
-                records,
-                np.stack(
-                    [v for _, v in new_records.values()] + [vec_of[o.id] for o in changed.values()]
-                ),
+                [r for r, _ in new_records.values()],
+                np.stack([v for _, v in new_records.values()]),
             )
+        if changed:
+            await store.update_fields(list(changed.values()))
         self.lt.keyword_cache.invalidate(user_id)
         log.info(
             "facts written",

@@ -1,5 +1,6 @@
-"""Fact extraction and thread summaries: LLM-backed (strict JSON, schema-validated) and
-the deterministic offline versions used when the provider is ``offline``."""
+"""Fact extraction and thread summaries: LLM-backed (JSON; facts checked one by one in
+``llm_facts.py``) and the deterministic offline versions (``rules.py``) used when the
+provider is ``offline``."""
 
 from __future__ import annotations
 
@@ -10,36 +11,13 @@ from typing import Any, Protocol
 
 import jsonschema
 from mnemo_common.llm import ChatMessage, ChatRequest, LLMError, LLMErrorKind, Usage
+from mnemo_common.llm._support import check_schema, join_system, json_instructions, structured_reply
 
 from mnemo_memory.longterm.facts import CandidateFact
 from mnemo_memory.stores.vector import MemoryRecord
 
+from .llm_facts import EXTRACTION_SCHEMA, EXTRACTION_SYSTEM, REPLY_SCHEMA, clean_facts, transcript
 from .rules import rule_facts
-
-#: what the LLM must return for extract_facts
-EXTRACTION_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "facts": {
-            "type": "array",
-            "maxItems": 20,
-            "items": {
-                "type": "object",
-                "properties": {
-                    "text": {"type": "string", "minLength": 3, "maxLength": 500},
-                    "kind": {"enum": ["fact", "preference", "event"]},
-                    "importance": {"type": "integer", "minimum": 1, "maximum": 10},
-                    "source_message_ids": {"type": "array", "items": {"type": "string"}},
-                    "replaces": {"type": ["string", "null"]},
-                },
-                "required": ["text", "kind", "importance"],
-                "additionalProperties": False,
-            },
-        }
-    },
-    "required": ["facts"],
-    "additionalProperties": False,
-}
 
 SUMMARY_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -47,16 +25,6 @@ SUMMARY_SCHEMA: dict[str, Any] = {
     "required": ["summary"],
     "additionalProperties": False,
 }
-
-EXTRACTION_SYSTEM = (
-    "You extract durable facts about the USER from a chat transcript, for a long-term memory. "
-    "Return JSON only. Each fact is one short third-person sentence about the user "
-    "(preferences, personal details, plans, events with dates). Skip small talk, questions "
-    "and anything the assistant said unless the user confirmed it. importance: 1 trivial .. "
-    "10 critical (health, safety). source_message_ids: ids of the messages the fact comes "
-    "from. If a fact updates or contradicts one of the EXISTING facts listed, set replaces "
-    "to that fact's id, else null."
-)
 
 SUMMARY_SYSTEM = (
     "Summarise this conversation for the assistant's memory: key facts, decisions, open "
@@ -90,7 +58,8 @@ def validate(value: Any, schema: dict[str, Any], provider: str) -> Any:
 
 
 class LLMExtractor:
-    """Facts through ``provider.complete_json`` (purpose "extraction")."""
+    """Facts through ``provider.complete`` (purpose "extraction") with the schema and the
+    dated transcript of ``llm_facts``."""
 
     #: the handler passes the user's nearest existing facts (for ``replaces``)
     wants_existing = True
@@ -102,24 +71,27 @@ class LLMExtractor:
     async def extract(
         self, messages: Sequence[Any], existing: Sequence[MemoryRecord]
     ) -> tuple[list[CandidateFact], Usage]:
+        """Facts of ``messages``; a reply that is not JSON is INVALID_OUTPUT (retried), a
+        bad fact inside one is repaired or dropped (``llm_facts.clean_facts``)."""
         known = "\n".join(f"- id={r.id}: {r.text}" for r in existing) or "(none)"
-        prompt = f"EXISTING facts:\n{known}\n\nTRANSCRIPT:\n{_transcript(messages)}"
-        value, usage = await self.provider.complete_json(
+        prompt = f"EXISTING facts:\n{known}\n\nTRANSCRIPT:\n{transcript(messages)}"
+        name = self.provider.name
+        check_schema(EXTRACTION_SCHEMA, name)
+        result = await self.provider.complete(
             ChatRequest(
-                system=EXTRACTION_SYSTEM,
+                system=join_system(EXTRACTION_SYSTEM, json_instructions(EXTRACTION_SCHEMA)),
                 messages=[ChatMessage("user", prompt)],
                 purpose="extraction",
                 max_tokens=self.max_tokens,
-            ),
-            EXTRACTION_SCHEMA,
+            )
         )
-        validate(value, EXTRACTION_SCHEMA, self.provider.name)
+        value = structured_reply(result.text, result.stop_reason, REPLY_SCHEMA, name)
         ids = [m.id for m in messages]
         known_ids = {r.id for r in existing}
         by_id = {m.id: m for m in messages}
         out = []
-        for f in value["facts"]:
-            src = tuple(i for i in f.get("source_message_ids") or [] if i in by_id) or tuple(ids)
+        for f in clean_facts(value):
+            src = tuple(i for i in f["source_message_ids"] if i in by_id) or tuple(ids)
             out.append(
                 CandidateFact(
                     text=f["text"],
@@ -127,10 +99,10 @@ class LLMExtractor:
                     importance=f["importance"],
                     source_message_ids=src,
                     valid_from_ms=max(by_id[i].created_at_ms for i in src),
-                    replaces=f.get("replaces") if f.get("replaces") in known_ids else "",
+                    replaces=f["replaces"] if f["replaces"] in known_ids else "",
                 )
             )
-        return out, usage
+        return out, result.usage
 
 
 # --- offline: first-person statements, deterministic (rules.py) ---

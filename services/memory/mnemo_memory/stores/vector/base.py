@@ -141,6 +141,13 @@ class VectorStore(Protocol):
 
     async def upsert(self, records: list[MemoryRecord], vectors: np.ndarray) -> None: ...
 
+    async def update_fields(self, records: list[MemoryRecord]) -> None:
+        """Rewrite the metadata of stored records (every field but ``text``), keeping their
+        text and vector: for supersede and merge, which leave the embedded text alone. Ids
+        no longer stored are skipped, never recreated (a record erased meanwhile stays
+        erased)."""
+        ...
+
     async def get(self, ids: list[str]) -> list[MemoryRecord]:
         """Records by id (missing ids are skipped), any user: callers check ownership."""
         ...

@@ -166,6 +166,21 @@ class ChromaVectorStore:
 
         await self._run(call)
 
+    async def update_fields(self, records: list[MemoryRecord]) -> None:
+        """Metadata only: re-inserting the vector into HNSW costs about three times as much,
+        ``update`` skips ids that are gone instead of recreating them, and passing documents
+        would make Chroma embed them with its default (downloading) embedding function."""
+        if not records:
+            return
+
+        def call() -> None:
+            self._collection_sync().update(
+                ids=[r.id for r in records],
+                metadatas=[r.to_flat() for r in records],  # type: ignore[misc]
+            )
+
+        await self._run(call)
+
     async def get(self, ids: list[str]) -> list[MemoryRecord]:
         if not ids:
             return []

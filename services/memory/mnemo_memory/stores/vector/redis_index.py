@@ -50,6 +50,10 @@ _FIELDS = [
     "text",
 ]
 _PAGE = 1000
+#: HSET only when the hash exists: a record erased meanwhile is not recreated
+_UPDATE_IF_EXISTS = (
+    "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], unpack(ARGV)) end"
+)
 SCHEMA_VERSION = "2"  # 2: user_id/thread_id TAGs are CASESENSITIVE
 
 
@@ -221,6 +225,25 @@ class RedisVectorStore:
                     key = self.key(record.id)
                     pipe.delete(key)
                     pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
+                await pipe.execute()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise UnavailableError("vector_store", f"redis vector index: {exc}") from exc
+
+    async def update_fields(self, records: list[MemoryRecord]) -> None:
+        """HSET of the metadata fields (text and embedding stay) on hashes that still
+        exist, atomically."""
+        if not records:
+            return
+        await self.open()
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for record in records:
+                    fields: list[Any] = []
+                    for k, v in record.to_flat().items():
+                        fields += [k, str(v)]
+                    pipe.eval(
+                        _UPDATE_IF_EXISTS, 1, self.key(record.id), *fields, "text", record.text
+                    )
                 await pipe.execute()
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise UnavailableError("vector_store", f"redis vector index: {exc}") from exc
