@@ -4,6 +4,8 @@ that must be split instead of mixed, and messages that must give no fact at all.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 from mnemo_memory.longterm.text import slot_of
 from mnemo_memory.worker.rules import rule_facts
@@ -151,6 +153,7 @@ def test_the_corpus_is_large_and_no_fact_mixes_two_clauses():
 def test_health_facts_are_important_and_preferences_are_kind_preference():
     [(_, kind, importance)] = rule_facts("I'm allergic to penicillin.")
     assert (kind, importance) == ("fact", 9)
+    assert [i for _, _, i in rule_facts("I have asthma. I'm diabetic.")] == [9, 9]
     [(_, kind, _)] = rule_facts("I prefer short answers.")
     assert kind == "preference"
 
@@ -170,3 +173,51 @@ def test_single_valued_facts_get_a_slot_of_their_own(statement, slot):
     # a pet's name must not take the user's own name slot (it would supersede it)
     [(text, _, _)] = rule_facts(statement)
     assert slot_of(text) == slot
+
+
+SIX = [
+    ("My dog's name is Biscuit.", "What is my dog called?", "Biscuit"),
+    ("I live in Lisbon.", "Which city is my home?", "Lisbon"),
+    ("I prefer short answers.", "How long should replies be?", "short answers"),
+    ("My favourite food is ramen.", "What food do I like most?", "ramen"),
+    ("I work as a nurse.", "What is my job?", "nurse"),
+    ("My sister is called Ana.", "What is my sister's name?", "Ana"),
+]
+
+
+async def test_offline_facts_of_one_thread_are_recalled_by_other_words(embedder, chroma_path):
+    """The six statements of the issue, extracted offline in one thread and written through
+    the real rules into embedded Chroma: each is found by a question in other words, and
+    never for another user."""
+    import uuid
+
+    from mnemo_memory.longterm.service import LongTermMemory
+    from mnemo_memory.stores.vector import ChromaVectorStore, VectorFilter
+    from mnemo_memory.worker.extract import RuleExtractor
+
+    @dataclass
+    class Msg:
+        id: str
+        role: str
+        content: str
+        created_at_ms: int = 1_777_000_000_000
+
+    store = ChromaVectorStore(
+        model=embedder.info, path=str(chroma_path), collection_prefix="r" + uuid.uuid4().hex[:8]
+    )
+    lt = LongTermMemory(embedder=embedder, store=store)
+    await lt.open()
+    try:
+        messages = [Msg(f"m{i}", "user", s) for i, (s, _, _) in enumerate(SIX)]
+        candidates, _ = await RuleExtractor().extract(messages, [])
+        assert len(candidates) == 6
+        await lt.write_facts("ada", "th-1", candidates)
+        other, _ = await RuleExtractor().extract([Msg("o1", "user", "I live in Oslo.")], [])
+        await lt.write_facts("bob", "th-9", other)
+        for _, question, answer in SIX:
+            ranked, _ = await lt.search("ada", question, VectorFilter(user_id="ada"), 3)
+            assert any(answer in r.record.text for r in ranked), (question, ranked)
+            theirs, _ = await lt.search("bob", question, VectorFilter(user_id="bob"), 3)
+            assert all(answer not in r.record.text for r in theirs)
+    finally:
+        await lt.aclose()

@@ -138,6 +138,20 @@ async def test_candidates_are_every_record_of_the_user_with_its_vector(store, mo
     assert records == [] and vectors.shape == (0, 384)
 
 
+async def test_update_fields_keeps_text_and_vector_and_never_recreates(store):
+    await store.upsert([rec(1), rec(2)], np.stack([unit(1), unit(2)]))
+    done = rec(1, valid_to_ms=77, superseded_by="m2", metadata={"merged_ids": "x"})
+    await store.update_fields([done, rec(3, valid_to_ms=5)])  # m3 was never stored
+    [got] = await store.get(["m1"])
+    assert got == done
+    assert await store.get(["m3"]) == []
+    hits = await store.query(unit(1), VectorFilter(user_id="alice", include_superseded=True), 1)
+    assert hits[0].record.id == "m1" and hits[0].similarity == pytest.approx(1.0, abs=1e-4)
+    assert [h.record.id for h in await store.query(unit(1), VectorFilter(user_id="alice"), 5)] == [
+        "m2"
+    ]
+
+
 async def test_query_orders_by_similarity(store):
     near = unit(5) + 0.1 * unit(6)
     await store.upsert(
