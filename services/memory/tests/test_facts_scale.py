@@ -207,10 +207,10 @@ async def check_user(lt: LongTermMemory, u: int) -> None:
 
 async def test_users_sharing_facts_each_keep_one_current_value_per_subject(lt):
     started = time.monotonic()
-    await run_users(lt, 120)
-    for u in range(120):
+    await run_users(lt, 60)
+    for u in range(60):
         await check_user(lt, u)
-    print(f"{lt.store.name}: 120 users in {time.monotonic() - started:.1f} s")
+    print(f"{lt.store.name}: 60 users in {time.monotonic() - started:.1f} s")
 
 
 @pytest.mark.slow
