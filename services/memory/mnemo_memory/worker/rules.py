@@ -118,14 +118,25 @@ def _third(verb: str) -> str:
     return f"{first} {rest}".strip()
 
 
-Rule = tuple[re.Pattern[str], Callable[[re.Match[str]], str], str, int]
+class _Rebuilt:
+    """A match whose ``v`` group is the cleaned value (templates read groups by name)."""
+
+    def __init__(self, m: re.Match[str], value: str) -> None:
+        self._m = m
+        self._v = value
+
+    def group(self, name: str) -> str:
+        return self._v if name == "v" else (self._m.group(name) or "")
 
 
-def _r(pattern: str, build: Callable[[re.Match[str]], str], kind: str, importance: int) -> Rule:
+Rule = tuple[re.Pattern[str], Callable[[_Rebuilt], str], str, int]
+
+
+def _r(pattern: str, build: Callable[[_Rebuilt], str], kind: str, importance: int) -> Rule:
     return (re.compile(pattern, re.I), build, kind, importance)
 
 
-def _v(m: re.Match[str], name: str = "v") -> str:
+def _v(m: _Rebuilt, name: str = "v") -> str:
     return m.group(name)
 
 
@@ -334,7 +345,7 @@ def clause_fact(clause: str) -> Fact | None:
         if _SMALL_TALK.match(value) and not _IDENTITY.match(value):
             return None
         if re.search(r"\b(?:question|idea|clue|time|moment|minute|second)\b", value, re.I) and (
-            "has" in build(m).split()[:2]
+            "has" in build(_Rebuilt(m, value)).split()[:2]
         ):
             return None  # "I have a question", "I have no idea", "I have a minute"
         text = build(_Rebuilt(m, value))
@@ -342,17 +353,6 @@ def clause_fact(clause: str) -> Fact | None:
             importance = max(importance, 9)
         return text, kind, importance
     return None
-
-
-class _Rebuilt:
-    """A match whose ``v`` group is the cleaned value (templates read groups by name)."""
-
-    def __init__(self, m: re.Match[str], value: str) -> None:
-        self._m = m
-        self._v = value
-
-    def group(self, name: str) -> str:
-        return self._v if name == "v" else (self._m.group(name) or "")
 
 
 def rule_facts(text: str) -> list[Fact]:
