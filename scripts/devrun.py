@@ -242,6 +242,9 @@ def main(argv: list[str] | None = None) -> int:
                 "no",
                 "--maxmemory-policy",
                 "noeviction",
+                # one job per stream node: an erased job leaves no bytes in the AOF (ADR 0013)
+                "--stream-node-max-entries",
+                "1",
             ],
             base,
         ),
@@ -267,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
                 "SERVER__GRPC_PORT": str(args.memory_port),
                 "SERVER__HOST": "127.0.0.1",
                 "SERVER__METRICS_PORT": str(mem_metrics),
+                "SERVER__METRICS_HOST": "127.0.0.1",
+                # loopback only, so grpcurl may discover the API (off by default elsewhere)
+                "SERVER__REFLECTION": "true",
                 "SERVER__GRACE_S": "3",
                 "SERVER__RUN_WORKER": "true" if embedded and not args.no_worker else "false",
             },
@@ -274,7 +280,11 @@ def main(argv: list[str] | None = None) -> int:
         Child(
             "worker",
             [str(bin_dir / "mnemo-memory"), "worker"],
-            {**base, "WORKER__METRICS_PORT": str(worker_metrics)},
+            {
+                **base,
+                "WORKER__METRICS_PORT": str(worker_metrics),
+                "WORKER__METRICS_HOST": "127.0.0.1",
+            },
             optional=True,
         ),
         Child(

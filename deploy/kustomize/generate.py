@@ -39,6 +39,7 @@ BASE_VALUES: dict[str, Any] = {
     "llm": {"anthropic": {"existingSecret": SECRET, "existingSecretKey": "anthropic-api-key"}},
     "gateway": {"auth": {"mode": "api-key", "existingSecret": SECRET}},
     "redis": {"auth": {"existingSecret": SECRET, "existingSecretPasswordKey": "redis-password"}},
+    "memory": {"auth": {"existingSecret": SECRET, "existingSecretKey": "memory-token"}},
     "networkPolicy": {"enabled": False},
 }
 FULL_VALUES: dict[str, Any] = {
@@ -50,7 +51,7 @@ FULL_VALUES: dict[str, Any] = {
         "dashboard": {"enabled": True},
     },
     "gateway": {**BASE_VALUES["gateway"], "autoscaling": {"enabled": True}},
-    "memory": {"autoscaling": {"enabled": True}},
+    "memory": {**BASE_VALUES["memory"], "autoscaling": {"enabled": True}},
 }
 BASE_FILES = {
     "config.yaml": ("ServiceAccount", "ConfigMap:config", "ConfigMap:gateway", "ConfigMap:memory"),

@@ -82,7 +82,7 @@ def render_latest() -> tuple[bytes, str]:
     return generate_latest(_REGISTRY), CONTENT_TYPE_LATEST
 
 
-def start_metrics_server(port: int, addr: str = "0.0.0.0") -> WSGIServer:
+def start_metrics_server(port: int, addr: str = "127.0.0.1") -> WSGIServer:
     """Serve ``/metrics`` for this process's registry on its own HTTP port (a daemon
     thread). ``shutdown()`` then ``server_close()`` on the returned server stop it and free
     the port; processes that serve until they exit can ignore it."""

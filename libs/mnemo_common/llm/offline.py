@@ -3,7 +3,9 @@
 It lets the whole platform run and be demonstrated without a key: every reply starts with
 :data:`OFFLINE_LABEL`, says that no language model is connected, and then shows what Mnemo
 remembered for this turn (preferences, running summary, long-term memories), so a user can
-watch memory work. Structured output is refused: the worker uses its rule-based extractor
+watch memory work. It honours ``max_tokens`` (estimated tokens, after the label, which is
+never cut) and stop sequences (the reply ends before the first one), like a model would.
+Structured output is refused: the worker uses its rule-based extractor
 when the offline provider is configured.
 """
 
@@ -14,7 +16,7 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-from ..tokens import estimate_message_tokens, estimate_tokens
+from ..tokens import CHARS_PER_TOKEN, estimate_message_tokens, estimate_tokens
 from .base import (
     ChatRequest,
     ChatResult,
@@ -72,6 +74,25 @@ def _memory_lines(memory: MemoryContext | None) -> list[str]:
     return ["What I remember about you:", *lines]
 
 
+def limit_reply(text: str, request: ChatRequest) -> tuple[str, str, str | None]:
+    """``text`` cut at the first stop sequence and at ``max_tokens`` (estimated), with the
+    stop reason (``end_turn``, ``stop_sequence``, ``max_tokens``) and the sequence met.
+
+    The label is never cut or searched: an offline reply always says what it is.
+    """
+    head, body = text[: len(OFFLINE_LABEL)], text[len(OFFLINE_LABEL) :]
+    reason, sequence = "end_turn", None
+    hits = [(body.find(s), s) for s in request.stop if s and s in body]
+    if hits:
+        at, sequence = min(hits)
+        body, reason = body[:at], "stop_sequence"
+    if request.max_tokens is not None:
+        budget = max(0, request.max_tokens - estimate_tokens(head)) * CHARS_PER_TOKEN
+        if len(body) > budget:
+            body, reason, sequence = body[:budget], "max_tokens", None
+    return head + body, reason, sequence
+
+
 class OfflineProvider:
     """Answers from the memory context alone; never touches the network."""
 
@@ -90,16 +111,16 @@ class OfflineProvider:
 
     async def complete(self, request: ChatRequest) -> ChatResult:
         """The labelled offline reply."""
-        text = render_offline_reply(request)
-        return ChatResult(text, OFFLINE_MODEL, self._usage(request, text), "end_turn")
+        text, reason, sequence = limit_reply(render_offline_reply(request), request)
+        return ChatResult(text, OFFLINE_MODEL, self._usage(request, text), reason, sequence)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         """The same reply as :meth:`complete`, one word at a time."""
-        text = render_offline_reply(request)
+        text, reason, sequence = limit_reply(render_offline_reply(request), request)
         for piece in re.findall(r"\s*\S+\s*", text):
             yield TextDelta(piece)
             await asyncio.sleep(0)  # let the caller's other tasks run, as a network stream would
-        yield StreamEnd(OFFLINE_MODEL, self._usage(request, text), "end_turn")
+        yield StreamEnd(OFFLINE_MODEL, self._usage(request, text), reason, sequence)
 
     async def complete_json(
         self, request: ChatRequest, schema: dict[str, Any]

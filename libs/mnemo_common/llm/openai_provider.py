@@ -8,7 +8,7 @@ that ignore the option get their usage estimated (``mnemo_common.tokens``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -33,6 +33,7 @@ from .base import (
     TextDelta,
     Usage,
 )
+from .forward import Forwarded, forward
 
 #: sent when no key is configured: local servers ignore it, the SDK insists on one
 NO_API_KEY = "no-key"
@@ -42,6 +43,8 @@ class OpenAICompatibleProvider:
     """Chat Completions over HTTP at ``LLM__OPENAI_BASE_URL``."""
 
     name = "openai-compatible"
+    #: the wire protocol a drop-in client body is forwarded in as sent
+    protocol = "openai"
 
     def __init__(
         self,
@@ -83,6 +86,8 @@ class OpenAICompatibleProvider:
         }
         if request.temperature is not None:
             params["temperature"] = request.temperature
+        if request.stop:
+            params["stop"] = list(request.stop)
         if request.timeout_s is not None:
             params["timeout"] = request.timeout_s
         return params
@@ -141,6 +146,14 @@ class OpenAICompatibleProvider:
                 usage = Usage(self._estimated_input(params), estimate_tokens("".join(written)))
             record.usage = usage
             yield StreamEnd(model, usage, finish_reason)
+
+    async def forward(
+        self, body: dict[str, Any], *, stream: bool, headers: Mapping[str, str] | None = None
+    ) -> Forwarded:
+        """``POST <base>/chat/completions`` with ``body`` as given (see :mod:`.forward`)."""
+        return await forward(
+            self._client, self.name, "/chat/completions", body, stream=stream, headers=headers
+        )
 
     async def complete_json(
         self, request: ChatRequest, schema: dict[str, Any]

@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
 from ..tokens import estimate_tokens
+from .fake_llm_extra import serve_extra  # models, count_tokens
 
 Reply = dict[str, Any]
 
@@ -58,6 +59,8 @@ def split_chunks(text: str, count: int) -> list[str]:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _HTTPServer
+    # each SSE event is its own small write: without this, Nagle + delayed ACK hold it ~40 ms
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # keep pytest output clean
@@ -106,6 +109,7 @@ class _Handler(BaseHTTPRequestHandler):
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # 32 concurrent clients (benchmarks) must not be refused
     fake: FakeLLMServer
 
 
@@ -188,6 +192,33 @@ class FakeLLMServer:
         """The next request gets ``text`` as the model's reply."""
         with self._lock:
             self._queue.append({"kind": "text", "text": text, "stop_reason": stop_reason})
+
+    def enqueue_tool_call(
+        self, name: str, arguments: dict[str, Any], *, text: str = "", thinking: str | None = None
+    ) -> None:
+        """The next reply asks for one tool call (``text`` before it, and a ``thinking``
+        block first on the Anthropic fake): stop reason ``tool_use`` / ``tool_calls``."""
+        self.enqueue_reply(text, tools=[(name, arguments)], thinking=thinking)
+
+    def enqueue_reply(
+        self,
+        text: str,
+        *,
+        tools: list[tuple[str, dict[str, Any]]] = (),  # type: ignore[assignment]
+        thinking: str | None = None,
+        stop_reason: str | None = None,
+    ) -> None:
+        """The next reply: ``text``, then tool calls, after an optional thinking block."""
+        with self._lock:
+            self._queue.append(
+                {
+                    "kind": "text",
+                    "text": text,
+                    "stop_reason": stop_reason,
+                    "tools": [{"name": n, "input": a} for n, a in tools],
+                    "thinking": thinking,
+                }
+            )
 
     def enqueue_json(self, value: Any) -> None:
         """The next reply is ``value`` serialised as JSON text (structured-output tests)."""
@@ -310,6 +341,8 @@ class FakeLLMServer:
             handler.close_connection = True
             return  # reset/stop while waiting: the client has long given up
         try:
+            if serve_extra(self, handler, body):
+                return
             if handler.command != "POST" or handler.path.split("?")[0] != self.chat_path:
                 self._send_error(
                     handler,

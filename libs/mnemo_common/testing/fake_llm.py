@@ -22,6 +22,11 @@ API shared by both servers (``FakeAnthropicServer``, ``FakeOpenAIServer``):
 * ``enqueue_text(text, stop_reason=None)`` — the next request gets this reply (JSON or SSE,
   whichever the request asked for). Replies are consumed in order, one per request.
 * ``enqueue_json(value)`` — the next reply is ``json.dumps(value)`` (for ``complete_json``).
+* ``enqueue_tool_call(name, arguments, text="", thinking=None)`` — the next reply asks for a
+  tool (Anthropic ``tool_use`` block / OpenAI ``tool_calls``; streamed as
+  ``input_json_delta`` / ``tool_calls`` deltas), after ``text`` and, on the Anthropic fake,
+  a ``thinking`` block. ``enqueue_reply(text, tools=[(name, args)], thinking=,
+  stop_reason=)`` is the general form.
 * ``enqueue_error(status, error_type=None, message=None, retry_after=0.01)`` — the next
   request fails with the vendor's error body (``{"type":"error","error":{...}}`` /
   ``{"error":{...}}``), ``retry-after`` and ``retry-after-ms`` headers
@@ -43,6 +48,9 @@ API shared by both servers (``FakeAnthropicServer``, ``FakeOpenAIServer``):
   point Mnemo's provider layer at this server (``timeout_s``, ``max_retries``, ... override
   ``LLM__*``). Subprocesses get ``env={**os.environ, **fake.env()}``.
 
+Beside chat, both fakes serve ``GET /v1/models[/{id}]`` and the Anthropic one
+``POST /v1/messages/count_tokens`` (:mod:`.fake_llm_extra`).
+
 ``FakeOpenAIServer.stream_usage`` (default True) controls whether a stream that asked for
 ``stream_options.include_usage`` gets the final usage chunk (some servers never send it).
 """
@@ -51,6 +59,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from ._fake_llm_base import (
@@ -79,6 +88,14 @@ FAKE_OPENAI_KEY = "sk-fake-test-key"
 
 def _llm_env(overrides: dict[str, Any]) -> dict[str, str]:
     return {f"LLM__{k.upper()}": str(v) for k, v in overrides.items() if v is not None}
+
+
+#: how each kind of content block starts in an Anthropic stream (its deltas fill it in)
+_EMPTY_BLOCK: dict[str, dict[str, Any]] = {
+    "thinking": {"thinking": "", "signature": ""},
+    "tool_use": {"input": {}},
+    "text": {"text": ""},
+}
 
 
 class FakeAnthropicServer(FakeLLMServer):
@@ -126,15 +143,26 @@ class FakeAnthropicServer(FakeLLMServer):
             "request_id": self._new_id("req_fake"),
         }
 
+    def _blocks(self, reply: Reply) -> list[dict[str, Any]]:
+        blocks: list[dict[str, Any]] = []
+        if reply.get("thinking") is not None:
+            blocks.append({"type": "thinking", "thinking": reply["thinking"], "signature": "sig"})
+        if reply["text"] or not reply.get("tools"):
+            blocks.append({"type": "text", "text": reply["text"]})
+        for i, tool in enumerate(reply.get("tools") or []):
+            blocks.append({"type": "tool_use", "id": f"toolu_{self._counter:04d}_{i}", **tool})
+        return blocks
+
     def _message_doc(self, body: Any, reply: Reply) -> Any:
         input_tokens, output_tokens = self._usage(body, reply["text"])
+        default_stop = "tool_use" if reply.get("tools") else "end_turn"
         return {
             "id": self._new_id("msg_fake"),
             "type": "message",
             "role": "assistant",
             "model": body.get("model", "claude-fake") if isinstance(body, dict) else "claude-fake",
-            "content": [{"type": "text", "text": reply["text"]}],
-            "stop_reason": reply.get("stop_reason") or "end_turn",
+            "content": self._blocks(reply),
+            "stop_reason": reply.get("stop_reason") or default_stop,
             "stop_sequence": None,
             "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
         }
@@ -150,32 +178,39 @@ class FakeAnthropicServer(FakeLLMServer):
             stop_reason=None,
             usage={"input_tokens": doc["usage"]["input_tokens"], "output_tokens": 1},
         )
+
+        def deltas(content: dict[str, Any]) -> Iterator[dict[str, Any]]:
+            if content["type"] == "thinking":
+                yield {"type": "thinking_delta", "thinking": content["thinking"]}
+                yield {"type": "signature_delta", "signature": content["signature"]}
+            elif content["type"] == "tool_use":
+                args = json.dumps(content["input"])
+                for piece in (args[: len(args) // 2], args[len(args) // 2 :]):
+                    yield {"type": "input_json_delta", "partial_json": piece}
+            else:
+                for piece in self._chunks(content["text"]):
+                    yield {"type": "text_delta", "text": piece}
+
         handler.start_sse()
         event("message_start", {"type": "message_start", "message": start})
-        event(
-            "content_block_start",
-            {
-                "type": "content_block_start",
-                "index": 0,
-                "content_block": {"type": "text", "text": ""},
-            },
-        )
         event("ping", {"type": "ping"})
-        for piece in self._chunks(reply["text"]):
+        for index, content in enumerate(doc["content"]):
+            first = {**content, **_EMPTY_BLOCK[content["type"]]}
             event(
-                "content_block_delta",
-                {
-                    "type": "content_block_delta",
-                    "index": 0,
-                    "delta": {"type": "text_delta", "text": piece},
-                },
+                "content_block_start",
+                {"type": "content_block_start", "index": index, "content_block": first},
             )
-        if reply["kind"] == "stream_failure":
-            time.sleep(CHUNK_FLUSH_S)
-            event("error", self._error_doc(reply["type"], reply["message"]))
-            handler.end_sse()
-            return
-        event("content_block_stop", {"type": "content_block_stop", "index": 0})
+            for delta in deltas(content):
+                event(
+                    "content_block_delta",
+                    {"type": "content_block_delta", "index": index, "delta": delta},
+                )
+            if reply["kind"] == "stream_failure":
+                time.sleep(CHUNK_FLUSH_S)
+                event("error", self._error_doc(reply["type"], reply["message"]))
+                handler.end_sse()
+                return
+            event("content_block_stop", {"type": "content_block_stop", "index": index})
         event(
             "message_delta",
             {
@@ -262,8 +297,9 @@ class FakeOpenAIServer(FakeLLMServer):
                 {
                     "index": 0,
                     "logprobs": None,
-                    "message": {"role": "assistant", "content": reply["text"]},
-                    "finish_reason": reply.get("stop_reason") or "stop",
+                    "message": self._message(reply),
+                    "finish_reason": reply.get("stop_reason")
+                    or ("tool_calls" if reply.get("tools") else "stop"),
                 }
             ],
             "usage": {
@@ -272,6 +308,20 @@ class FakeOpenAIServer(FakeLLMServer):
                 "total_tokens": prompt_tokens + completion_tokens,
             },
         }
+
+    def _message(self, reply: Reply) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": reply["text"]}
+        if reply.get("tools"):
+            message["content"] = reply["text"] or None
+            message["tool_calls"] = [
+                {
+                    "id": f"call_{self._counter:04d}_{i}",
+                    "type": "function",
+                    "function": {"name": t["name"], "arguments": json.dumps(t["input"])},
+                }
+                for i, t in enumerate(reply["tools"])
+            ]
+        return message
 
     def _send_stream(self, handler: _Handler, body: Any, reply: Reply) -> None:
         doc = self._message_doc(body, reply)
@@ -300,6 +350,22 @@ class FakeOpenAIServer(FakeLLMServer):
             )
             handler.end_sse()
             return
+        for i, call in enumerate(doc["choices"][0]["message"].get("tool_calls") or []):
+            args = call["function"]["arguments"]
+            chunk(
+                {
+                    "tool_calls": [
+                        {
+                            "index": i,
+                            "id": call["id"],
+                            "type": "function",
+                            "function": {"name": call["function"]["name"], "arguments": ""},
+                        }
+                    ]
+                }
+            )
+            for piece in (args[: len(args) // 2], args[len(args) // 2 :]):
+                chunk({"tool_calls": [{"index": i, "function": {"arguments": piece}}]})
         chunk({}, doc["choices"][0]["finish_reason"])
         options = body.get("stream_options") or {}
         if options.get("include_usage") and self.stream_usage:

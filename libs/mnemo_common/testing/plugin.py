@@ -7,6 +7,8 @@ the only fakes are the hosted LLM APIs, served over HTTP by :mod:`.fake_llm`.
   e.g. Debian's Redis 7.0). When ``REDIS_URL`` is set, that server is used instead.
 * ``redis_url`` (function): the URL, with the database flushed after each test.
 * ``fresh_redis`` (function): a private server a test may kill and restart.
+* ``redis_cluster`` (session) / ``fresh_redis_cluster`` (function): a real local Redis
+  Cluster, 3 masters + 3 replicas (:mod:`.cluster`).
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ def fresh_redis(tmp_path) -> Iterator[RedisServer]:  # type: ignore[no-untyped-d
 # Component fixtures live beside their code's test support and are registered here so every
 # suite (libs/, services/*/tests, tests/) sees the same ones.
 from .chroma import *  # noqa: E402,F403
+from .cluster import *  # noqa: E402,F403
 from .gateway import *  # noqa: E402,F403
 from .llm_fixtures import *  # noqa: E402,F403
 from .memory_server import *  # noqa: E402,F403

@@ -141,8 +141,10 @@ class RedisServer:
         modules: Sequence[Path] = (),
         password: str | None = None,
         port: int | None = None,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.binary = binary or redis_server_binary()
+        self.extra_args = list(extra_args)
         self.appendonly = appendonly
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="mnemo-redis-"))
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -183,7 +185,7 @@ class RedisServer:
             argv += ["--requirepass", self.password]
         for module in self.modules:
             argv += ["--loadmodule", str(module)]
-        return argv
+        return argv + self.extra_args
 
     def start(self) -> RedisServer:
         self._proc = ManagedProcess(self.argv(), log_path=self.data_dir / "redis.log").start()

@@ -92,6 +92,8 @@ def one_turn(gw: Gateway, prompt: str, thread_id: str | None) -> str | None:
             _say(doc["text"], end="")
         elif event == "done":
             _say()
+            if doc.get("memory") == "degraded" and not doc.get("committed", True):
+                sys.stderr.write("(this turn was not stored in memory)\n")
         elif event == "error":
             raise CliError(doc["error"]["message"])
     return thread_id

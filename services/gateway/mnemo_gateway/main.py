@@ -19,25 +19,31 @@ from starlette.responses import JSONResponse
 from .api.routes import (
     anthropic,
     chat,
+    count_tokens,
     health,
     memories,
+    models,
     openai,
     preferences,
+    responses,
     threads,
     users,
     web,
 )
 from .chat.service import ChatService
+from .chat.upstream import Upstream
 from .core.auth import Authenticator
 from .core.config import AuthMode, GatewaySettings, get_settings
 from .core.errors import ApiError
 from .core.middleware import GatewayMiddleware
+from .core.text_guard import TextGuardMiddleware
 from .memory.client import MemoryClient
 
 log = logging.getLogger(__name__)
 
 DESCRIPTION = """Chat with memory. `POST /v1/chat` (seed shape), drop-in `POST /v1/messages`
-(Anthropic) and `POST /v1/chat/completions` (OpenAI), and memory control under
+(Anthropic, with `count_tokens`), `POST /v1/chat/completions` and `POST /v1/responses`
+(OpenAI), `GET /v1/models` in both shapes, and memory control under
 `/v1/users/{user_id}/...` (`me` = the caller). Every error is
 `{"type": "error", "error": {"code", "type", "message", "field"?}}`."""
 
@@ -65,19 +71,24 @@ def create_app(
                 admin_timeout_s=settings.gateway.memory_admin_timeout_s,
                 breaker_failures=settings.gateway.breaker_failures,
                 breaker_cooldown_s=settings.gateway.breaker_cooldown_s,
+                token=token.get_secret_value()
+                if (token := settings.gateway.memory_token)
+                else None,
             )
         app.state.provider = llm
+        app.state.upstream = Upstream(settings, llm.name)  # models, count_tokens
         app.state.memory = memory
         app.state.chat = ChatService(
             memory,
             llm,
             token_budget=settings.gateway.context_token_budget,
             max_message_bytes=settings.memory.max_message_bytes,
+            rate_limit_fail_closed=settings.gateway.rate_limit_fail_mode == "closed",
         )
         metrics_port = settings.gateway.metrics_port
         # its own port keeps /metrics off the public one (the Ingress routes GATEWAY__PORT)
         metrics_server = (
-            metrics.start_metrics_server(metrics_port, settings.gateway.host)
+            metrics.start_metrics_server(metrics_port, settings.gateway.metrics_host)
             if metrics_port
             else None
         )
@@ -105,6 +116,7 @@ def create_app(
                 metrics_server.server_close()
             if memory is not None:
                 await memory.aclose()
+            await app.state.upstream.aclose()
             if provider is None:
                 await llm.aclose()
 
@@ -118,12 +130,15 @@ def create_app(
     )
     for module in (health, chat, anthropic, openai, memories, preferences, threads, users):
         app.include_router(module.router)
+    for module in (models, count_tokens, responses):  # the rest of the drop-in surface
+        app.include_router(module.router)
     if not settings.gateway.metrics_port:
         app.include_router(health.metrics_router)
     if settings.gateway.web_ui:
         app.include_router(web.router)
         app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     _install_error_handlers(app)
+    app.add_middleware(TextGuardMiddleware)  # inside: the body limit applies while it reads
     app.add_middleware(GatewayMiddleware, max_body_bytes=settings.gateway.max_body_bytes)
     return app
 

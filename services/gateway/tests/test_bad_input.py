@@ -91,51 +91,69 @@ def test_prompt_over_the_limit_is_413_naming_the_field(gw, fake_anthropic):
     assert fake_anthropic.requests == []
 
 
-def test_drop_in_endpoints_refuse_what_they_cannot_honour(gw):
+def test_drop_in_endpoints_refuse_malformed_conversations(gw, fake_anthropic):
+    """What the pass-through cannot forward: no messages, a message without a role, a last
+    message with no content (tools, images and assistant prefill now pass: see
+    test_drop_in_passthrough.py)."""
     base = {"model": "m", "max_tokens": 10}
-    r = httpx.post(
-        gw.url + "/v1/messages",
-        json={
-            **base,
-            "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
-        },
-    )
-    assert (r.status_code, err(r)["field"]) == (422, "messages")
-    r = httpx.post(
-        gw.url + "/v1/messages",
-        json={**base, "messages": [{"role": "user", "content": [{"type": "image", "source": {}}]}]},
-    )
-    assert (r.status_code, err(r)["code"]) == (422, "unsupported_content")
-    r = httpx.post(
-        gw.url + "/v1/messages",
-        json={**base, "tools": [{"name": "x"}], "messages": [{"role": "user", "content": "q"}]},
-    )
-    assert (r.status_code, err(r)["field"]) == (422, "tools")
-    r = httpx.post(
-        gw.url + "/v1/chat/completions",
-        json={"model": "m", "messages": [{"role": "tool", "content": "x"}]},
-    )
-    assert r.status_code == 422
-    r = httpx.post(gw.url + "/v1/chat/completions", json={"model": "m", "messages": []})
-    assert (r.status_code, err(r)["field"]) == (422, "messages")
+    for path in ("/v1/messages", "/v1/chat/completions"):
+        r = httpx.post(gw.url + path, json={**base, "messages": []})
+        assert (r.status_code, err(r)["field"]) == (422, "messages")
+        r = httpx.post(gw.url + path, json={**base, "messages": [{"content": "q"}]})
+        assert (r.status_code, err(r)["field"]) == (422, "messages.0.role")
+    assert fake_anthropic.requests == []
+
+
+def test_what_was_refused_now_reaches_the_upstream(gw, fake_anthropic):
+    """Assistant prefill, image blocks and tools were 422 before the pass-through."""
+    base = {"model": "m", "max_tokens": 10}
+    bodies = [
+        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]},
+        {"messages": [{"role": "user", "content": [{"type": "image", "source": {}}]}]},
+        {"tools": [{"name": "x"}], "messages": [{"role": "user", "content": "q"}]},
+    ]
+    for extra in bodies:
+        r = httpx.post(gw.url + "/v1/messages", json={**base, **extra})
+        assert r.status_code == 200, r.text
+        sent = fake_anthropic.last_request.body
+        without_model = {k: v for k, v in sent.items() if k != "model"}
+        assert without_model == {k: v for k, v in {**base, **extra}.items() if k != "model"}
 
 
 @pytest.mark.parametrize(
-    ("path", "field", "value"),
+    ("path", "field", "value", "upstream"),
     [
-        ("/v1/chat/completions", "response_format", {"type": "json_object"}),
-        ("/v1/chat/completions", "stop", ["\n\n"]),
-        ("/v1/chat/completions", "tool_choice", "auto"),
-        ("/v1/chat/completions", "functions", [{"name": "f"}]),
-        ("/v1/messages", "stop_sequences", ["END"]),
-        ("/v1/messages", "thinking", {"type": "enabled", "budget_tokens": 1024}),
+        # the client's protocol is the upstream's (Anthropic): forwarded as sent
+        ("/v1/messages", "stop_sequences", ["END"], ("stop_sequences", ["END"])),
+        (
+            "/v1/messages",
+            "thinking",
+            {"type": "enabled", "budget_tokens": 1024},
+            ("thinking", {"type": "enabled", "budget_tokens": 1024}),
+        ),
+        # an OpenAI client on the Anthropic upstream: translated
+        ("/v1/chat/completions", "stop", ["\n\n"], ("stop_sequences", ["\n\n"])),
+        ("/v1/chat/completions", "tool_choice", "auto", ("tool_choice", {"type": "auto"})),
     ],
 )
-def test_options_mnemo_would_ignore_are_refused(gw, fake_anthropic, path, field, value):
-    """JSON mode, stop sequences...: a client must not get an answer that ignored them."""
+def test_options_once_refused_are_honoured(gw, fake_anthropic, path, field, value, upstream):
+    """Stop sequences, thinking, tool_choice: honoured now, never ignored."""
     body = {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "q"}]}
     r = httpx.post(gw.url + path, json={**body, field: value})
-    assert (r.status_code, err(r)["code"], err(r)["field"]) == (422, "unsupported_feature", field)
+    assert r.status_code == 200, r.text
+    name, sent = upstream
+    assert fake_anthropic.last_request.body[name] == sent
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("response_format", {"type": "json_object"}), ("functions", [{"name": "f"}])],
+)
+def test_options_with_no_translation_are_refused(gw, fake_anthropic, field, value):
+    """JSON mode on an Anthropic upstream has no faithful translation: 422 naming it."""
+    body = {"model": "m", "messages": [{"role": "user", "content": "q"}]}
+    r = httpx.post(gw.url + "/v1/chat/completions", json={**body, field: value})
+    assert (r.status_code, err(r)["code"], err(r)["field"]) == (422, "untranslatable", field)
     assert fake_anthropic.requests == []
 
 
@@ -177,7 +195,7 @@ LONE_SURROGATE = [
         "/v1/chat/completions",
         '{"model": "m", "messages": [{"role": "system", "content": "s"},'
         ' {"role": "user", "content": [{"type": "text", "text": "hi \\ud83d"}]}]}',
-        "messages.1.content",
+        "messages.1.content.0.text",
     ),
 ]
 

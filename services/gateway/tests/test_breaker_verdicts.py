@@ -1,8 +1,8 @@
 """The circuit breaker opens only when the memory service is not answering.
 
-A refusal that is about one request (a bad page token, someone else's thread, an unknown
-thread, a rate limit, a server-side bug on one user's data) must never open the breaker:
-otherwise one user could switch memory off for everybody.
+A refusal that is about one request (a bad page token, an unknown thread — someone else's
+answers the same —, a rate limit, a server-side bug on one user's data) must never open
+the breaker: otherwise one user could switch memory off for everybody.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import base64
 
 import httpx
 import redis
+from mnemo_gateway.core.auth import AuthMode, encode_user_id
 from mnemo_memory.stores.keys import KeyBuilder
 
 
@@ -36,7 +37,9 @@ def test_refusals_of_single_requests_leave_the_breaker_closed(
     prefix = memory_server.settings.redis.key_prefix
     client = redis.Redis.from_url(redis_url)
     try:
-        client.set(KeyBuilder(prefix).thread_index("mallory"), "not a sorted set")
+        # the memory-service id of the gateway's (auth none) user mallory
+        mallory = encode_user_id(AuthMode.NONE, None, "mallory")
+        client.set(KeyBuilder(prefix).thread_index(mallory), "not a sorted set")
     finally:
         client.close()
     refusals = {
@@ -47,8 +50,8 @@ def test_refusals_of_single_requests_leave_the_breaker_closed(
             gw.url + "/v1/users/bob/threads", params={"page_token": nan_token}
         ),
         "broken user data": lambda: httpx.get(gw.url + "/v1/users/mallory/threads"),
-        "unknown thread": lambda: httpx.get(gw.url + "/v1/users/mallory/threads/nope"),
-        "someone else's thread": lambda: chat(gw, "mallory", "alice-thread"),
+        "unknown thread": lambda: httpx.get(gw.url + "/v1/users/bob/threads/nope"),
+        "someone else's thread": lambda: httpx.get(gw.url + "/v1/users/bob/threads/alice-thread"),
     }
     for name, call in refusals.items():
         for _ in range(3):  # beyond the breaker threshold

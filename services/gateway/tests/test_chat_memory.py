@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import anthropic
 import httpx
 import openai
@@ -239,14 +241,45 @@ def test_rate_limit_is_429_with_retry_after(
     assert len(fake_anthropic.requests) == calls  # the LLM was not called
 
 
-def test_someone_elses_thread_is_403(gateway, fake_anthropic):
-    r = chat(gateway, prompt="mine", user_id="own", thread_id="th-owned")
-    assert r.status_code == 200
-    r = chat(gateway, prompt="let me in", user_id="intruder", thread_id="th-owned")
-    assert r.status_code == 403
-    assert r.json()["error"]["code"] == "forbidden"
-    r = httpx.get(gateway.url + "/v1/users/intruder/threads/th-owned")
-    assert r.status_code in (403, 404)
+def _error(r: httpx.Response, name: str) -> tuple[int, dict]:
+    """Status and error body with the thread/memory name and the request id taken out."""
+    body = {k: v for k, v in r.json()["error"].items() if k != "request_id"}
+    return r.status_code, json.loads(json.dumps(body).replace(name, "NAME"))
+
+
+def test_thread_ids_are_per_user_and_foreign_ones_answer_like_missing(gateway, fake_anthropic):
+    """Two users can both call their thread `trip-planning`; another user's thread (and
+    memory) answers exactly like one that does not exist, on every thread/memory route."""
+    r = chat(gateway, prompt="alice plans Lisbon", user_id="alice", thread_id="trip-planning")
+    assert r.status_code == 200 and r.json()["committed"] is True
+    r = chat(gateway, prompt="bob plans Oslo", user_id="bob", thread_id="trip-planning")
+    assert r.status_code == 200 and r.json()["committed"] is True
+    assert "Lisbon" not in fake_anthropic.last_system_prompt()  # bob's own, new thread
+    assert thread_messages(gateway, "alice", "trip-planning")[0]["content"] == "alice plans Lisbon"
+    assert thread_messages(gateway, "bob", "trip-planning")[0]["content"] == "bob plans Oslo"
+    mem = httpx.post(
+        f"{gateway.url}/v1/users/alice/memories", json={"text": "Alice keeps bees"}, timeout=30
+    )
+    assert mem.status_code == 201, mem.text
+    mid = mem.json()["id"]
+    base = f"{gateway.url}/v1/users/carol"
+    for method, path, body in (
+        ("GET", "/threads/{name}", None),
+        ("POST", "/threads/{name}/close", None),
+        ("DELETE", "/threads/{name}", None),
+        ("PATCH", "/memories/{name}", {"text": "changed"}),
+        ("DELETE", "/memories/{name}", None),
+    ):
+        name = "trip-planning" if "threads" in path else mid
+        missing = "never-made" if "threads" in path else "f" + "0" * 24
+        foreign = httpx.request(method, base + path.format(name=name), json=body, timeout=30)
+        absent = httpx.request(method, base + path.format(name=missing), json=body, timeout=30)
+        assert foreign.status_code == 404, (method, path, foreign.text)
+        assert _error(foreign, name) == _error(absent, missing), (method, path)
+    # nothing of alice's changed
+    assert len(thread_messages(gateway, "alice", "trip-planning")) == 2
+    listed = httpx.get(f"{gateway.url}/v1/users/alice/memories").json()["memories"]
+    assert [(m["id"], m["text"]) for m in listed] == [(mid, "Alice keeps bees")]
 
 
 def test_an_email_address_is_a_user_id(gateway, fake_anthropic):

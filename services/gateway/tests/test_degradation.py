@@ -13,9 +13,11 @@ from mnemo_common.testing.procs import wait_for
 from mnemo_gateway.chat.prompt import PREFERENCES_TITLE
 
 
-def warm_up(address: str) -> None:
-    """The first PrepareTurn loads the embedding model; do it outside the gateway's deadline."""
-    with grpc.insecure_channel(address) as channel:
+def warm_up(proc: MemoryServiceProcess) -> None:
+    """Wait until recall is ready (the embedding model loaded): before that, turns are
+    answered without recall and honestly marked degraded."""
+    wait_for(lambda: proc.health("mnemo.memory.v1.Recall") == "SERVING", 120, "recall ready")
+    with grpc.insecure_channel(proc.address) as channel:
         memory_pb2_grpc.MemoryServiceStub(channel).PrepareTurn(
             memory_pb2.PrepareTurnRequest(user_id="warmup", thread_id="warmup", query="hi"),
             timeout=120,
@@ -50,7 +52,7 @@ def test_memory_killed_mid_conversation_then_restarted(
     settings = memory_settings()
     proc = MemoryServiceProcess(settings, log_dir=tmp_path).start()
     try:
-        warm_up(proc.address)
+        warm_up(proc)
         gw = gateway_factory(
             proc.address,
             gateway={"memory_timeout_s": 2.0, "breaker_failures": 2, "breaker_cooldown_s": 0.5},
@@ -80,7 +82,7 @@ def test_memory_killed_mid_conversation_then_restarted(
         assert r.status_code == 503 and r.json()["checks"]["memory"] is False
 
         proc = MemoryServiceProcess(settings, log_dir=tmp_path, port=proc.port).start()
-        warm_up(proc.address)
+        warm_up(proc)
         wait_for(
             lambda: chat(gw, "back?").headers["x-mnemo-memory"] == "ok",
             30,

@@ -1,4 +1,6 @@
-"""``mnemo-memory serve`` (gRPC server) and ``mnemo-memory worker`` (extraction worker)."""
+"""``mnemo-memory serve`` (gRPC server), ``mnemo-memory worker`` (extraction worker) and
+``mnemo-memory purge-chroma --path DIR`` (purge a stopped Chroma server's directory of
+deleted records' bytes)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,19 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the gRPC memory service")
     sub.add_parser("worker", help="run the background job worker")
+    purge = sub.add_parser(
+        "purge-chroma", help="purge deleted records' bytes from a STOPPED Chroma's directory"
+    )
+    purge.add_argument("--path", required=True, help="the Chroma server's persist directory")
+    purge.add_argument(
+        "--collection", default="mnemo_memories", help="collection name (default %(default)s)"
+    )
     args = parser.parse_args(argv)
+    if args.command == "purge-chroma":
+        from mnemo_memory.stores.vector.chroma_purge import purge_chroma_file
+
+        print(purge_chroma_file(args.path, args.collection))  # CLI output, not a log line
+        return 0
     from mnemo_memory.config import get_settings
 
     try:

@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 from mnemo_common.settings import CommonSettings, load_settings
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 
 from mnemo_memory.longterm.settings import LongTermSettings
 from mnemo_memory.worker.settings import WorkerSettings
@@ -21,14 +21,22 @@ from mnemo_memory.worker.settings import WorkerSettings
 class ServerSettings(BaseModel):
     """The gRPC server (``SERVER__*``)."""
 
-    # interface the gRPC server binds to
-    host: str = Field("0.0.0.0", description="gRPC bind address")
+    # interface the gRPC server binds to (loopback by default; the Helm chart sets the
+    # pod IP, 0.0.0.0 = every interface)
+    host: str = Field("127.0.0.1", description="gRPC bind address")
     # gRPC port (0 = pick a free port; tests use this)
     grpc_port: int = Field(50051, ge=0, le=65535, description="gRPC port")
     # Prometheus /metrics HTTP port of the memory service (0 = disabled)
     metrics_port: int = Field(9464, ge=0, le=65535, description="metrics HTTP port, 0 = off")
-    # serve grpc.reflection.v1alpha so grpcurl/grpcui can discover the API
-    reflection: bool = Field(True, description="enable gRPC server reflection")
+    # interface the /metrics server binds to (loopback by default; the chart: the pod IP)
+    metrics_host: str = Field("127.0.0.1", description="metrics bind address")
+    # shared bearer token every RPC must carry (gRPC metadata `authorization: Bearer ...`;
+    # the gateway's GATEWAY__MEMORY_TOKEN); unset = no authentication (loopback only!).
+    # grpc.health.v1 stays open for probes
+    auth_token: SecretStr | None = Field(None, description="required bearer token")
+    # serve grpc.reflection.v1alpha so grpcurl/grpcui can discover the API (needs the token
+    # too when one is set)
+    reflection: bool = Field(False, description="enable gRPC server reflection")
     # seconds in-flight RPCs get to finish after SIGTERM
     grace_s: float = Field(10.0, ge=0, description="drain time on SIGTERM, seconds")
     # seconds between Redis health probes (flip SERVING / NOT_SERVING)
@@ -59,6 +67,12 @@ class ShortTermSettings(BaseModel):
     # hours an erasure is remembered (a hashed marker) so that jobs a worker already held
     # for the user are dropped, not written back; must exceed the longest job's run time
     erasure_marker_hours: int = Field(24, ge=1)
+    # seconds between passes that finish erasure jobs left pending by a store that was down
+    erasure_resume_s: float = Field(5.0, gt=0)
+    # after an erasure, deletion or correction the stores' files are rewritten so the
+    # deleted bytes leave the disk (Redis AOF/RDB, embedded Chroma); at most one such
+    # purge per this many seconds (a burst of erasures costs one rewrite)
+    erasure_purge_s: float = Field(30.0, gt=0)
     # keys visited at most by one GetStats keys-by-kind scan; counts are extrapolated above
     stats_scan_limit: int = Field(200_000, ge=100)
     # keys of one user sampled with MEMORY USAGE for approx_bytes
@@ -70,6 +84,9 @@ class ShortTermSettings(BaseModel):
     recall_timeout_s: float = Field(5.0, gt=0)
     # characters of the first user message kept as a thread title
     title_chars: int = Field(80, ge=8)
+    # Redis Cluster: seconds between sweeps that relay every user's outbox (jobs committed
+    # with a turn whose relay to the job stream failed) when the user sends nothing more
+    outbox_sweep_s: float = Field(30.0, gt=0)
 
 
 class MemoryServiceSettings(CommonSettings):
@@ -79,6 +96,12 @@ class MemoryServiceSettings(CommonSettings):
     worker: WorkerSettings = WorkerSettings()
     shortterm: ShortTermSettings = ShortTermSettings()
     longterm: LongTermSettings = LongTermSettings()
+
+    def secret_values(self) -> dict[str, str | None]:
+        values = super().secret_values()
+        token = self.server.auth_token
+        values["SERVER__AUTH_TOKEN"] = token.get_secret_value() if token else None
+        return values
 
 
 @lru_cache(maxsize=1)

@@ -49,6 +49,32 @@ class ConflictError(MemoryError_):
     """The state changed underneath an operation (→ ABORTED)."""
 
 
+class ErasedError(MemoryError_):
+    """A write for a user whose erasure is running, or for a turn that began before it
+    (→ FAILED_PRECONDITION): nothing is stored."""
+
+
 class ModelMismatchError(MemoryError_):
     """The configured embedding model differs from the one a collection was built with
     (→ FAILED_PRECONDITION)."""
+
+
+def store_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` says a store is down, unreachable, loading or failing over (Redis
+    or the vector store) — a condition of the deployment, not of the request or job that
+    met it: RPCs answer UNAVAILABLE, the worker waits and retries without spending an
+    attempt."""
+    from redis import exceptions as redis_errors
+
+    down = (
+        UnavailableError,
+        redis_errors.ConnectionError,  # includes redis' TimeoutError's siblings below
+        redis_errors.TimeoutError,
+        redis_errors.BusyLoadingError,
+        redis_errors.ClusterDownError,
+        redis_errors.MasterDownError,
+        redis_errors.TryAgainError,
+        redis_errors.ReadOnlyError,  # a replica just after failover
+        ConnectionError,
+    )
+    return isinstance(exc, down)

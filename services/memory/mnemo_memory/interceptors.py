@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import time
 import uuid
@@ -31,6 +32,11 @@ log = logging.getLogger(__name__)
 
 RPC_SECONDS = metrics.histogram(
     "mnemo_memory_rpc_duration_seconds", "Memory service RPC latency", ("method", "code")
+)
+UNAUTHENTICATED = metrics.counter(
+    "mnemo_memory_rpc_unauthenticated_total",
+    "RPCs refused because they lacked the SERVER__AUTH_TOKEN bearer token",
+    ("method",),
 )
 RPC_ERRORS = metrics.counter(
     "mnemo_memory_rpc_errors_total",
@@ -56,6 +62,7 @@ _DOMAIN_CODES: list[tuple[type[BaseException], grpc.StatusCode]] = [
     (errors.UnavailableError, grpc.StatusCode.UNAVAILABLE),
     (errors.ConflictError, grpc.StatusCode.ABORTED),
     (errors.ModelMismatchError, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.ErasedError, grpc.StatusCode.FAILED_PRECONDITION),
     (NotImplementedError, grpc.StatusCode.UNIMPLEMENTED),
 ]
 
@@ -148,6 +155,17 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     return grpc.StatusCode.INTERNAL, ""
 
 
+def handler_budget(context: Any) -> float | None:
+    """Seconds the handler may run: the caller's deadline less a small margin, so a slow
+    store is answered as DEADLINE_EXCEEDED *by the service* (with its trailing metadata)
+    before the caller's own deadline fires — the gateway then knows the service is up and
+    only this request's store is slow (ADR 0014). None: the caller set no deadline."""
+    remaining = context.time_remaining()
+    if remaining is None:
+        return None
+    return max(0.0, remaining - min(0.1, remaining * 0.1))
+
+
 def _request_id(context: Any) -> str:
     for item in context.invocation_metadata() or ():
         if item.key == "x-request-id" and item.value:
@@ -202,7 +220,7 @@ def _wrap_unary(behavior: Any, method: str) -> Any:
         try:
             if isinstance(request, UnparsableRequest):
                 raise errors.InvalidArgumentError(request.field, request.reason)
-            async with asyncio.timeout(context.time_remaining()):  # None: no deadline
+            async with asyncio.timeout(handler_budget(context)):  # None: no deadline
                 response = await behavior(request, context)
             context.set_trailing_metadata((("x-request-id", rid),))
             return response
@@ -249,3 +267,56 @@ def _wrap_stream(behavior: Any, method: str) -> Any:
                 request_id_var.reset(token)
 
     return wrapped
+
+
+#: methods anyone may call: kubelet's gRPC probes cannot send a token
+OPEN_METHOD_PREFIXES = ("/grpc.health.v1.Health/",)
+
+
+class TokenAuthInterceptor(grpc.aio.ServerInterceptor):
+    """Every RPC but health must carry ``authorization: Bearer <SERVER__AUTH_TOKEN>``
+    (compared in constant time); others are refused with UNAUTHENTICATED before any
+    handler runs. Reflection, when enabled, needs the token too."""
+
+    def __init__(self, token: Any) -> None:
+        secret = token.get_secret_value() if hasattr(token, "get_secret_value") else str(token)
+        self._expected = f"Bearer {secret}".encode()
+
+    def authorized(self, metadata: Any) -> bool:
+        for item in metadata or ():
+            if item.key == "authorization":
+                value = item.value if isinstance(item.value, str) else item.value.decode()
+                return hmac.compare_digest(value.encode(), self._expected)
+        return False
+
+    async def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
+        method = handler_call_details.method
+        handler = await continuation(handler_call_details)
+        if handler is None or method.startswith(OPEN_METHOD_PREFIXES):
+            return handler
+        if self.authorized(handler_call_details.invocation_metadata):
+            return handler
+        return _refusing(handler, method.rsplit("/", 1)[-1])
+
+
+def _refusing(handler: Any, method: str) -> Any:
+    """A handler of the same shape that answers UNAUTHENTICATED."""
+
+    async def refuse(request: Any, context: Any) -> Any:
+        UNAUTHENTICATED.labels(method).inc()
+        await context.abort(
+            grpc.StatusCode.UNAUTHENTICATED,
+            "missing or wrong bearer token (authorization metadata; SERVER__AUTH_TOKEN)",
+        )
+
+    args = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.request_streaming and handler.response_streaming:
+        return grpc.stream_stream_rpc_method_handler(refuse, **args)
+    if handler.request_streaming:
+        return grpc.stream_unary_rpc_method_handler(refuse, **args)
+    if handler.response_streaming:
+        return grpc.unary_stream_rpc_method_handler(refuse, **args)
+    return grpc.unary_unary_rpc_method_handler(refuse, **args)

@@ -23,10 +23,11 @@ from mnemo_common import metrics
 from mnemo_common.logging import configure_logging
 
 from mnemo_memory.health import SERVICE_NAME, RedisHealth
-from mnemo_memory.interceptors import ErrorMappingInterceptor
+from mnemo_memory.interceptors import ErrorMappingInterceptor, TokenAuthInterceptor
 from mnemo_memory.longterm import build_longterm
+from mnemo_memory.purge import Purger
 from mnemo_memory.servicer import MemoryServicer
-from mnemo_memory.stores import usage
+from mnemo_memory.stores import outbox, usage
 from mnemo_memory.stores.redis_client import create_redis, describe_target, target_from_settings
 from mnemo_memory.stores.shortterm import ShortTermStores, build_stores
 
@@ -102,7 +103,14 @@ async def create_server(
     if longterm is _DEFAULT:
         longterm = build_longterm(settings, redis)
     server = grpc.aio.server(
-        interceptors=[ErrorMappingInterceptor()],
+        interceptors=[
+            *(
+                [TokenAuthInterceptor(settings.server.auth_token)]
+                if settings.server.auth_token
+                else []
+            ),
+            ErrorMappingInterceptor(),
+        ],
         options=[
             ("grpc.max_receive_message_length", settings.server.max_receive_message_bytes),
             ("grpc.so_reuseport", 0),
@@ -128,7 +136,10 @@ async def create_server(
             server,
         )
     bind_port = settings.server.grpc_port if port is None else port
-    bound = server.add_insecure_port(f"{settings.server.host}:{bind_port}")
+    host = settings.server.host
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 pod IP (downward API) needs brackets in host:port
+    bound = server.add_insecure_port(f"{host}:{bind_port}")
     if bound == 0:
         raise RuntimeError(f"cannot bind {settings.server.host}:{bind_port}")
     handles = ServerHandles(
@@ -148,6 +159,23 @@ async def create_server(
     health.start()
     if stats_loop:
         handles.tasks.append(asyncio.create_task(_stats_loop(stores, settings)))
+    if not stores.inline_global:
+        # Cluster: deliver outbox records whose user sends nothing more (ADR 0012)
+        sweep = outbox.sweep_loop(
+            redis, stores.keys, settings.shortterm.outbox_sweep_s, stores.threads.replication
+        )
+        handles.tasks.append(asyncio.create_task(sweep))
+    purger = Purger(
+        redis,
+        getattr(longterm, "store", None),
+        interval_s=settings.shortterm.erasure_purge_s,
+    )
+    servicer.erasures.purger = purger
+    handles.tasks.append(asyncio.create_task(purger.run()))
+    # unfinished erasures (a store was down) complete by themselves once it is back
+    handles.tasks.append(
+        asyncio.create_task(servicer.erasures.resume_loop(settings.shortterm.erasure_resume_s))
+    )
     log.info(
         "memory service listening",
         extra={
@@ -173,7 +201,7 @@ async def serve(settings: Any) -> int:
     """Run until SIGTERM/SIGINT, then drain; returns the exit code."""
     configure_logging("mnemo-memory", settings.log.level, settings.log.json_format)
     if settings.server.metrics_port:
-        metrics.start_metrics_server(settings.server.metrics_port)
+        metrics.start_metrics_server(settings.server.metrics_port, settings.server.metrics_host)
     server, _, handles = await create_server(settings, stats_loop=True)
     opener = getattr(handles.longterm, "open", None)
     if opener is not None:

@@ -6,6 +6,7 @@ from typing import Any
 
 from mnemo.memory.v1 import memory_pb2_grpc
 
+from mnemo_memory.erasure_jobs import ErasureJobs
 from mnemo_memory.longterm import LongTermAPI
 from mnemo_memory.servicer_longterm import LongTermRPCs
 from mnemo_memory.servicer_shortterm import ShortTermRPCs
@@ -31,3 +32,4 @@ class MemoryServicer(LongTermRPCs, ShortTermRPCs, memory_pb2_grpc.MemoryServiceS
         self.redis = stores.redis
         self.longterm = longterm
         self.redis_health = redis_health
+        self.erasures = ErasureJobs(settings, stores, longterm)

@@ -1,8 +1,8 @@
 """gRPC handlers of the long-term RPCs (SearchMemories, List/Add/Update/DeleteMemory).
 
 Thin: validate ids, translate protobuf to :class:`~mnemo_memory.longterm.service.LongTermMemory`
-calls and back. Domain errors propagate to the error-mapping interceptor (NOT_FOUND,
-PERMISSION_DENIED, INVALID_ARGUMENT, UNAVAILABLE, FAILED_PRECONDITION).
+calls and back. Domain errors propagate to the error-mapping interceptor (NOT_FOUND —
+also for another user's memory —, INVALID_ARGUMENT, UNAVAILABLE, FAILED_PRECONDITION).
 """
 
 from __future__ import annotations
@@ -12,19 +12,21 @@ from typing import Any
 import grpc
 from mnemo.memory.v1 import memory_pb2
 
-from mnemo_memory.errors import InvalidArgumentError, PermissionDeniedError
+from mnemo_memory.errors import InvalidArgumentError
 from mnemo_memory.longterm.convert import MAX_TOP_K, filter_from_pb, ranked_to_pb, record_to_pb
 from mnemo_memory.stores.keys import checked_id
+from mnemo_memory.stores.text import checked_clean
 
 MAX_QUERY_CHARS = 8000
 
 
 class LongTermRPCs:
     """Mixed into MemoryServicer; expects ``longterm`` (None = not available) and
-    ``threads`` (the ThreadStore, for thread ownership)."""
+    ``threads`` (the ThreadStore)."""
 
     longterm: Any
     threads: Any
+    erasures: Any
 
     async def _lt(self, context: Any) -> Any:
         if self.longterm is None:
@@ -38,6 +40,7 @@ class LongTermRPCs:
         uid = checked_id(request.user_id, "user_id")
         if not request.query.strip():
             raise InvalidArgumentError("query", "must not be empty")
+        checked_clean(request.query, "query")
         if len(request.query) > MAX_QUERY_CHARS:
             raise InvalidArgumentError("query", f"is longer than {MAX_QUERY_CHARS} characters")
         if not 0 <= request.top_k <= MAX_TOP_K:
@@ -65,10 +68,9 @@ class LongTermRPCs:
         lt = await self._lt(context)
         uid = checked_id(request.user_id, "user_id")
         if request.source_thread_id:
-            tid = checked_id(request.source_thread_id, "source_thread_id")
-            owner = await self.threads.owner_of(tid)
-            if owner is not None and owner != uid:
-                raise PermissionDeniedError(f"thread {tid} belongs to another user")
+            # a thread id names one of this user's threads (it may have expired already)
+            checked_id(request.source_thread_id, "source_thread_id")
+        await self.erasures.refuse_if_erasing(uid)
         record = await lt.add_memory(
             uid, request.text, request.kind, request.importance, request.source_thread_id
         )
@@ -78,6 +80,7 @@ class LongTermRPCs:
         lt = await self._lt(context)
         uid = checked_id(request.user_id, "user_id")
         mid = checked_id(request.memory_id, "memory_id")
+        await self.erasures.refuse_if_erasing(uid)
         record = await lt.update_memory(
             uid,
             mid,
@@ -85,10 +88,23 @@ class LongTermRPCs:
             request.importance if request.HasField("importance") else None,
             request.kind,
         )
+        if request.HasField("text"):
+            await self._redact_sources(uid, record)  # no later episode quotes the old text
+            self.erasures.request_purge()  # the corrected text leaves the files too
         return record_to_pb(record)
+
+    async def _redact_sources(self, uid: str, record: Any) -> None:
+        """Remove a deleted or corrected memory's source messages from its thread."""
+        if record.kind != "episode" and record.source_thread_id and record.source_message_ids:
+            await self.threads.redact_messages(
+                uid, record.source_thread_id, record.source_message_ids
+            )
 
     async def DeleteMemory(self, request: Any, context: Any) -> memory_pb2.DeleteMemoryResponse:
         lt = await self._lt(context)
         uid = checked_id(request.user_id, "user_id")
         mid = checked_id(request.memory_id, "memory_id")
-        return memory_pb2.DeleteMemoryResponse(deleted=await lt.delete_memory(uid, mid))
+        deleted, record, _ = await lt.forget_memory(uid, mid)
+        await self._redact_sources(uid, record)
+        self.erasures.request_purge()
+        return memory_pb2.DeleteMemoryResponse(deleted=deleted)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,13 +18,14 @@ from mnemo_common.limits import MAX_METADATA_ENTRIES, MAX_METADATA_VALUE_BYTES
 
 from mnemo_memory.budget import fit_context
 from mnemo_memory.convert import JOB_TYPES, message_pb, thread_info_pb
-from mnemo_memory.errors import InvalidArgumentError, PermissionDeniedError, UnavailableError
+from mnemo_memory.errors import InvalidArgumentError, UnavailableError
 from mnemo_memory.longterm.convert import check_recall
-from mnemo_memory.stores import erasure, usage
+from mnemo_memory.stores import erasure, outbox, usage
 from mnemo_memory.stores.keys import checked_id
 from mnemo_memory.stores.lua import execute_with_scripts
 from mnemo_memory.stores.ratelimit import CHECK_AND_COUNT, RateLimiter, WindowState
 from mnemo_memory.stores.text import checked_text
+from mnemo_memory.stores.thread_scripts import NOTE_TURN
 from mnemo_memory.stores.threads import StoredMessage, message_ids_for
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ class ShortTermRPCs:
     stores: Any
     longterm: Any
     redis_health: Any
+    erasures: Any
 
     def _require_redis(self) -> None:
         """Fail fast while the health probe says Redis is down."""
@@ -73,31 +74,51 @@ class ShortTermRPCs:
         budget = request.token_budget or policy.default_token_budget
         stores, k = self.stores, self.stores.keys
         rl_call = stores.limiter.script_call(uid, count=request.count_rate_limit)
+        key = request.idempotency_key and checked_id(request.idempotency_key, "idempotency_key")
+        tenant = checked_id(request.tenant, "tenant") if request.tenant else ""
+        tenant_call = stores.limiter.tenant_script_call(tenant, count=request.count_rate_limit)
 
         def build(pipe: Any) -> None:
+            if tenant_call is not None:
+                CHECK_AND_COUNT.queue(pipe, *tenant_call)
             if rl_call is not None:
                 CHECK_AND_COUNT.queue(pipe, *rl_call)
-            pipe.get(k.thread_owner(tid))
+            pipe.exists(k.meta(uid, tid))
             pipe.lrange(k.messages(uid, tid), 0, -1)
             pipe.get(k.summary(uid, tid))
             pipe.hgetall(k.preferences(uid))
+            if not stores.inline_global:
+                pipe.zcard(k.outbox(uid))
+            if key:  # the turn's start, for CommitTurn's erasure check
+                NOTE_TURN.queue(pipe, [k.inflight(uid)], [k.inflight_member(tid, key), 3_600_000])
 
         results = await execute_with_scripts(
-            stores.redis, build, [CHECK_AND_COUNT], transaction=stores.inline_global
+            stores.redis, build, [CHECK_AND_COUNT, NOTE_TURN], transaction=stores.inline_global
         )
+        if key:
+            results.pop()
         windows: list[WindowState] = []
-        if rl_call is not None:
-            windows, limited = RateLimiter.parse(results.pop(0))
+        for call in (tenant_call, rl_call):
+            if call is None:
+                continue
+            states, limited = RateLimiter.parse(results.pop(0))
+            windows += states
             # a preview (count_rate_limit=false) reports the windows but is never refused
             if limited is not None and request.count_rate_limit:
                 RATE_LIMITED.labels(limited.window).inc()
                 raise limited
-        owner, raw_messages, summary, prefs = results
-        exists = owner is not None
-        if exists and owner != uid:
-            raise PermissionDeniedError(f"thread {tid} belongs to another user")
+        if not stores.inline_global and results.pop():
+            # Cluster: a commit's jobs are still in the user's outbox (the stream's node
+            # failed during the commit); this turn, often that commit's retry, sends them
+            await outbox.relay_quietly(stores.redis, k, uid, stores.threads.replication)
+        meta_exists, raw_messages, summary, prefs = results
+        exists = bool(meta_exists)
         held = raw_messages if exists else []
         replay = _replay_of(held, tid, request.idempotency_key)
+        if replay is not None and not stores.inline_global:
+            # Cluster: report a turn as stored only once a replica has it (the commit
+            # that stored it may have died before its WAIT)
+            await stores.threads.replication.wait(stores.redis, k.messages(uid, tid))
         messages = [] if request.exclude_history else [StoredMessage.from_json(r) for r in held]
         summary = (summary or "") if exists else ""
         memories, degraded = await self._recall(uid, request, context)
@@ -227,6 +248,7 @@ class ShortTermRPCs:
         if self.longterm is not None:
             # message memories are verbatim copies of the thread's messages: they go with it
             await self.longterm.delete_thread_messages(uid, tid)
+        self.erasures.request_purge()
         return memory_pb2.DeleteThreadResponse(deleted=True, messages_deleted=n)
 
     async def CloseThread(self, request: Any, context: Any) -> memory_pb2.CloseThreadResponse:
@@ -258,22 +280,19 @@ class ShortTermRPCs:
     async def ForgetUser(self, request: Any, context: Any) -> memory_pb2.ForgetUserResponse:
         self._require_redis()
         uid = checked_id(request.user_id, "user_id")
-        counts = await erasure.forget_user(
-            self.stores,
-            uid,
-            scan_fallback=self.settings.shortterm.erasure_scan_fallback,
-            marker_ttl_s=self.settings.shortterm.erasure_marker_hours * 3600,
+        receipt = await self.erasures.run(uid)
+        counts = receipt.counts
+        log.info(
+            "user erased" if not receipt.pending else "user erasure pending",
+            extra={"erased_user": uid, "counts": counts, "pending": receipt.pending},
         )
-        if self.longterm is not None:
-            for kind, n in (await self.longterm.forget_user(uid)).items():
-                counts[kind] = counts.get(kind, 0) + int(n)
-        log.info("user erased", extra={"erased_user": uid, "counts": counts})
         return memory_pb2.ForgetUserResponse(
             receipt=memory_pb2.ErasureReceipt(
                 user_id=uid,
-                erased_at_ms=int(time.time() * 1000),
+                erased_at_ms=receipt.erased_at_ms,
                 counts=counts,
                 total=sum(counts.values()),
+                pending=receipt.pending,
             )
         )
 

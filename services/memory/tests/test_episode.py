@@ -72,7 +72,7 @@ async def test_offline_extraction_and_summary_replace_oldest(redis_url, tmp_path
     records, _ = await lt.list_memories("alice", VectorFilter(user_id="alice"), 50, "")
     assert {r.text for r in records} >= {
         "User lives in Lyon",
-        "User likes trains over planes",
+        "User prefers trains over planes",
         "User's budget is 3000 euros",
     }
     result = await tasks.run(

@@ -41,7 +41,7 @@ def test_forget_user_leaves_zero_keys_and_touches_nobody_else(server, redis_url)
 
     after = all_keys(redis_url, prefix)
     assert keys_mentioning(after, "alice") == []
-    assert not any(k.startswith(f"{prefix}:t:alice-") for k in after)  # owner keys
+    assert not any(k.startswith(f"{prefix}:t:") for k in after)  # no global thread keys
     assert not any(
         m.startswith("alice:") for m in client.zrange(f"{prefix}:threads:activity", 0, -1)
     )
@@ -63,10 +63,14 @@ def test_scan_fallback_catches_keys_the_index_lost(server, redis_url) -> None:
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     client.delete(f"{prefix}:u:{{alice}}:threads")  # the index is gone
     client.zrem(f"{prefix}:threads:activity", "alice:alice-t0")
+    # thread-owner keys of the layout before ADR 0012 (global thread ids) name the user too
+    client.set(f"{prefix}:t:alice-t0:owner", "alice", ex=3600)
+    client.set(f"{prefix}:t:bob-t0:owner", "bob", ex=3600)
     receipt = stub.ForgetUser(pb.ForgetUserRequest(user_id="alice")).receipt
-    assert receipt.counts["other_keys"] >= 4  # messages, meta, idem, owner
+    assert receipt.counts["other_keys"] >= 4  # messages, meta, idem, legacy owner
     assert keys_mentioning(all_keys(redis_url, prefix), "alice") == []
     assert not client.exists(f"{prefix}:t:alice-t0:owner")
+    assert client.get(f"{prefix}:t:bob-t0:owner") == "bob"
     client.close()
 
 

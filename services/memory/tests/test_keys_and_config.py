@@ -19,7 +19,7 @@ def test_every_key_refuses_ids_that_could_escape_their_namespace(bad: str) -> No
         keys.messages(bad, "t1")
     assert err.value.field == "user_id"
     with pytest.raises(InvalidArgumentError) as err:
-        keys.thread_owner(bad)
+        keys.meta("u", bad)
     assert err.value.field == "thread_id"
 
 
@@ -46,8 +46,15 @@ def test_key_kinds_cover_every_key_the_service_writes() -> None:
         "thread_index",
         "preferences",
         "rate_limit_keys",
+        "job_outbox",
+        "inflight_turns",
     }
-    assert keys.kind_of(keys.thread_owner("t")) == "thread_owners"
+    assert keys.user_of_key(keys.outbox("a.b@c")) == "a.b@c"
+    assert keys.user_of_key(keys.jobs()) is None
+    # owner keys of the layout before ADR 0012 are no kind of today's (they expire)
+    assert keys.kind_of("p:t:t1:owner") == "other"
+    assert keys.kind_of(keys.erasure("u")) == "erasure_markers"
+    assert keys.kind_of(keys.pending_erasures()) == "erasure_markers"
     assert keys.kind_of(keys.jobs()) == keys.kind_of(keys.dead_letters()) == "jobs"
     assert keys.kind_of("other:thing") == "foreign"
 

@@ -207,17 +207,11 @@ def test_bad_memory_arguments_are_invalid_argument_naming_the_field(lt_server):
             )
         )
     ) == (invalid, "filter.min_importance")
-    # a memory cannot be attributed to somebody else's thread
-    assert (
-        code_and_field(
-            lambda: stub.AddMemory(
-                memory_pb2.AddMemoryRequest(
-                    user_id="alice", text="I like tea", source_thread_id="th-bob"
-                )
-            )
-        )[0]
-        == grpc.StatusCode.PERMISSION_DENIED
-    )
+    assert code_and_field(
+        lambda: stub.AddMemory(
+            memory_pb2.AddMemoryRequest(user_id="alice", text="I like tea", source_thread_id="a b")
+        )
+    ) == (invalid, "source_thread_id")
 
 
 def test_memory_rpcs_over_grpc(lt_server):
@@ -248,9 +242,22 @@ def test_memory_rpcs_over_grpc(lt_server):
         memory_pb2.SearchMemoriesRequest(user_id="alice", query="coffee", top_k=1)
     )
     assert found.results[0].memory.text.endswith("black coffee")  # re-embedded
-    with pytest.raises(grpc.RpcError) as err:
-        stub.DeleteMemory(memory_pb2.DeleteMemoryRequest(user_id="mallory", memory_id=added.id))
-    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    # another user's memory answers exactly like a missing one, on every memory RPC
+    for mid in (added.id, "f000000000000000000000000"):
+        answers = []
+        for call in (
+            lambda: stub.DeleteMemory(
+                memory_pb2.DeleteMemoryRequest(user_id="mallory", memory_id=mid)
+            ),
+            lambda: stub.UpdateMemory(
+                memory_pb2.UpdateMemoryRequest(user_id="mallory", memory_id=mid, importance=2)
+            ),
+        ):
+            with pytest.raises(grpc.RpcError) as err:
+                call()
+            answers.append((err.value.code(), err.value.details().replace(mid, "X")))
+        assert answers == [(grpc.StatusCode.NOT_FOUND, "memory X not found")] * 2
+    assert stub.ListMemories(memory_pb2.ListMemoriesRequest(user_id="alice")).memories
     with pytest.raises(grpc.RpcError) as err:
         stub.UpdateMemory(
             memory_pb2.UpdateMemoryRequest(user_id="alice", memory_id="nope", importance=3)

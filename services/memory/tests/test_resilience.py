@@ -133,16 +133,24 @@ def test_sigterm_while_the_model_is_still_loading_exits_at_once(
 ):
     """A pod told to stop during its (slow) model load must not outlive its grace period.
 
-    The model directory's files are FIFOs: once the loader has opened one (torch imported,
-    the weights being read) the test holds the writing end open and writes nothing, so the
-    load blocks for ever — as it does for tens of seconds on a busy node."""
+    The model directory's files are FIFOs: once the loader has opened one (the runtime
+    imported, the tokenizer or weights being read) the test holds the writing end open and
+    writes nothing, so the load blocks for ever — as it does for tens of seconds on a busy
+    node."""
     import errno
     import os
 
     model_dir = tmp_path / "model-that-never-loads"
     model_dir.mkdir()
     fifos = [
-        model_dir / n for n in ("modules.json", "config.json", "config_sentence_transformers.json")
+        model_dir / n
+        for n in (
+            "modules.json",
+            "config.json",
+            "config_sentence_transformers.json",
+            "sentence_bert_config.json",
+            "tokenizer.json",
+        )
     ]
     for fifo in fifos:
         os.mkfifo(fifo)

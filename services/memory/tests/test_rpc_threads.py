@@ -88,26 +88,39 @@ def test_replayed_commit_returns_the_original_and_stores_nothing(server) -> None
     assert [m.content for m in reply.messages] == ["question 7", "answer 7"]
 
 
-def test_unknown_thread_is_not_found_and_foreign_thread_permission_denied(server) -> None:
+def test_another_users_thread_answers_exactly_like_a_missing_one(server) -> None:
+    """Thread ids are names within a user: bob asking for alice's `private` gets the
+    same status and the same message as for a thread nobody has, on every thread RPC."""
     stub = server.stub()
     commit(stub, 1, uid="alice", tid="private")
-    for call in (
-        lambda: stub.GetThread(pb.GetThreadRequest(user_id="alice", thread_id="nope")),
-        lambda: stub.DeleteThread(pb.DeleteThreadRequest(user_id="alice", thread_id="nope")),
-        lambda: stub.CloseThread(pb.CloseThreadRequest(user_id="alice", thread_id="nope")),
-    ):
-        assert status_of(call)[0] == grpc.StatusCode.NOT_FOUND
-    for call in (
-        lambda: stub.GetThread(pb.GetThreadRequest(user_id="bob", thread_id="private")),
-        lambda: stub.DeleteThread(pb.DeleteThreadRequest(user_id="bob", thread_id="private")),
-        lambda: stub.CloseThread(pb.CloseThreadRequest(user_id="bob", thread_id="private")),
-        lambda: commit(stub, 2, uid="bob", tid="private"),
-        lambda: stub.PrepareTurn(pb.PrepareTurnRequest(user_id="bob", thread_id="private")),
-    ):
-        assert status_of(call)[0] == grpc.StatusCode.PERMISSION_DENIED
-    # nothing of alice's thread leaked or changed
+
+    def answers(uid: str, tid: str) -> list[tuple[grpc.StatusCode, str]]:
+        return [
+            status_of(lambda: stub.GetThread(pb.GetThreadRequest(user_id=uid, thread_id=tid))),
+            status_of(
+                lambda: stub.DeleteThread(pb.DeleteThreadRequest(user_id=uid, thread_id=tid))
+            ),
+            status_of(lambda: stub.CloseThread(pb.CloseThreadRequest(user_id=uid, thread_id=tid))),
+        ]
+
+    foreign = answers("bob", "private")
+    assert {code for code, _ in foreign} == {grpc.StatusCode.NOT_FOUND}
+    assert [d.replace("private", "X") for _, d in foreign] == [
+        d.replace("never-made", "X") for _, d in answers("bob", "never-made")
+    ]
+    prepared = stub.PrepareTurn(pb.PrepareTurnRequest(user_id="bob", thread_id="private"))
+    assert not prepared.thread_exists and not prepared.messages
+    # bob may use the same name: his own thread, alice's untouched
+    assert commit(stub, 2, uid="bob", tid="private").message_count == 2
+    assert not stub.PrepareTurn(
+        pb.PrepareTurnRequest(user_id="bob", thread_id="private", idempotency_key="key-1")
+    ).HasField("replay")
     reply = stub.GetThread(pb.GetThreadRequest(user_id="alice", thread_id="private"))
-    assert len(reply.messages) == 2
+    assert [m.content for m in reply.messages] == ["question 1", "answer 1"]
+    reply = stub.GetThread(pb.GetThreadRequest(user_id="bob", thread_id="private"))
+    assert [m.content for m in reply.messages] == ["question 2", "answer 2"]
+    listed = stub.ListThreads(pb.ListThreadsRequest(user_id="bob")).threads
+    assert [(t.thread_id, t.user_id) for t in listed] == [("private", "bob")]
 
 
 @pytest.mark.parametrize(

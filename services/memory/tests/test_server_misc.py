@@ -11,8 +11,9 @@ from shortterm_support import fill_user
 
 
 @pytest.fixture
-def server(memory_server_factory):
-    return memory_server_factory(longterm=None)
+def server(memory_server_factory, memory_settings):
+    # reflection is off by default (test_exposure.py); these tests ask for it
+    return memory_server_factory(memory_settings(server={"reflection": True}), longterm=None)
 
 
 def test_reflection_lists_the_services(server) -> None:

@@ -7,14 +7,34 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
-from mnemo_memory.errors import NotFoundError, PermissionDeniedError
+from mnemo_memory.errors import NotFoundError
 from mnemo_memory.stores.shortterm import ShortTermStores, build_stores
 
 
-@pytest.fixture(params=["inline", "cluster-style"])
+@pytest.fixture(
+    params=["inline", "cluster-style", pytest.param("cluster", marks=pytest.mark.cluster)]
+)
 async def stores(request, memory_settings, redis_url) -> AsyncIterator[ShortTermStores]:
-    """Both code paths: global keys inside the Lua scripts, and written separately
-    (what Redis Cluster needs) — each run on a real Redis."""
+    """Both code paths: global keys inside the Lua scripts, and relayed from the user's
+    outbox (what Redis Cluster needs) — on a real Redis, and on a real Redis Cluster."""
+    if request.param == "cluster":
+        from mnemo_memory.stores.redis_client import create_redis
+
+        cluster = request.getfixturevalue("redis_cluster")
+        settings = memory_settings(
+            redis_url=cluster.url,
+            memory={
+                "max_thread_messages": 50,
+                "extract_every_messages": 10,
+                "summary_threshold_messages": 30,
+            },
+        )
+        client = create_redis(settings)
+        s = build_stores(settings, client, inline_global=False)
+        await s.jobs.ensure_group()
+        yield s
+        await client.aclose()
+        return
     settings = memory_settings(
         memory={
             "max_thread_messages": 50,
@@ -141,18 +161,31 @@ async def test_jobs_are_enqueued_at_thresholds_and_summary_only_once(stores) -> 
     assert await stores.redis.ttl(stores.jobs.stream) == -1
 
 
-async def test_ownership(stores) -> None:
+async def test_a_thread_id_is_a_name_within_its_user(stores) -> None:
+    """Two users can both have `shared`; neither sees, changes or deletes the other's, and
+    another user's thread answers exactly like a missing one."""
     await commit(stores, 1, uid="alice", tid="shared")
-    with pytest.raises(PermissionDeniedError):
-        await commit(stores, 2, uid="bob", tid="shared")
-    with pytest.raises(PermissionDeniedError):
-        await stores.threads.get_thread("bob", "shared")
-    with pytest.raises(NotFoundError):
-        await stores.threads.get_thread("alice", "missing")
-    with pytest.raises(PermissionDeniedError):
-        await stores.threads.delete_thread("bob", "shared")
+    await commit(stores, 2, uid="bob", tid="shared")  # not refused: bob's own thread
+    alice = await stores.threads.get_thread("alice", "shared")
+    bob = await stores.threads.get_thread("bob", "shared")
+    assert [m.content for m in alice[1]] == ["question 1", "answer 1"]
+    assert [m.content for m in bob[1]] == ["question 2", "answer 2"]
+    errors = []
+    for call in (
+        lambda: stores.threads.get_thread("carol", "shared"),
+        lambda: stores.threads.get_thread("carol", "missing"),
+        lambda: stores.threads.delete_thread("carol", "shared"),
+        lambda: stores.threads.delete_thread("carol", "missing"),
+        lambda: stores.threads.close_thread("carol", "shared"),
+    ):
+        with pytest.raises(NotFoundError) as err:
+            await call()
+        errors.append(str(err.value))
+    assert set(errors) == {"thread shared not found", "thread missing not found"}
+    assert await stores.threads.delete_thread("bob", "shared") == 2
     assert len(await stores.threads.read_messages("alice", "shared")) == 2
-    assert await stores.redis.exists(stores.keys.messages("bob", "shared")) == 0
+    # no global owner key (SCAN: every primary of a Cluster)
+    assert [k async for k in stores.redis.scan_iter(match=f"{stores.keys.prefix}:t:*")] == []
 
 
 async def test_idle_threads_and_episode_marking(stores) -> None:
@@ -213,3 +246,43 @@ async def test_summary_expires_with_its_thread_and_never_outlives_it(stores) -> 
             await stores.redis.delete(key)
     await commit(stores, 9)
     assert await stores.threads.get_summary("u1", "t1") in (None, "")
+
+
+@pytest.mark.parametrize(
+    "stores", ["cluster-style", pytest.param("cluster", marks=pytest.mark.cluster)], indirect=True
+)
+async def test_jobs_wait_in_the_outbox_while_the_stream_refuses_them(stores) -> None:
+    """Cluster path: a commit whose relay to the job stream fails keeps its jobs in the
+    user's outbox (same slot as the turn, thread TTL), export shows them, erasure counts
+    them, and the next relay delivers them."""
+    from mnemo_memory.stores import erasure, outbox
+
+    k = stores.keys
+    await stores.redis.delete(k.jobs())
+    await stores.redis.set(k.jobs(), "not a stream")  # every XADD now fails
+    for i in range(5):  # extract_every_messages=10: the fifth turn crosses it
+        await commit(stores, i, uid="olga", tid="t1")
+    box = k.outbox("olga")
+    assert await stores.redis.zcard(box) == 1  # the job (the activity records went through)
+    assert 0 < await stores.redis.pttl(box) <= stores.threads.thread_ttl_ms
+    held = await outbox.pending(stores.redis, k, "olga")
+    assert [j["type"] for j in held] == ["extract_facts"]
+    # the stream is back; the export lists the job still waiting in the outbox ...
+    await stores.redis.delete(k.jobs())
+    jobs_doc = {s: d async for s, d in erasure.export_user(stores, "olga")}["jobs"]
+    assert [j["job_id"] for j in jobs_doc["pending"]] == [held[0]["job_id"]]
+    # ... and the next relay (a commit, PrepareTurn or the sweep) delivers it
+    later = outbox._now_ms() + outbox.LEASE_MS + 1  # past the failed relay's lease
+    assert await outbox.relay(stores.redis, k, "olga", now=later) == 1
+    assert await stores.redis.exists(box) == 0
+    delivered = [f for _, f in await stores.redis.xrange(k.jobs())]
+    assert [f["job_id"] for f in delivered] == [held[0]["job_id"]]
+    assert await stores.redis.zscore(k.activity_index(), k.activity_member("olga", "t1"))
+    # a record that never made it is still erased with the user
+    await stores.redis.delete(k.jobs())
+    await stores.redis.set(k.jobs(), "not a stream")
+    for i in range(5, 10):
+        await commit(stores, i, uid="olga", tid="t1")
+    await stores.redis.delete(k.jobs())
+    counts = await erasure.forget_user(stores, "olga", scan_fallback=False)
+    assert counts["jobs"] == 1 and await stores.redis.exists(box) == 0

@@ -44,7 +44,6 @@ def test_ttls_by_key_kind(memory_server_factory, memory_settings, redis_url) -> 
         "summaries": thread_ttl,
         "idempotency_keys": thread_ttl,
         "thread_index": thread_ttl,
-        "thread_owners": thread_ttl,
         "preferences": user_ttl,
         "rate_limit_keys": 2 * 86_400,
     }

@@ -111,6 +111,47 @@ async def test_user_and_thread_ids_differing_only_in_case_never_meet(store):
     assert [r.id for r in await store.get(["m1", "m2"])] == ["m2"]
 
 
+async def test_candidates_are_every_record_of_the_user_with_its_vector(store, monkeypatch):
+    # 100 users hold the same 20 vectors (shared facts): the filtered ANN of Chroma misses
+    # some of a user's own records here; the candidate read must return all of them
+    from mnemo_memory.stores.vector import chroma, redis_index
+
+    monkeypatch.setattr(chroma, "CANDIDATE_PAGE", 7)  # several pages per user
+    monkeypatch.setattr(redis_index, "_PAGE", 7)
+    shared = np.stack([unit(100 + i) for i in range(20)])
+    for first in range(0, 100, 50):
+        users = range(first, first + 50)
+        records = [
+            rec(i, f"u{u}", id=f"u{u}-{i}", created_at_ms=i) for u in users for i in range(20)
+        ]
+        await store.upsert(records, np.tile(shared, (50, 1)))
+    await store.upsert([rec(99, "u7", id="u7-old", valid_to_ms=5)], unit(99).reshape(1, -1))
+    for u in (0, 7, 99):
+        records, vectors = await store.candidates(VectorFilter(user_id=f"u{u}"))
+        assert sorted(r.id for r in records) == sorted(f"u{u}-{i}" for i in range(20))
+        by_id = dict(zip([r.id for r in records], vectors, strict=True))
+        for i in range(20):
+            np.testing.assert_allclose(by_id[f"u{u}-{i}"], shared[i], atol=1e-6)
+    records, vectors = await store.candidates(VectorFilter(user_id="u7", include_superseded=True))
+    assert len(records) == 21 and vectors.shape == (21, 384)
+    records, vectors = await store.candidates(VectorFilter(user_id="nobody"))
+    assert records == [] and vectors.shape == (0, 384)
+
+
+async def test_update_fields_keeps_text_and_vector_and_never_recreates(store):
+    await store.upsert([rec(1), rec(2)], np.stack([unit(1), unit(2)]))
+    done = rec(1, valid_to_ms=77, superseded_by="m2", metadata={"merged_ids": "x"})
+    await store.update_fields([done, rec(3, valid_to_ms=5)])  # m3 was never stored
+    [got] = await store.get(["m1"])
+    assert got == done
+    assert await store.get(["m3"]) == []
+    hits = await store.query(unit(1), VectorFilter(user_id="alice", include_superseded=True), 1)
+    assert hits[0].record.id == "m1" and hits[0].similarity == pytest.approx(1.0, abs=1e-4)
+    assert [h.record.id for h in await store.query(unit(1), VectorFilter(user_id="alice"), 5)] == [
+        "m2"
+    ]
+
+
 async def test_query_orders_by_similarity(store):
     near = unit(5) + 0.1 * unit(6)
     await store.upsert(

@@ -220,10 +220,12 @@ async def test_malformed_llm_output_is_retried_then_dead_lettered(
     assert await client.xlen(jobs.stream) == 0
     assert await facts_of(lt) == []  # no garbage stored
     assert len(fake_anthropic.requests) == 3
-    # the worker is still fine: a schema-violating reply fails too, a good one works
+    # the worker is still fine: a JSON reply whose only fact is unusable stores nothing
+    # and completes (the fact is dropped, not retried), a good one works
     await client.hset("x", "y", "z")
     fake_anthropic.enqueue_json({"facts": [{"text": "x", "kind": "weird", "importance": 99}]})
     fake_anthropic.enqueue_json(FACT_REPLY)
+    await jobs.enqueue("extract_facts", "alice", "th-1", new_messages=2)
     await jobs.enqueue("extract_facts", "alice", "th-1", new_messages=2)
 
     async def done():
@@ -300,18 +302,18 @@ def test_offline_rule_extractor_reads_first_person_statements():
     )
     assert got == [
         ("User lives in Berlin", "fact", 7),
-        ("User's favourite food is ramen", "fact", 6),
-        ("User is a nurse", "fact", 5),
-        ("User likes tea over coffee", "preference", 6),
+        ("User's favourite food is ramen", "preference", 6),
+        ("User is a nurse", "fact", 6),
+        ("User prefers tea over coffee", "preference", 6),
     ]
     # one sentence, two statements
     assert rule_facts("I live in Lisbon and I prefer short answers.") == [
         ("User lives in Lisbon", "fact", 7),
-        ("User likes short answers", "preference", 6),
+        ("User prefers short answers", "preference", 6),
     ]
     assert rule_facts("My dog is Rex, but I'm a cat person.") == [
         ("User's dog is Rex", "fact", 6),
-        ("User is a cat person", "fact", 5),
+        ("User is a cat person", "fact", 6),
     ]
 
 
@@ -385,7 +387,7 @@ async def test_extraction_of_messages_no_longer_held_reads_nothing_else(
     assert result.detail == {"facts": 0, "reason": "messages no longer held"}
     assert await facts_of(lt) == []
     await tasks.run(job)  # a job naming no message takes the newest ones
-    assert sorted(await facts_of(lt)) == ["User likes hiking", "User lives in Porto"]
+    assert sorted(await facts_of(lt)) == ["User lives in Porto", "User loves hiking"]
     await lt.aclose()
     await client.aclose()
 

@@ -84,6 +84,63 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 
+{{/* Secret + key of the memory gRPC token (SERVER__AUTH_TOKEN / GATEWAY__MEMORY_TOKEN). */}}
+{{- define "mnemo.memoryTokenSecret" -}}
+{{- default (include "mnemo.secretName" .) .Values.memory.auth.existingSecret -}}
+{{- end -}}
+{{- define "mnemo.memoryTokenKey" -}}
+{{- if .Values.memory.auth.existingSecret -}}{{ .Values.memory.auth.existingSecretKey }}{{- else -}}memory-token{{- end -}}
+{{- end -}}
+
+{{/* The memory token: values, else the one already in the cluster, else a new random one. */}}
+{{- define "mnemo.memoryTokenValue" -}}
+{{- if .Values.memory.auth.token -}}
+{{- .Values.memory.auth.token -}}
+{{- else -}}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "mnemo.secretName" .) -}}
+{{- if and $existing (index ($existing.data | default dict) "memory-token") -}}
+{{- index $existing.data "memory-token" | b64dec -}}
+{{- else -}}
+{{- randAlphaNum 40 -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The memory token as env var NAME (memory: SERVER__AUTH_TOKEN, gateway:
+     GATEWAY__MEMORY_TOKEN). Call with (dict "ctx" $ "name" "SERVER__AUTH_TOKEN"). */}}
+{{- define "mnemo.memoryTokenEnv" -}}
+{{- if .ctx.Values.memory.auth.enabled }}
+- name: {{ .name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "mnemo.memoryTokenSecret" .ctx }}
+      key: {{ include "mnemo.memoryTokenKey" .ctx }}
+{{- end }}
+{{- end -}}
+
+{{/* gRPC and /metrics bind the pod IP (bindPodIP): env vars NAMES from the downward API. */}}
+{{- define "mnemo.bindEnv" -}}
+{{- if .ctx.Values.bindPodIP }}
+{{- range .names }}
+- name: {{ . }}
+  valueFrom:
+    fieldRef: {fieldPath: status.podIP}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "mnemo.memoryTokenInput" -}}
+{{- if .Values.memory.auth.enabled -}}
+{{- if .Values.memory.auth.existingSecret -}}
+memory-token: secret {{ .Values.memory.auth.existingSecret }}/{{ .Values.memory.auth.existingSecretKey }}
+{{- else if .Values.memory.auth.token -}}
+memory-token: value {{ .Values.memory.auth.token }}
+{{- else -}}
+memory-token: generated
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
 {{/* The API keys file: values, else the one in the cluster, else one random key. */}}
 {{- define "mnemo.apiKeysValue" -}}
 {{- if .Values.gateway.auth.apiKeys -}}
@@ -271,9 +328,9 @@ jwt-secret: value {{ .Values.gateway.auth.jwtSecret }}
 {{- if eq .component "redis" -}}
 {{- $parts = list (include "mnemo.redis.configMap" $ctx) (include "mnemo.redisPasswordInput" $ctx) -}}
 {{- else if eq .component "gateway" -}}
-{{- $parts = list (include "mnemo.configMap.shared" $ctx) (include "mnemo.configMap.gateway" $ctx) (include "mnemo.llmCredentialsInput" $ctx) (include "mnemo.gatewayCredentialsInput" $ctx) -}}
+{{- $parts = list (include "mnemo.configMap.shared" $ctx) (include "mnemo.configMap.gateway" $ctx) (include "mnemo.llmCredentialsInput" $ctx) (include "mnemo.gatewayCredentialsInput" $ctx) (include "mnemo.memoryTokenInput" $ctx) -}}
 {{- else if eq .component "memory" -}}
-{{- $parts = list (include "mnemo.configMap.shared" $ctx) (include "mnemo.configMap.memory" $ctx) (include "mnemo.storeCredentialsInput" $ctx) -}}
+{{- $parts = list (include "mnemo.configMap.shared" $ctx) (include "mnemo.configMap.memory" $ctx) (include "mnemo.storeCredentialsInput" $ctx) (include "mnemo.memoryTokenInput" $ctx) -}}
 {{- else if eq .component "worker" -}}
 {{- $parts = list (include "mnemo.configMap.shared" $ctx) (include "mnemo.configMap.memory" $ctx) (include "mnemo.storeCredentialsInput" $ctx) (include "mnemo.llmCredentialsInput" $ctx) -}}
 {{- else -}}

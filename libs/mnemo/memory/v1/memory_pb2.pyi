@@ -83,7 +83,7 @@ class RecallOptions(_message.Message):
     def __init__(self, disabled: _Optional[bool] = ..., top_k: _Optional[int] = ..., filter: _Optional[_Union[MemoryFilter, _Mapping]] = ...) -> None: ...
 
 class PrepareTurnRequest(_message.Message):
-    __slots__ = ("user_id", "thread_id", "query", "token_budget", "recall", "exclude_history", "count_rate_limit", "idempotency_key")
+    __slots__ = ("user_id", "thread_id", "query", "token_budget", "recall", "exclude_history", "count_rate_limit", "idempotency_key", "tenant")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     THREAD_ID_FIELD_NUMBER: _ClassVar[int]
     QUERY_FIELD_NUMBER: _ClassVar[int]
@@ -92,6 +92,7 @@ class PrepareTurnRequest(_message.Message):
     EXCLUDE_HISTORY_FIELD_NUMBER: _ClassVar[int]
     COUNT_RATE_LIMIT_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     thread_id: str
     query: str
@@ -100,7 +101,8 @@ class PrepareTurnRequest(_message.Message):
     exclude_history: bool
     count_rate_limit: bool
     idempotency_key: str
-    def __init__(self, user_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., query: _Optional[str] = ..., token_budget: _Optional[int] = ..., recall: _Optional[_Union[RecallOptions, _Mapping]] = ..., exclude_history: _Optional[bool] = ..., count_rate_limit: _Optional[bool] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    tenant: str
+    def __init__(self, user_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., query: _Optional[str] = ..., token_budget: _Optional[int] = ..., recall: _Optional[_Union[RecallOptions, _Mapping]] = ..., exclude_history: _Optional[bool] = ..., count_rate_limit: _Optional[bool] = ..., idempotency_key: _Optional[str] = ..., tenant: _Optional[str] = ...) -> None: ...
 
 class Replay(_message.Message):
     __slots__ = ("user_message", "assistant_message")
@@ -473,7 +475,7 @@ class ForgetUserRequest(_message.Message):
     def __init__(self, user_id: _Optional[str] = ...) -> None: ...
 
 class ErasureReceipt(_message.Message):
-    __slots__ = ("user_id", "erased_at_ms", "counts", "total")
+    __slots__ = ("user_id", "erased_at_ms", "counts", "total", "pending")
     class CountsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -485,11 +487,13 @@ class ErasureReceipt(_message.Message):
     ERASED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     COUNTS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     erased_at_ms: int
     counts: _containers.ScalarMap[str, int]
     total: int
-    def __init__(self, user_id: _Optional[str] = ..., erased_at_ms: _Optional[int] = ..., counts: _Optional[_Mapping[str, int]] = ..., total: _Optional[int] = ...) -> None: ...
+    pending: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, user_id: _Optional[str] = ..., erased_at_ms: _Optional[int] = ..., counts: _Optional[_Mapping[str, int]] = ..., total: _Optional[int] = ..., pending: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ForgetUserResponse(_message.Message):
     __slots__ = ("receipt",)

@@ -161,6 +161,11 @@ class ErasureReceiptOut(BaseModel):
     erased_at_ms: int
     counts: dict[str, int]
     total: int
+    pending: list[str] = Field(
+        default_factory=list,
+        description="stores not erased yet (answer 202): the erasure finishes by itself "
+        "when they are back; the same DELETE again returns the whole receipt",
+    )
 
 
 class UserStatsOut(BaseModel):

@@ -28,6 +28,11 @@ def sse(data: Any, event: str | None = None) -> str:
     return f"{head}data: {payload}\n\n"
 
 
+def sse_comment(text: str) -> str:
+    """An SSE comment frame (``: text``): every SSE parser skips it, the OpenAI SDK too."""
+    return "".join(f": {line}\n" for line in text.splitlines() or [""]) + "\n"
+
+
 async def start_stream(
     service: ChatService, prepared: PreparedTurn
 ) -> tuple[list[StreamEvent], AsyncIterator[StreamEvent]]:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
 from mnemo_common.ids import InvalidIdError, validate_id
-from mnemo_common.llm.base import ChatMessage
 
 from ..chat.service import PreparedTurn
 from ..core.config import GatewaySettings
@@ -17,6 +15,7 @@ from .deps import new_idempotency_key, new_thread_id
 THREAD_HEADER = "X-Mnemo-Thread-Id"
 USER_HEADER = "X-Mnemo-User-Id"
 MEMORY_HEADER = "X-Mnemo-Memory"
+MISSING_HEADER = "X-Mnemo-Memory-Missing"
 PROVIDER_HEADER = "X-Mnemo-Provider"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -84,90 +83,26 @@ def check_text(text: str, field: str) -> str:
 
 
 def turn_headers(prepared: PreparedTurn, provider: str) -> dict[str, str]:
-    return {
+    """The turn's response headers. Call it *after* the commit for a non-streamed answer
+    (``X-Mnemo-Memory`` then says ``degraded`` when the turn was not stored); a stream's
+    headers leave before the commit, and :func:`memory_outcome` closes the stream."""
+    headers = {
         THREAD_HEADER: prepared.turn.thread_id,
         MEMORY_HEADER: prepared.memory,
         PROVIDER_HEADER: provider,
     }
+    if prepared.missing:
+        headers[MISSING_HEADER] = ",".join(prepared.missing)
+    return headers
 
 
-def content_text(content: str | list[dict[str, Any]] | None, field: str) -> str:
-    """The text of a message's content: a string, or a list of text blocks/parts.
-
-    Both drop-in APIs allow either shape; anything but text (images, tool results) is a
-    422 naming the field, never silently dropped.
-    """
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return check_text(content, field)
-    texts = []
-    for block in content:
-        if block.get("type") != "text":
-            raise ApiError(
-                422,
-                "unsupported_content",
-                f"content of type {block.get('type')!r} is not supported; send text",
-                field=field,
-            )
-        texts.append(str(block.get("text", "")))
-    return check_text("\n".join(texts), field)
-
-
-#: drop-in request fields whose meaning Mnemo cannot honour, with the values that ask for
-#: nothing: anything else is refused (422) instead of being silently ignored — a client that
-#: asked for JSON mode or stop sequences must not get an answer that ignored them
-OPENAI_UNSUPPORTED: dict[str, Callable[[Any], bool]] = {
-    "response_format": lambda v: v is None or v == {"type": "text"},
-    "functions": lambda v: not v,
-    "function_call": lambda v: v in (None, "none"),
-    "tool_choice": lambda v: v in (None, "none"),
-    "stop": lambda v: not v,
-    "logprobs": lambda v: not v,
-    "audio": lambda v: v is None,
-    "modalities": lambda v: v in (None, ["text"]),
-}
-ANTHROPIC_UNSUPPORTED: dict[str, Callable[[Any], bool]] = {
-    "stop_sequences": lambda v: not v,
-    "tool_choice": lambda v: v is None or (isinstance(v, dict) and v.get("type") == "none"),
-    "thinking": lambda v: v is None or (isinstance(v, dict) and v.get("type") == "disabled"),
-}
-
-
-def refuse_unsupported(
-    extra: dict[str, Any] | None, unsupported: dict[str, Callable[[Any], bool]]
-) -> None:
-    """422 ``unsupported_feature`` naming the first field of ``extra`` (a drop-in body's
-    unknown fields) that asks for something Mnemo would ignore."""
-    for name, asks_nothing in unsupported.items():
-        if extra and name in extra and not asks_nothing(extra[name]):
-            raise ApiError(
-                422,
-                "unsupported_feature",
-                f"{name} is not supported through Mnemo (it would be ignored)",
-                field=name,
-            )
-
-
-def check_conversation(
-    convo: list[ChatMessage], tools: list[dict[str, Any]] | None, settings: GatewaySettings
-) -> str:
-    """Refuse what Mnemo cannot relay (tools, a conversation not ending with the user, a
-    last user message with no text: the LLM would refuse it after memory was fetched).
-
-    Returns the user's new message, size-checked.
-    """
-    if tools:
-        raise ApiError(
-            422, "unsupported_feature", "tool use is not supported through Mnemo", field="tools"
-        )
-    if not convo or convo[-1].role != "user":
-        raise ApiError(
-            422, "invalid_request", "the last message must come from the user", field="messages"
-        )
-    if not convo[-1].content.strip():
-        raise ApiError(
-            422, "invalid_request", "the last user message has no text", field="messages"
-        )
-    check_prompt_size(convo[-1].content, settings, "messages")
-    return convo[-1].content
+def memory_outcome(prepared: PreparedTurn) -> dict[str, Any]:
+    """The turn's final memory status (after the commit), sent at the end of a stream:
+    the ``done`` event of /v1/chat, an ``event: mnemo`` of /v1/messages, an SSE comment
+    of /v1/chat/completions (docs/api.md)."""
+    return {
+        "memory": prepared.memory,
+        "committed": prepared.committed,
+        "missing": list(prepared.missing),
+        "thread_id": prepared.turn.thread_id,
+    }

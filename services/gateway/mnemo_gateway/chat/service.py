@@ -11,6 +11,12 @@ answer, without calling the LLM again; the same key with another message is a 40
 When the memory service cannot answer, the turn is answered statelessly and marked
 degraded (header, metric, log line); verdicts of the memory service (rate limit, someone
 else's thread, a bad id) are errors for the caller.
+
+``PreparedTurn.memory`` is the turn's honest memory status, final once the turn is done:
+``degraded`` whenever part of memory was missing (``missing``: the memory service, or a
+component PrepareTurn reported in ``degraded`` such as the vector store while the embedding
+model loads) or the answer was not stored (``committed`` false; counted in
+``mnemo_gateway_turns_unstored_total{reason}``). Every endpoint reads it after the commit.
 """
 
 from __future__ import annotations
@@ -64,19 +70,31 @@ class TurnRequest:
     temperature: float | None = None
     recall: bool = True
     metadata: dict[str, str] = field(default_factory=dict)
+    # the caller's api-key tenant: its rate-limit windows count the turn too
+    tenant: str | None = None
     started_at: float = field(default_factory=time.perf_counter)
+
+
+#: ``missing`` entry of a turn the memory service could not serve at all
+MEMORY_SERVICE = "memory_service"
+#: ``missing`` entry of a turn whose answer was not stored
+NOT_STORED = "not_stored"
 
 
 @dataclass
 class PreparedTurn:
     turn: TurnRequest
     llm_request: ChatRequest
+    # ok | degraded | off; becomes degraded when the commit fails (read it after the turn)
     memory: MemoryStatus
     context: memory_pb2.PrepareTurnResponse | None = None
     degraded_reason: str | None = None
     thread_exists: bool = False
-    # set by ChatService.stream once the answer is stored
+    # set by ChatService.complete/stream/commit once the answer is stored
     committed: bool = False
+    # what memory lacked for this turn: memory_service, the components PrepareTurn
+    # reported (vector_store, ...), not_stored
+    missing: list[str] = field(default_factory=list)
     # the stored answer when the turn was already committed under its idempotency key
     replay: memory_pb2.Replay | None = None
 
@@ -101,8 +119,11 @@ class ChatService:
         *,
         token_budget: int = 0,
         max_message_bytes: int = 0,
+        rate_limit_fail_closed: bool = False,
     ) -> None:
         self.memory = memory
+        # GATEWAY__RATE_LIMIT_FAIL_MODE=closed: refuse turns whose limits cannot be checked
+        self.rate_limit_fail_closed = rate_limit_fail_closed
         self.provider = provider
         self.token_budget = token_budget
         self.max_message_bytes = max_message_bytes  # 0 = no limit
@@ -114,6 +135,7 @@ class ChatService:
         context: memory_pb2.PrepareTurnResponse | None = None
         status: MemoryStatus = "off"
         reason = None
+        missing: list[str] = []
         if self.memory is not None:
             try:
                 context = await self.memory.prepare_turn(
@@ -126,11 +148,31 @@ class ChatService:
                         exclude_history=turn.client_messages is not None,
                         count_rate_limit=True,
                         idempotency_key=turn.idempotency_key,
+                        tenant=turn.tenant or "",
                     )
                 )
                 status = "ok"
+                missing = list(context.degraded)
+                if missing:
+                    # the service answered without a component (recall while the model
+                    # loads, the vector store down): the answer lacks that memory
+                    status, reason = "degraded", ",".join(missing)
+                    for component in missing:
+                        m.DEGRADED_ANSWERS.labels(component).inc()
             except MemoryUnavailable as exc:
+                if self.rate_limit_fail_closed:
+                    # the limits live in the memory service: unchecked means refused
+                    m.RATE_LIMIT_UNCHECKED.labels("refused").inc()
+                    raise ApiError(
+                        503,
+                        "rate_limit_unavailable",
+                        "the rate limit cannot be checked while the memory service is "
+                        f"unavailable ({exc.reason}); GATEWAY__RATE_LIMIT_FAIL_MODE=closed",
+                        headers={"Retry-After": "5"},
+                    ) from exc
+                m.RATE_LIMIT_UNCHECKED.labels("admitted").inc()
                 status, reason = "degraded", exc.reason
+                missing = [MEMORY_SERVICE]
                 m.DEGRADED_ANSWERS.labels(exc.reason).inc()
                 log.warning(
                     "memory service unavailable; answering without memory",
@@ -159,7 +201,13 @@ class ChatService:
             memory=memory_context(context),
         )
         prepared = PreparedTurn(
-            turn, llm_request, status, context, reason, bool(context and context.thread_exists)
+            turn,
+            llm_request,
+            status,
+            context,
+            reason,
+            bool(context and context.thread_exists),
+            missing=missing,
         )
         if context is not None and context.HasField("replay"):
             if context.replay.user_message.content != turn.query:
@@ -230,8 +278,15 @@ class ChatService:
     # --- invoked() -------------------------------------------------------------------------
 
     async def commit(self, prepared: PreparedTurn, answer: str, model: str) -> bool:
-        """Store the exchange (idempotent); failures are logged, never raised."""
-        if self.memory is None or prepared.memory != "ok":
+        """Store the exchange (idempotent); failures are logged and counted, never raised.
+
+        Sets ``prepared.committed``; a turn that is not stored turns ``prepared.memory``
+        to ``degraded`` (``not_stored`` in ``missing``) so every endpoint reports it.
+        """
+        if self.memory is None:
+            return False
+        if prepared.context is None:  # PrepareTurn failed: nothing to store it with
+            self._not_stored(prepared, "memory_unavailable")
             return False
         turn = prepared.turn
         try:
@@ -256,6 +311,7 @@ class ChatService:
                 "memory service unavailable; the turn was answered but not stored",
                 extra={"reason": exc.reason, "thread_id": turn.thread_id},
             )
+            self._not_stored(prepared, "commit_" + exc.reason)
             return False
         except grpc.aio.AioRpcError as err:
             log.error(
@@ -266,9 +322,19 @@ class ChatService:
                     "thread_id": turn.thread_id,
                 },
             )
+            self._not_stored(prepared, "commit_refused")
             return False
         m.COMMITTED_TURNS.labels(turn.endpoint).inc()
+        prepared.committed = True
         return True
+
+    @staticmethod
+    def _not_stored(prepared: PreparedTurn, reason: str) -> None:
+        prepared.committed = False
+        prepared.memory = "degraded"
+        if NOT_STORED not in prepared.missing:
+            prepared.missing.append(NOT_STORED)
+        m.UNSTORED_TURNS.labels(reason, prepared.turn.endpoint).inc()
 
     # --- helpers ---------------------------------------------------------------------------
 

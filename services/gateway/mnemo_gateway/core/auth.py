@@ -4,10 +4,15 @@
   configured default user.
 * ``api-key``: keys from ``AUTH__API_KEYS_FILE`` (one ``key tenant [user]`` per line; a
   mounted Secret in Kubernetes, re-read when it changes). A key acts for any user of its
-  tenant — memory user ids are namespaced ``tenant.user`` so tenants never meet — or, with
-  the third column, for exactly one user.
+  tenant, or, with the third column, for exactly one user.
 * ``jwt``: ``Authorization: Bearer <token>`` signed with ``AUTH__JWT_SECRET`` (HS256) or a
   key of ``AUTH__JWKS_FILE``; the user is the ``sub`` claim.
+
+The memory-service user id names the mode, the tenant and the user (:func:`encode_user_id`):
+``n.USER`` (none), ``k.TENANT.USER`` (api-key), ``j.SUB`` (jwt). A tenant never contains
+``.``, so the encoding is injective and reverses (:func:`decode_user_id`): no user of
+one mode or tenant can name another's data, even when gateways of different modes share
+one memory service (ADR 0012).
 
 The credential is read from ``Authorization: Bearer`` or ``x-api-key`` (what the Anthropic
 SDK sends), so both SDKs work unchanged. Keys are compared in constant time and never logged.
@@ -36,6 +41,37 @@ log = logging.getLogger(__name__)
 TENANT_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 #: path/body alias for "the calling user"
 ME = "me"
+#: the namespace tag of each mode in memory-service user ids (never contains ".")
+MODE_TAGS = {AuthMode.NONE: "n", AuthMode.API_KEY: "k", AuthMode.JWT: "j"}
+_TAG_MODES = {tag: mode for mode, tag in MODE_TAGS.items()}
+#: memory-service user ids are ids (mnemo_common.ids): at most this long
+MAX_MEMORY_USER_ID = 128
+
+
+def encode_user_id(mode: AuthMode, tenant: str | None, user: str) -> str:
+    """The memory-service user id of ``user`` (a valid id) authenticated by ``mode``
+    (and, in api-key mode, of ``tenant``, which matches TENANT_RE and has no ``.``)."""
+    if mode is AuthMode.API_KEY:
+        if tenant is None or not TENANT_RE.fullmatch(tenant):
+            raise ValueError("api-key identities need a tenant matching TENANT_RE")
+        return f"{MODE_TAGS[mode]}.{tenant}.{user}"
+    if tenant is not None:
+        raise ValueError(f"{mode.value} identities have no tenant")
+    return f"{MODE_TAGS[mode]}.{user}"
+
+
+def decode_user_id(value: str) -> tuple[AuthMode, str | None, str] | None:
+    """(mode, tenant, user) of a memory-service user id, None when it is not one."""
+    tag, sep, rest = value.partition(".")
+    mode = _TAG_MODES.get(tag)
+    if mode is None or not sep or not rest:
+        return None
+    if mode is AuthMode.API_KEY:
+        tenant, sep, user = rest.partition(".")
+        if not sep or not user or not TENANT_RE.fullmatch(tenant):
+            return None
+        return mode, tenant, user
+    return mode, None, rest
 
 
 @dataclass(frozen=True)
@@ -77,18 +113,22 @@ class Identity:
             user = self.default_user_id
         else:
             raise ApiError(422, "invalid_id", f"{field} is required", field=field)
-        if self.tenant is not None:
-            user = f"{self.tenant}.{user}"
-            if len(user) > 128:
-                raise ApiError(
-                    422, "invalid_id", f"{field} is too long for this tenant", field=field
-                )
-        return user
+        namespaced = encode_user_id(self.mode, self.tenant, user)
+        if len(namespaced) > MAX_MEMORY_USER_ID:
+            room = MAX_MEMORY_USER_ID - (len(namespaced) - len(user))
+            raise ApiError(
+                422,
+                "invalid_id",
+                f"{field} is too long: at most {room} characters with this authentication",
+                field=field,
+            )
+        return namespaced
 
     def public_user_id(self, memory_user_id: str) -> str:
-        """The user id as the caller knows it (without the tenant prefix)."""
-        if self.tenant is not None and memory_user_id.startswith(self.tenant + "."):
-            return memory_user_id[len(self.tenant) + 1 :]
+        """The user id as the caller knows it (without the mode and tenant namespace)."""
+        parsed = decode_user_id(memory_user_id)
+        if parsed is not None and parsed[:2] == (self.mode, self.tenant):
+            return parsed[2]
         return memory_user_id
 
 
@@ -182,7 +222,11 @@ class JwtVerifier:
             ) from None
         sub = str(claims["sub"])
         try:
-            return validate_id(sub, "sub")
+            validate_id(sub, "sub")
+            room = MAX_MEMORY_USER_ID - len(encode_user_id(AuthMode.JWT, None, ""))
+            if len(sub) > room:
+                raise InvalidIdError("sub", f"is longer than {room} characters")
+            return sub
         except InvalidIdError as exc:
             raise ApiError(
                 401,
@@ -256,4 +300,13 @@ def describe(identity: Identity) -> dict[str, Any]:
     }
 
 
-__all__ = ["ME", "ApiKeyStore", "Authenticator", "Identity", "JwtVerifier", "describe"]
+__all__ = [
+    "ME",
+    "ApiKeyStore",
+    "Authenticator",
+    "Identity",
+    "JwtVerifier",
+    "decode_user_id",
+    "describe",
+    "encode_user_id",
+]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from functools import lru_cache
+from typing import Literal
 
 from mnemo_common.settings import CommonSettings, Environment, load_settings
 from pydantic import BaseModel, Field, SecretStr, model_validator
@@ -26,10 +27,16 @@ class GatewayServerSettings(BaseModel):
     # port of a separate Prometheus /metrics server; GATEWAY__PORT then answers /metrics with
     # 404 (0 = /metrics on GATEWAY__PORT, where an Ingress in front would publish it)
     metrics_port: int = Field(0, ge=0, le=65535)
+    # interface that separate /metrics server binds to (loopback by default; the chart: the
+    # pod IP)
+    metrics_host: str = "127.0.0.1"
     # false = stateless gateway: no memory service calls at all (benchmarks, debugging)
     memory_enabled: bool = True
     # host:port of the memory service's gRPC endpoint
     memory_addr: str = "localhost:50051"
+    # bearer token sent with every memory-service call (its SERVER__AUTH_TOKEN); unset =
+    # none
+    memory_token: SecretStr | None = None
     # deadline of every memory-service call on the chat path (seconds); past it the turn
     # is answered without memory
     memory_timeout_s: float = Field(2.0, gt=0)
@@ -39,6 +46,11 @@ class GatewayServerSettings(BaseModel):
     breaker_failures: int = Field(5, ge=1)
     # seconds the breaker stays open before letting one probe call through
     breaker_cooldown_s: float = Field(10.0, gt=0)
+    # rate limits are checked by the memory service; when it is unavailable: open = answer
+    # the turn unlimited (and without memory), closed = refuse it (503
+    # rate_limit_unavailable, Retry-After) — for deployments where an unlimited LLM bill is
+    # worse than an outage
+    rate_limit_fail_mode: Literal["open", "closed"] = "open"
     # largest request body accepted, in bytes (413 beyond)
     max_body_bytes: int = Field(1_048_576, ge=1024)
     # largest prompt / last user message accepted, in characters (413 beyond)
@@ -107,6 +119,8 @@ class GatewaySettings(CommonSettings):
         values = super().secret_values()
         secret = self.auth.jwt_secret
         values["AUTH__JWT_SECRET"] = secret.get_secret_value() if secret else None
+        token = self.gateway.memory_token
+        values["GATEWAY__MEMORY_TOKEN"] = token.get_secret_value() if token else None
         return values
 
 

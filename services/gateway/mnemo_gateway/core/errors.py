@@ -100,7 +100,8 @@ _GRPC_TO_HTTP: dict[grpc.StatusCode, tuple[int, str]] = {
     grpc.StatusCode.FAILED_PRECONDITION: (409, "failed_precondition"),
     grpc.StatusCode.ABORTED: (409, "conflict"),
     grpc.StatusCode.ALREADY_EXISTS: (409, "already_exists"),
-    grpc.StatusCode.UNAUTHENTICATED: (401, "unauthenticated"),
+    # the memory service refused the gateway's own token: a deployment error, not the caller's
+    grpc.StatusCode.UNAUTHENTICATED: (502, "memory_auth_failed"),
     grpc.StatusCode.CANCELLED: (499, "cancelled"),
 }
 

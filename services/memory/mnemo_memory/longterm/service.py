@@ -21,9 +21,9 @@ from mnemo_memory.embed import Embedder
 from mnemo_memory.errors import (
     InvalidArgumentError,
     NotFoundError,
-    PermissionDeniedError,
     UnavailableError,
 )
+from mnemo_memory.stores.text import checked_clean
 from mnemo_memory.stores.vector import MemoryRecord, VectorFilter
 
 from .convert import filter_from_pb, kind_from_pb, ranked_to_pb
@@ -171,14 +171,13 @@ class LongTermMemory:
     # --- user-facing CRUD ---
     async def _owned(self, user_id: str, memory_id: str) -> MemoryRecord:
         found = await self.store.get([memory_id])
-        if not found:
+        # another user's memory answers exactly like a missing one: no existence oracle
+        if not found or found[0].user_id != user_id:
             raise NotFoundError(f"memory {memory_id} not found")
-        if found[0].user_id != user_id:
-            raise PermissionDeniedError(f"memory {memory_id} belongs to another user")
         return found[0]  # type: ignore[no-any-return]
 
     def _check_text(self, text: str) -> str:
-        text = text.strip()
+        text = checked_clean(text, "text").strip()
         if not text:
             raise InvalidArgumentError("text", "must not be empty")
         if len(text) > self.cfg.max_text_chars:
@@ -227,10 +226,11 @@ class LongTermMemory:
         self, user_id: str, memory_id: str, text: str | None, importance: int | None, kind: int
     ) -> MemoryRecord:
         """Correct a memory; a text change is re-embedded."""
+        checked = self._check_text(text) if text is not None else None  # before any lookup
         old = await self._owned(user_id, memory_id)
         changes: dict[str, Any] = {"updated_at_ms": now_ms()}
-        if text is not None:
-            changes["text"] = self._check_text(text)
+        if checked is not None:
+            changes["text"] = checked
         if importance is not None:
             if importance < 1 or importance > 10:
                 raise InvalidArgumentError("importance", "must be between 1 and 10")
@@ -239,6 +239,8 @@ class LongTermMemory:
             self._check_kind(kind)
             changes["kind"] = kind_from_pb(kind)
         new = old.with_changes(**changes)
+        if checked is not None and checked != old.text:
+            await self.delete_derived_episodes(user_id, old)  # they quote the old text
         vec = await self.embedder.encode(
             [indexed_text(new.text, new.valid_from_ms, self.cfg.date_prefix)]
         )
@@ -247,10 +249,44 @@ class LongTermMemory:
         return new
 
     async def delete_memory(self, user_id: str, memory_id: str) -> bool:
-        await self._owned(user_id, memory_id)
+        deleted, _, _ = await self.forget_memory(user_id, memory_id)
+        return deleted
+
+    async def forget_memory(self, user_id: str, memory_id: str) -> tuple[bool, MemoryRecord, int]:
+        """Delete a memory and the episodes derived from the conversation it came from
+        (they quote it); (deleted, the record, episodes deleted). The caller redacts the
+        record's source messages from the thread (ADR 0013)."""
+        record = await self._owned(user_id, memory_id)
         deleted = await self.store.delete([memory_id])
+        episodes = await self.delete_derived_episodes(user_id, record)
         self.keyword_cache.invalidate(user_id)
-        return bool(deleted)
+        return bool(deleted), record, episodes
+
+    async def delete_derived_episodes(self, user_id: str, record: MemoryRecord) -> int:
+        """Delete what quotes ``record``'s words: the episodes of its source thread, and the
+        message memories that hold one of its source messages (verbatim copies of them);
+        the number of episodes deleted. Not for an episode itself."""
+        if record.kind == "episode" or not record.source_thread_id:
+            return 0
+        derived = await self.store.all_matching(
+            VectorFilter(
+                user_id=user_id,
+                kinds=("episode", MESSAGE_KIND),
+                thread_id=record.source_thread_id,
+                include_superseded=True,
+            )
+        )
+        sources = set(record.source_message_ids)
+        episodes = [d.id for d in derived if d.kind == "episode"]
+        quoting = [
+            d.id
+            for d in derived
+            if d.kind == MESSAGE_KIND and d.id != record.id and sources & set(d.source_message_ids)
+        ]
+        if not episodes and not quoting:
+            return 0
+        await self.store.delete(episodes + quoting)
+        return len(episodes)
 
     # --- the user as a whole ---
     async def forget_user(self, user_id: str) -> dict[str, int]:

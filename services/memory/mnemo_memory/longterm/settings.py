@@ -18,6 +18,9 @@ class LongTermSettings(BaseModel):
     merge_similarity: float = Field(0.90, ge=0, le=1)
     # similarity above which two facts of the same slot with different values contradict
     contradiction_similarity: float = Field(0.55, ge=0, le=1)
+    # similarity above which the same statement with a changed value (number, date,
+    # negation) supersedes the older fact instead of merging into it
+    update_similarity: float = Field(0.75, ge=0, le=1)
     # candidates taken from the vector index before fusion (per query)
     vector_candidates: int = Field(100, ge=1, le=1000)
     # reciprocal-rank-fusion constant k (score = w / (k + rank)); 20 measured best on

@@ -119,8 +119,9 @@ def tokenize(text: str) -> list[str]:
 
 # --- slots: "what a fact is about", for contradiction detection ---
 _SLOT_PATTERNS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"^(?:the )?user(?:'s)? (?P<attr>[a-z][a-z ]{0,40}?) (?:is|are) ", re.I), "attr"),
-    (re.compile(r"^my (?P<attr>[a-z][a-z ]{0,40}?) (?:is|are) ", re.I), "attr"),
+    # possessives inside the attribute: "User's dog's name is ..." → user|dog_name
+    (re.compile(r"^(?:the )?user(?:'s)? (?P<attr>[a-z][a-z' ]{0,40}?) (?:is|are) ", re.I), "attr"),
+    (re.compile(r"^my (?P<attr>[a-z][a-z' ]{0,40}?) (?:is|are) ", re.I), "attr"),
     (re.compile(r"\b(?:lives?|living|moved) (?:in|to) ", re.I), "lives_in"),
     (re.compile(r"\b(?:works?|working) (?:at|for) ", re.I), "works_at"),
     (re.compile(r"\b(?:works?|working) as ", re.I), "works_as"),
@@ -140,7 +141,10 @@ def slot_of(text: str) -> str:
         m = pattern.search(t)
         if m:
             attr = m.groupdict().get("attr") if name == "attr" else name
-            attr = _WS.sub("_", (attr or "").strip().casefold().replace("favourite", "favorite"))
+            attr = (
+                (attr or "").strip().casefold().replace("'s ", " ").replace("favourite", "favorite")
+            )
+            attr = _WS.sub("_", attr)
             return f"user|{attr}" if attr else ""
     return ""
 

@@ -1,19 +1,24 @@
 """GDPR erasure and export of one user's short-term data.
 
 Erasure walks the user's thread index (``P:u:{uid}:threads``) and the activity index —
-never ``KEYS`` — and deletes each thread's keys, the thread owner keys, preferences,
-rate-limit counts, idempotency keys and every job naming the user (XRANGE scan of the job
+never ``KEYS`` — and deletes each thread's keys, preferences, rate-limit counts,
+idempotency keys, the Cluster outbox and every job naming the user (XRANGE scan of the job
 stream and the dead-letter stream, which the worker keeps short by XDELing finished jobs).
-Then, unless ``SHORTTERM__ERASURE_SCAN_FALLBACK=false``, one ``SCAN`` over the prefix
-removes anything the indexes missed (keys of the user's hash tag, owner keys naming the
-user): an O(keyspace) safety net, counted as ``other_keys`` in the receipt.
+Then, unless ``SHORTTERM__ERASURE_SCAN_FALLBACK=false``, one ``SCAN`` over the prefix (on
+Cluster: of every primary) removes anything the indexes missed (keys of the user's hash
+tag, and thread-owner keys of the layout before ADR 0012 that name the user): an
+O(keyspace) safety net, counted as ``other_keys`` in the receipt.
+
+Every multi-key command touches one hash slot (the user's), and keys of other slots are
+read and deleted one command each, so the same code is correct on Redis Cluster.
 
 Before deleting anything it writes the erasure marker (``JobQueue.mark_erased``): a job
 the worker already holds for the user (read from the stream, mid LLM call) is then
 dropped, and anything it wrote after the erasure began is deleted again.
 
-Not a transaction: a turn committed for the same user while erasure runs may survive it;
-callers (the gateway) stop accepting the user's requests first.
+Not a transaction by itself: :mod:`mnemo_memory.erasure_jobs` runs it behind the user's
+tombstone, which makes CommitTurn refuse the user's turns meanwhile (and turns that were
+in flight when it began).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from typing import Any
 
+from . import outbox
 from .keys import checked_id
 from .shortterm import ShortTermStores
 from .threads import StoredMessage, ThreadMeta
@@ -66,20 +72,18 @@ async def forget_user(
             pipe.llen(k.messages(user_id, tid))
             pipe.exists(k.summary(user_id, tid))
             pipe.zcard(k.idempotency(user_id, tid))
-            pipe.get(k.thread_owner(tid))
         found = await pipe.execute()
         pipe = redis.pipeline(transaction=False)
         for j, tid in enumerate(batch):
-            meta, n_msgs, summary, n_idem, owner = found[5 * j : 5 * j + 5]
+            meta, n_msgs, summary, n_idem = found[4 * j : 4 * j + 4]
             counts["threads"] += int(bool(meta or n_msgs))
             counts["messages"] += int(n_msgs)
             counts["summaries"] += int(summary)
             counts["idempotency_keys"] += int(n_idem)
             pipe.delete(*k.thread_keys(user_id, tid))
-            if owner == user_id:
-                pipe.delete(k.thread_owner(tid))
             pipe.zrem(k.activity_index(), k.activity_member(user_id, tid))
         await pipe.execute()
+    counts["jobs"] += len(await outbox.pending(redis, k, user_id))
     pipe = redis.pipeline(transaction=False)
     pipe.hlen(k.preferences(user_id))
     pipe.exists(k.rate_limit(user_id))
@@ -90,11 +94,16 @@ async def forget_user(
     counts["jobs"] += await stores.jobs.delete_for_user(user_id)
     if scan_fallback:
         counts["other_keys"] += await _scan_leftovers(stores, user_id)
+    # Cluster: the receipt only once the replicas of the user's node and the stream's node
+    # have the deletes too (a fail-over would otherwise bring the data back)
+    await stores.threads.replication.wait(redis, k.thread_index(user_id))
+    await stores.threads.replication.wait(redis, k.jobs())
     return dict(counts)
 
 
 async def _scan_leftovers(stores: ShortTermStores, user_id: str) -> int:
-    """The SCAN safety net: keys of the user's hash tag and owner keys naming the user."""
+    """The SCAN safety net: keys of the user's hash tag, and legacy owner keys naming the
+    user (``P:t:TID:owner``, written before ADR 0012; they expire with their thread)."""
     k, redis = stores.keys, stores.redis
     user_prefix = k.user_base(user_id) + ":"
     owner_prefix, owner_suffix = f"{k.prefix}:t:", ":owner"
@@ -107,10 +116,14 @@ async def _scan_leftovers(stores: ShortTermStores, user_id: str) -> int:
             owners.append(key)
     for i in range(0, len(owners), _BATCH):
         batch = owners[i : i + _BATCH]
-        values = await redis.mget(batch)
-        mine = [key for key, v in zip(batch, values, strict=True) if v == user_id]
-        if mine:
-            deleted += int(await redis.delete(*mine))
+        # one GET per key: owner keys hash to different slots (no MGET on Cluster)
+        pipe = redis.pipeline(transaction=False)
+        for key in batch:
+            pipe.get(key)
+        values = await pipe.execute()
+        for key, value in zip(batch, values, strict=True):
+            if value == user_id:
+                deleted += int(await redis.delete(key))
     return deleted
 
 
@@ -168,10 +181,12 @@ async def export_user(
     yield "preferences", {"user_id": user_id, "values": await stores.preferences.get_all(user_id)}
     jobs = await stores.jobs.pending_for_user(user_id)
     dead = stores.jobs.dead_stream
+    # Cluster: jobs committed but not yet relayed to the stream are pending jobs too
+    waiting = await outbox.pending(stores.redis, stores.keys, user_id)
     yield (
         "jobs",
         {
-            "pending": [_job_doc(j) for j in jobs if j["stream"] != dead],
+            "pending": [_job_doc(j) for j in jobs if j["stream"] != dead] + waiting,
             "dead_letters": [_job_doc(j) for j in jobs if j["stream"] == dead],
         },
     )

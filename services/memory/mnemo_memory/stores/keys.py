@@ -10,20 +10,36 @@ so all of one user's keys live in one slot and one Lua script can update them at
     P:u:{uid}:t:TID:idem           zset  idempotency key -> commit ms     TTL thread TTL
     P:u:{uid}:prefs                hash  preference key -> value          TTL user TTL
     P:u:{uid}:ratelimit            hash  window:bucket -> count           TTL 2 days
-    P:t:TID:owner                  str   user id owning the thread        TTL thread TTL
+    P:u:{uid}:outbox               zset  job / activity JSON -> due ms    TTL thread TTL
+                                         (Cluster only: see ``outbox.py``)
+    P:tenant:{tenant}:ratelimit    hash  window:bucket -> count (tenant)  TTL 2 days
     P:threads:activity             zset  "uid:tid" -> last activity ms    no TTL (pruned)
     P:jobs                         stream background jobs                 never expires
     P:jobs:dead                    stream dead letters                    never expires
     P:erased:<sha256(uid)[:32]>    str   Redis time (ms) of the last erasure TTL SHORTTERM__
                                          ERASURE_MARKER_HOURS (names no one: a hash)
+    P:u:{uid}:inflight             zset  "tid:idempotency key" -> Redis ms  TTL 1 h
+                                         of PrepareTurn (see erasure tombstone)
+    P:erasure:{tag}:<sha256(uid)[:32]>  hash  the user's erasure job (tombstone): state
+                                         running|done, started_at_ms, counts, pending;
+                                         no TTL while running, ERASURE_MARKER_HOURS when
+                                         done. ``tag`` is a string of the same Cluster slot
+                                         as ``{uid}`` that names no one (``slot_tag``), so
+                                         the commit script can read it atomically
+    P:erasures:pending             zset  user id -> start ms of unfinished erasure jobs
 
-Thread ids are global (two users cannot own the same thread id), which is what lets a
-request for someone else's thread answer PERMISSION_DENIED instead of NOT_FOUND; the owner
-key is the one per-thread key outside the user's slot. ``docs/adr/0003`` explains why.
+A thread id is a name within one user: ``alice``'s and ``bob``'s ``trip-planning`` are two
+threads, every key of a thread lives in its user's slot, and another user's thread is
+simply a thread this user does not have (NOT_FOUND, like any missing one). Nothing
+global names a thread except the activity index and the job stream, whose entries carry
+the user id too. ``docs/adr/0003`` explains the layout, ``docs/adr/0012`` the change from
+global thread ids.
 """
 
 from __future__ import annotations
 
+import binascii
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -49,8 +65,30 @@ _SUFFIX_KINDS = {
     "threads": "thread_index",
     "prefs": "preferences",
     "ratelimit": "rate_limit_keys",
-    "owner": "thread_owners",
+    "outbox": "job_outbox",
+    "inflight": "inflight_turns",
 }
+
+
+_SLOTS = 16384
+
+
+def _slot(data: bytes) -> int:
+    return binascii.crc_hqx(data, 0) % _SLOTS  # Redis Cluster's CRC16 (XMODEM)
+
+
+@functools.lru_cache(maxsize=_SLOTS)
+def slot_tag(slot: int) -> str:
+    """A short hash tag that Redis Cluster maps to ``slot`` (the first ``e<n>`` that does)."""
+    n = 0
+    while _slot(f"e{n}".encode()) != slot:
+        n += 1
+    return f"e{n}"
+
+
+def user_slot_tag(user_id: str) -> str:
+    """A hash tag in the same slot as ``{user_id}`` that does not contain the id."""
+    return slot_tag(_slot(user_id.encode()))
 
 
 @dataclass(frozen=True)
@@ -96,13 +134,50 @@ class KeyBuilder:
     def rate_limit(self, user_id: str) -> str:
         return self.user_base(user_id) + ":ratelimit"
 
+    def outbox(self, user_id: str) -> str:
+        """Cluster: global writes of the user's commits not yet relayed (``outbox.py``)."""
+        return self.user_base(user_id) + ":outbox"
+
+    def inflight(self, user_id: str) -> str:
+        """Turns PrepareTurn has seen and CommitTurn not yet stored (erasure race)."""
+        return self.user_base(user_id) + ":inflight"
+
+    def tenant_rate_limit(self, tenant: str) -> str:
+        """Per-tenant rate-limit counters (its own hash slot: not a user's key)."""
+        return f"{self.prefix}:tenant:{{{checked_id(tenant, 'tenant')}}}:ratelimit"
+
     def user_keys(self, user_id: str) -> list[str]:
         """Per-user keys that are not per thread."""
-        return [self.thread_index(user_id), self.preferences(user_id), self.rate_limit(user_id)]
+        return [
+            self.thread_index(user_id),
+            self.preferences(user_id),
+            self.rate_limit(user_id),
+            self.outbox(user_id),
+            self.inflight(user_id),
+        ]
+
+    def outbox_pattern(self) -> str:
+        """SCAN MATCH pattern of every user's outbox (the relay's sweep)."""
+        return f"{self.prefix}:u:*:outbox"
+
+    def user_of_key(self, key: str) -> str | None:
+        """The user id of a per-user key (its hash tag), None for other keys."""
+        head = f"{self.prefix}:u:{{"
+        if not key.startswith(head):
+            return None
+        uid, sep, _ = key[len(head) :].partition("}")
+        return uid if sep else None
+
+    def erasure(self, user_id: str) -> str:
+        """The user's erasure job / tombstone, in the user's slot but naming no one."""
+        uid = checked_id(user_id, "user_id")
+        digest = hashlib.sha256(uid.encode()).hexdigest()[:32]
+        return f"{self.prefix}:erasure:{{{user_slot_tag(uid)}}}:{digest}"
+
+    def pending_erasures(self) -> str:
+        return f"{self.prefix}:erasures:pending"
 
     # --- global ---
-    def thread_owner(self, thread_id: str) -> str:
-        return f"{self.prefix}:t:{checked_id(thread_id, 'thread_id')}:owner"
 
     def erased(self, user_id: str) -> str:
         """When the user was last erased, so the worker drops jobs it already held for them."""
@@ -124,6 +199,10 @@ class KeyBuilder:
         return f"{user_id}:{thread_id}"
 
     @staticmethod
+    def inflight_member(thread_id: str, idempotency_key: str) -> str:
+        return f"{thread_id}:{idempotency_key}"
+
+    @staticmethod
     def split_activity_member(member: str) -> tuple[str, str]:
         user_id, _, thread_id = member.partition(":")
         return user_id, thread_id
@@ -136,9 +215,11 @@ class KeyBuilder:
             return "jobs"
         if key == self.activity_index():
             return "activity_index"
-        if key.startswith(f"{self.prefix}:erased:"):
+        if key.startswith((f"{self.prefix}:erased:", f"{self.prefix}:erasure:")):
+            return "erasure_markers"
+        if key == self.pending_erasures():
             return "erasure_markers"
         rest = key[len(self.prefix) + 1 :]
-        if not (rest.startswith("u:{") or rest.startswith("t:")):
+        if not rest.startswith("u:{"):
             return "other"
         return _SUFFIX_KINDS.get(key.rsplit(":", 1)[-1], "other")

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from mnemo_memory.errors import InvalidArgumentError
+from mnemo_memory.errors import ErasedError, InvalidArgumentError
 
 from .keys import KeyBuilder, checked_id
 from .lua import LuaScript
 from .text import checked_text
 
-# KEYS: 1 prefs hash. ARGV: 1 field, 2 value, 3 max fields, 4 ttl ms
-# Returns 1 when stored, 0 when the hash is full and the field is new.
+# KEYS: 1 prefs hash, 2 the user's erasure job. ARGV: 1 field, 2 value, 3 max fields, 4 ttl ms
+# Returns 1 when stored, 0 when the hash is full and the field is new, -1 while the user
+# is being erased.
 SET_PREFERENCE = LuaScript(
     "set_preference",
     r"""
+if redis.call('HGET', KEYS[2], 'state') == 'running' then return -1 end
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 and
    redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then
   return 0
@@ -55,8 +57,12 @@ class PreferenceStore:
         checked_id(key, "key")
         checked_text(value, "value", self.policy.max_preference_value_bytes)
         stored = await SET_PREFERENCE.run(
-            self.redis, [hkey], [key, value, self.policy.max_preferences_per_user, self.ttl_ms]
+            self.redis,
+            [hkey, self.keys.erasure(user_id)],
+            [key, value, self.policy.max_preferences_per_user, self.ttl_ms],
         )
+        if stored == -1:
+            raise ErasedError("the user is being erased; try again when the erasure is done")
         if not stored:
             raise InvalidArgumentError(
                 "key",

@@ -1,4 +1,5 @@
-"""Per-user rate limits per minute, hour and day (seed 001), checked and counted atomically.
+"""Per-user rate limits per minute, hour and day (seed 001), checked and counted atomically;
+per-tenant windows (``RATE_LIMIT__TENANT_PER_*``) the same way, in the tenant's own hash.
 
 Algorithm: sliding-window counter. Each window keeps a count for the current clock-aligned
 bucket and the previous one; the estimate ``previous * (1 - elapsed/window) + current``
@@ -117,29 +118,49 @@ class RateLimiter:
         self.keys = keys
         self.settings = settings
 
-    def windows(self) -> list[tuple[str, int, int]]:
-        """(name, window ms, limit) of the enabled windows (limit 0 = window off)."""
+    def windows(self, *, tenant: bool = False) -> list[tuple[str, int, int]]:
+        """(name, window ms, limit) of the enabled windows (limit 0 = window off); the
+        tenant's are named ``tenant_minute``..."""
         if not self.settings.enabled:
             return []
-        limits = {
-            "minute": self.settings.per_minute,
-            "hour": self.settings.per_hour,
-            "day": self.settings.per_day,
-        }
-        return [(name, WINDOWS_MS[name], lim) for name, lim in limits.items() if lim > 0]
+        s = self.settings
+        if tenant:
+            limits = {"minute": s.tenant_per_minute, "hour": s.tenant_per_hour}
+            limits["day"] = s.tenant_per_day
+        else:
+            limits = {"minute": s.per_minute, "hour": s.per_hour, "day": s.per_day}
+        prefix = "tenant_" if tenant else ""
+        return [(prefix + name, WINDOWS_MS[name], lim) for name, lim in limits.items() if lim > 0]
 
     def script_call(
         self, user_id: str, *, count: bool, now_ms: int = 0
     ) -> tuple[list[str], list[Any]] | None:
         """(keys, args) for :data:`CHECK_AND_COUNT`, or None when limits are disabled —
         lets PrepareTurn put the check in its read pipeline (one round trip)."""
-        windows = self.windows()
+        return self._call(self.keys.rate_limit(user_id), self.windows(), count, now_ms)
+
+    def tenant_script_call(
+        self, tenant: str, *, count: bool, now_ms: int = 0
+    ) -> tuple[list[str], list[Any]] | None:
+        """Like :meth:`script_call` for a tenant's windows; None without tenant limits.
+        Queued in the same pipeline, the two checks count independently: a request one
+        of them refuses still counts in the other (as a refused ownership check does)."""
+        if not tenant:
+            return None
+        return self._call(
+            self.keys.tenant_rate_limit(tenant), self.windows(tenant=True), count, now_ms
+        )
+
+    @staticmethod
+    def _call(
+        key: str, windows: list[tuple[str, int, int]], count: bool, now_ms: int
+    ) -> tuple[list[str], list[Any]] | None:
         if not windows:
             return None
         args: list[Any] = [now_ms, "1" if count else "0"]
         for name, win, lim in windows:
             args += [name, win, lim]
-        return [self.keys.rate_limit(user_id)], args
+        return [key], args
 
     @staticmethod
     def parse(reply: list[Any]) -> tuple[list[WindowState], RateLimitedError | None]:
@@ -161,10 +182,14 @@ class RateLimiter:
         return states, error
 
     async def check(
-        self, user_id: str, *, count: bool = True, now_ms: int = 0
+        self, user_id: str, *, count: bool = True, now_ms: int = 0, tenant: str = ""
     ) -> list[WindowState]:
-        """Admit (and count) one request or raise RateLimitedError."""
-        call = self.script_call(user_id, count=count, now_ms=now_ms)
+        """Admit (and count) one request or raise RateLimitedError (``tenant``: check that
+        tenant's windows instead of the user's)."""
+        if tenant:
+            call = self.tenant_script_call(tenant, count=count, now_ms=now_ms)
+        else:
+            call = self.script_call(user_id, count=count, now_ms=now_ms)
         if call is None:
             return []
         reply = await CHECK_AND_COUNT.run(self.redis, *call)

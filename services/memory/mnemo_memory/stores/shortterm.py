@@ -7,6 +7,7 @@ from typing import Any
 
 from .jobs import JobQueue
 from .keys import KeyBuilder
+from .outbox import NO_WAIT, Replication
 from .preferences import PreferenceStore
 from .ratelimit import RateLimiter
 from .threads import ThreadStore
@@ -29,6 +30,15 @@ def build_stores(settings: Any, redis: Any, *, inline_global: bool = True) -> Sh
     keys = KeyBuilder(settings.redis.key_prefix)
     jobs = JobQueue(redis, keys)
     st = settings.shortterm
+    from redis.asyncio.cluster import RedisCluster
+
+    # WAIT for replicas on a real Cluster (the Cluster code path on a standalone server,
+    # as the test suite also runs it, has no replicas to wait for)
+    replication = (
+        Replication(settings.redis.cluster_wait_replicas, settings.redis.cluster_wait_timeout_ms)
+        if isinstance(redis, RedisCluster)
+        else NO_WAIT
+    )
     threads = ThreadStore(
         redis,
         keys,
@@ -38,6 +48,7 @@ def build_stores(settings: Any, redis: Any, *, inline_global: bool = True) -> Sh
         max_idempotency_keys=st.max_idempotency_keys_per_thread,
         summary_job_stale_s=st.summary_job_stale_s,
         title_chars=st.title_chars,
+        replication=replication,
     )
     return ShortTermStores(
         redis=redis,

@@ -1,8 +1,9 @@
 """Lua scripts of :mod:`.threads` (each runs atomically on one Redis node).
 
-Keys 1-5 are one user's thread keys (one Cluster slot). Global keys (thread owner,
-activity index, job stream) follow only when the deployment allows cross-slot scripts
-(``inline == '1'``); on Cluster the caller writes them in separate commands.
+Keys 1-5 are one user's thread keys (one Cluster slot). The global keys (activity index,
+job stream) follow only when the deployment allows cross-slot scripts (``inline == '1'``);
+on Cluster the script writes those writes into the user's outbox instead (same slot) and
+:mod:`.outbox` relays them to the global keys (ADR 0012).
 """
 
 from __future__ import annotations
@@ -10,26 +11,34 @@ from __future__ import annotations
 from .lua import LuaScript
 
 # KEYS: 1 messages, 2 meta, 3 idem, 4 user thread index, 5 summary,
-#       [6 owner, 7 activity index, 8 job stream]  (inline only)
+#       inline: 6 activity index, 7 job stream; Cluster: 6 the user's outbox;
+#       then always last: the user's erasure job (hash), the user's in-flight turns (zset)
 # ARGV: 1 now_ms, 2 user_id, 3 thread_id, 4 idempotency key, 5 user msg json,
 #       6 assistant msg json, 7 assistant msg id, 8 max messages, 9 thread ttl ms,
 #       10 idem ttl ms, 11 idem cap, 12 extract every, 13 summary threshold,
 #       14 summary stale ms, 15 inline, 16 title, 17 extract job id, 18 summary job id,
-#       19 activity member
-# Returns {status, message_count, created, extract(0/1), new_messages, summarize(0/1)}
+#       19 activity member, 20 in-flight member ("tid:idempotency key")
+# Returns {status, message_count, created, extract(0/1), new_messages, summarize(0/1)};
+# status 'erasing' while the user's erasure runs, 'erased' for a turn PrepareTurn saw
+# before the user's last erasure began (or never saw, within the erasure marker's life)
 APPEND_TURN = LuaScript(
     "append_turn",
     r"""
 local now = tonumber(ARGV[1])
 local inline = ARGV[15] == '1'
 local ttl = tonumber(ARGV[9])
-if inline then
-  local owner = redis.call('GET', KEYS[6])
-  if owner and owner ~= ARGV[2] then return {'denied', 0, 0, 0, 0, 0} end
-end
 if redis.call('ZSCORE', KEYS[3], ARGV[4]) then
   return {'duplicate', redis.call('LLEN', KEYS[1]), 0, 0, 0, 0}
 end
+local erasure = redis.call('HMGET', KEYS[#KEYS - 1], 'state', 'started_at_ms')
+if erasure[1] == 'running' then return {'erasing', 0, 0, 0, 0, 0} end
+if erasure[1] then
+  local seen = redis.call('ZSCORE', KEYS[#KEYS], ARGV[20])
+  if not seen or tonumber(seen) < tonumber(erasure[2]) then
+    return {'erased', 0, 0, 0, 0, 0}
+  end
+end
+redis.call('ZREM', KEYS[#KEYS], ARGV[20])
 local created = 0
 if redis.call('EXISTS', KEYS[2]) == 0 then
   created = 1
@@ -73,19 +82,25 @@ if len > tonumber(ARGV[13]) then
     redis.call('HSET', KEYS[2], 'summary_job_ms', now)
   end
 end
+local writes = {}
+if extract == 1 then
+  writes[#writes + 1] = {'job_id', ARGV[17], 'type', 'extract_facts',
+    'user_id', ARGV[2], 'thread_id', ARGV[3], 'enqueued_at_ms', tostring(now),
+    'new_messages', tostring(new_messages), 'upto_message_id', ARGV[7]}
+end
+if summarize == 1 then
+  writes[#writes + 1] = {'job_id', ARGV[18], 'type', 'summarize_thread',
+    'user_id', ARGV[2], 'thread_id', ARGV[3], 'enqueued_at_ms', tostring(now),
+    'message_count', tostring(len)}
+end
 if inline then
-  redis.call('SET', KEYS[6], ARGV[2], 'PX', ttl)
-  redis.call('ZADD', KEYS[7], now, ARGV[19])
-  if extract == 1 then
-    redis.call('XADD', KEYS[8], '*', 'job_id', ARGV[17], 'type', 'extract_facts',
-               'user_id', ARGV[2], 'thread_id', ARGV[3], 'enqueued_at_ms', tostring(now),
-               'new_messages', tostring(new_messages), 'upto_message_id', ARGV[7])
-  end
-  if summarize == 1 then
-    redis.call('XADD', KEYS[8], '*', 'job_id', ARGV[18], 'type', 'summarize_thread',
-               'user_id', ARGV[2], 'thread_id', ARGV[3], 'enqueued_at_ms', tostring(now),
-               'message_count', tostring(len))
-  end
+  redis.call('ZADD', KEYS[6], now, ARGV[19])
+  for _, job in ipairs(writes) do redis.call('XADD', KEYS[7], '*', unpack(job)) end
+else
+  -- same slot as the turn: durable with it, relayed to the global keys afterwards
+  redis.call('ZADD', KEYS[6], now, cjson.encode({'activity', ARGV[19], ARGV[1]}))
+  for _, job in ipairs(writes) do redis.call('ZADD', KEYS[6], now, cjson.encode({'job', job})) end
+  redis.call('PEXPIRE', KEYS[6], ttl)
 end
 return {'ok', len, created, extract, new_messages, summarize}
 """,
@@ -118,8 +133,8 @@ return 1
 )
 
 # KEYS: 1 messages, 2 meta, 3 idem, 4 summary, 5 user thread index,
-#       [6 owner, 7 activity index] (inline only)
-# ARGV: 1 thread_id, 2 user_id, 3 inline, 4 activity member
+#       [6 activity index] (inline only)
+# ARGV: 1 thread_id, 2 inline, 3 activity member
 # Returns the number of messages deleted, or -1 when the thread did not exist.
 DELETE_THREAD = LuaScript(
     "delete_thread",
@@ -128,14 +143,49 @@ local existed = redis.call('EXISTS', KEYS[2]) + redis.call('EXISTS', KEYS[1])
 local n = redis.call('LLEN', KEYS[1])
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 local indexed = redis.call('ZREM', KEYS[5], ARGV[1])
-if ARGV[3] == '1' then
-  if redis.call('GET', KEYS[6]) == ARGV[2] then
-    existed = existed + redis.call('DEL', KEYS[6])
-  end
-  redis.call('ZREM', KEYS[7], ARGV[4])
-end
+if ARGV[2] == '1' then redis.call('ZREM', KEYS[6], ARGV[3]) end
 if existed + indexed == 0 then return -1 end
 return n
+""",
+)
+
+# KEYS: 1 the user's in-flight turns (zset). ARGV: 1 member, 2 ttl ms.
+# PrepareTurn records, in Redis time, that it saw the turn: a commit of a turn seen before
+# the user's erasure began is refused (APPEND_TURN), one seen after it is stored.
+NOTE_TURN = LuaScript(
+    "note_turn",
+    r"""
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return now
+""",
+)
+
+# KEYS: 1 messages, 2 meta, 3 summary. ARGV: message ids.
+# Removes the held messages with those ids (a deleted memory's sources); when some are no
+# longer held they were folded into the running summary, which then goes too.
+# Returns {messages removed, summaries removed}.
+REDACT_MESSAGES = LuaScript(
+    "redact_messages",
+    r"""
+local want = {}
+for i = 1, #ARGV do want[ARGV[i]] = true end
+local removed = 0
+for _, raw in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  local ok, msg = pcall(cjson.decode, raw)
+  if ok and type(msg) == 'table' and want[msg['id']] then
+    removed = removed + redis.call('LREM', KEYS[1], 1, raw)
+  end
+end
+local dropped = 0
+if removed < #ARGV then dropped = redis.call('DEL', KEYS[3]) end
+if removed > 0 and redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('HSET', KEYS[2], 'message_count', redis.call('LLEN', KEYS[1]))
+end
+return {removed, dropped}
 """,
 )
 

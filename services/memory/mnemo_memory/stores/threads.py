@@ -13,8 +13,9 @@ from typing import Any
 
 from mnemo_common.ids import new_id
 
-from mnemo_memory.errors import NotFoundError, PermissionDeniedError
+from mnemo_memory.errors import ErasedError, NotFoundError
 
+from . import outbox
 from .jobs import JobQueue
 from .keys import KeyBuilder, checked_id
 from .thread_models import (
@@ -24,7 +25,13 @@ from .thread_models import (
     message_ids_for,
     now_ms,
 )
-from .thread_scripts import APPEND_TURN, DELETE_THREAD, HSET_IF_EXISTS, REPLACE_WITH_SUMMARY
+from .thread_scripts import (
+    APPEND_TURN,
+    DELETE_THREAD,
+    HSET_IF_EXISTS,
+    REDACT_MESSAGES,
+    REPLACE_WITH_SUMMARY,
+)
 
 __all__ = [
     "AppendResult",
@@ -38,7 +45,8 @@ __all__ = [
 
 class ThreadStore:
     """Threads of all users. ``inline_global`` = the deployment allows cross-slot scripts
-    (standalone, Sentinel); on Cluster global keys are written in separate commands."""
+    (standalone, Sentinel); on Cluster the commit script writes the global writes (jobs,
+    activity) to the user's outbox and :mod:`.outbox` relays them."""
 
     def __init__(
         self,
@@ -51,6 +59,7 @@ class ThreadStore:
         max_idempotency_keys: int = 500,
         summary_job_stale_s: int = 900,
         title_chars: int = 80,
+        replication: outbox.Replication = outbox.NO_WAIT,
     ) -> None:
         self.redis = redis
         self.keys = keys
@@ -60,29 +69,16 @@ class ThreadStore:
         self.max_idempotency_keys = max_idempotency_keys
         self.summary_job_stale_ms = summary_job_stale_s * 1000
         self.title_chars = title_chars
+        self.replication = replication
 
     @property
     def thread_ttl_ms(self) -> int:
         return int(self.policy.thread_ttl_hours * 3_600_000)
 
-    # --- ownership ---
-    async def owner_of(self, thread_id: str) -> str | None:
-        """The user owning ``thread_id``, or None when no such thread exists."""
-        owner: str | None = await self.redis.get(self.keys.thread_owner(thread_id))
-        return owner
-
-    async def check_owner(self, user_id: str, thread_id: str, *, must_exist: bool) -> bool:
-        """True when the thread exists (and is the user's); PermissionDeniedError when it
-        is someone else's; NotFoundError when missing and ``must_exist``."""
-        checked_id(user_id, "user_id")
-        owner = await self.owner_of(thread_id)
-        if owner is None:
-            if must_exist:
-                raise NotFoundError(f"thread {thread_id} not found")
-            return False
-        if owner != user_id:
-            raise PermissionDeniedError(f"thread {thread_id} belongs to another user")
-        return True
+    # --- existence (a thread id is a name within its user) ---
+    async def exists(self, user_id: str, thread_id: str) -> bool:
+        """True when ``user_id`` has a thread named ``thread_id``."""
+        return bool(await self.redis.exists(self.keys.meta(user_id, thread_id)))
 
     # --- writes ---
     async def append_turn(
@@ -102,8 +98,6 @@ class ThreadStore:
         checked_id(idempotency_key, "idempotency_key")
         now = now if now is not None else now_ms()
         ttl = self.thread_ttl_ms
-        if not self.inline_global:
-            await self._claim_owner(user_id, thread_id, ttl)
         user_id_, asst_id = message_ids_for(thread_id, idempotency_key)
         user_msg = StoredMessage(user_id_, "user", user_message, now)
         asst_msg = StoredMessage(asst_id, "assistant", assistant_message, now, dict(metadata or {}))
@@ -114,8 +108,8 @@ class ThreadStore:
             k.thread_index(user_id),
             k.summary(user_id, thread_id),
         ]
-        if self.inline_global:
-            keys += [k.thread_owner(thread_id), k.activity_index(), k.jobs()]
+        keys += [k.activity_index(), k.jobs()] if self.inline_global else [k.outbox(user_id)]
+        keys += [k.erasure(user_id), k.inflight(user_id)]
         extract_job, summary_job = new_id("job-"), new_id("job-")
         member = k.activity_member(user_id, thread_id)
         args = [
@@ -138,42 +132,30 @@ class ThreadStore:
             extract_job,
             summary_job,
             member,
+            k.inflight_member(thread_id, idempotency_key),
         ]
-        status, count, created, extract, new_messages, summarize = await APPEND_TURN.run(
+        status, count, created, extract, _new, summarize = await APPEND_TURN.run(
             self.redis, keys, args
         )
-        if status == "denied":
-            raise PermissionDeniedError(f"thread {thread_id} belongs to another user")
+        if status in ("erasing", "erased"):
+            raise ErasedError(
+                "the user is being erased"
+                if status == "erasing"
+                else "the turn began before the user's erasure; it is not stored"
+            )
         jobs = []
         if extract:
             jobs.append("extract_facts")
         if summarize:
             jobs.append("summarize_thread")
-        if status == "ok" and not self.inline_global:
-            # Cluster: the activity index and the job stream live in other slots
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.zadd(k.activity_index(), {member: now})
-            pipe.pexpire(k.thread_owner(thread_id), ttl)
-            await pipe.execute()
-            if extract:
-                await self.jobs.enqueue(
-                    "extract_facts",
-                    user_id,
-                    thread_id,
-                    job_id=extract_job,
-                    now_ms=now,
-                    new_messages=new_messages,
-                    upto_message_id=asst_id,
-                )
-            if summarize:
-                await self.jobs.enqueue(
-                    "summarize_thread",
-                    user_id,
-                    thread_id,
-                    job_id=summary_job,
-                    now_ms=now,
-                    message_count=count,
-                )
+        if not self.inline_global:
+            # Cluster: the turn and its jobs are in the user's slot; acknowledge once its
+            # replica has them too, then relay the jobs to the stream — a relay that fails
+            # (the stream's node failing over) is retried by the user's next call or the
+            # periodic sweep (ADR 0012)
+            # (a duplicate too: the first attempt may have died before its replica had it)
+            await self.replication.wait(self.redis, keys[0])
+            await outbox.relay_quietly(self.redis, k, user_id, self.replication)
         return AppendResult(
             thread_id=thread_id,
             message_ids=[user_id_, asst_id],
@@ -182,15 +164,6 @@ class ThreadStore:
             created=bool(created),
             enqueued_jobs=jobs,
         )
-
-    async def _claim_owner(self, user_id: str, thread_id: str, ttl: int) -> None:
-        key = self.keys.thread_owner(thread_id)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.set(key, user_id, nx=True, px=ttl)
-        pipe.get(key)
-        _, owner = await pipe.execute()
-        if owner is not None and owner != user_id:
-            raise PermissionDeniedError(f"thread {thread_id} belongs to another user")
 
     async def replace_oldest_with_summary(
         self, user_id: str, thread_id: str, message_ids: list[str], summary: str
@@ -219,8 +192,7 @@ class ThreadStore:
 
     async def delete_thread(self, user_id: str, thread_id: str) -> int:
         """Delete the thread and its index entries; returns messages deleted.
-        NotFoundError / PermissionDeniedError from the ownership check."""
-        await self.check_owner(user_id, thread_id, must_exist=True)
+        NotFoundError when the user has no such thread."""
         k = self.keys
         keys = [
             k.messages(user_id, thread_id),
@@ -231,18 +203,31 @@ class ThreadStore:
         ]
         member = k.activity_member(user_id, thread_id)
         if self.inline_global:
-            keys += [k.thread_owner(thread_id), k.activity_index()]
+            keys.append(k.activity_index())
         n = await DELETE_THREAD.run(
-            self.redis, keys, [thread_id, user_id, "1" if self.inline_global else "0", member]
+            self.redis, keys, [thread_id, "1" if self.inline_global else "0", member]
         )
+        if int(n) < 0:
+            raise NotFoundError(f"thread {thread_id} not found")
         if not self.inline_global:
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.delete(k.thread_owner(thread_id))
-            pipe.zrem(k.activity_index(), member)
-            await pipe.execute()
-        return max(int(n), 0)
+            await self.redis.zrem(k.activity_index(), member)
+        return int(n)
 
     # --- reads ---
+    async def redact_messages(
+        self, user_id: str, thread_id: str, message_ids: tuple[str, ...] | list[str]
+    ) -> tuple[int, int]:
+        """Remove the messages ``message_ids`` (and the summary when some were already
+        folded into it); (messages, summaries) removed. Used when a memory derived from
+        them is deleted or corrected, so no later episode or summary quotes it again."""
+        if not message_ids:
+            return 0, 0
+        k = self.keys
+        keys = [k.messages(user_id, thread_id), k.meta(user_id, thread_id)]
+        keys.append(k.summary(user_id, thread_id))
+        removed, dropped = await REDACT_MESSAGES.run(self.redis, keys, list(message_ids))
+        return int(removed), int(dropped)
+
     async def read_messages(self, user_id: str, thread_id: str) -> list[StoredMessage]:
         """All held messages of the thread, oldest first (no ownership check)."""
         raw = await self.redis.lrange(self.keys.messages(user_id, thread_id), 0, -1)
@@ -282,8 +267,7 @@ class ThreadStore:
         self, user_id: str, thread_id: str, limit: int = 0
     ) -> tuple[ThreadMeta, list[StoredMessage], str]:
         """(metadata, messages oldest first — the newest ``limit`` when > 0 —, summary).
-        NotFoundError / PermissionDeniedError from the ownership check."""
-        await self.check_owner(user_id, thread_id, must_exist=True)
+        NotFoundError when the user has no such thread."""
         start = -limit if limit > 0 else 0
         k = self.keys
         pipe = self.redis.pipeline(transaction=self.inline_global)
@@ -356,7 +340,6 @@ class ThreadStore:
 
     async def close_thread(self, user_id: str, thread_id: str) -> str:
         """Mark the thread closed and enqueue its create_episode job; returns the job id."""
-        await self.check_owner(user_id, thread_id, must_exist=True)
         meta = self.keys.meta(user_id, thread_id)
         if not await HSET_IF_EXISTS.run(self.redis, [meta], ["closed", 1]):
             raise NotFoundError(f"thread {thread_id} not found")

@@ -1,7 +1,8 @@
 """Memory usage of Redis, globally and per user (GetStats and the Prometheus gauges).
 
-* global: ``INFO memory`` (used_memory, maxmemory), keys by kind from one ``SCAN`` over
-  the keyspace (at most ``SHORTTERM__STATS_SCAN_LIMIT`` keys; beyond that counts are
+* global: ``INFO memory`` (used_memory, maxmemory; on Cluster summed over the primaries),
+  keys by kind from one ``SCAN`` over the keyspace (on Cluster: of every primary; at
+  most ``SHORTTERM__STATS_SCAN_LIMIT`` keys; beyond that counts are
   extrapolated with ``DBSIZE``), approximate bytes by kind (``MEMORY USAGE`` of up to
   ``SAMPLES_PER_KIND`` keys of each kind times the count), job stream stats;
 * per user: threads, messages (LLEN of each thread), preferences and approximate bytes
@@ -35,7 +36,7 @@ JOB_DEAD = metrics.gauge("mnemo_memory_jobs_dead_letter_length", "Jobs in the de
 async def global_stats(stores: ShortTermStores, *, scan_limit: int = 200_000) -> dict[str, Any]:
     """used/max memory, keys and approximate bytes by kind, job stream stats."""
     redis, k = stores.redis, stores.keys
-    info = await redis.info("memory")
+    info = await _memory_info(redis)
     counts: dict[str, int] = defaultdict(int)
     samples: dict[str, list[str]] = defaultdict(list)
     visited = 0
@@ -49,7 +50,7 @@ async def global_stats(stores: ShortTermStores, *, scan_limit: int = 200_000) ->
         if visited >= scan_limit:
             break
     if visited >= scan_limit:
-        total = int(await redis.dbsize())
+        total = int(await _dbsize(redis))
         factor = total / visited if visited else 1.0
         counts = defaultdict(int, {kind: round(n * factor) for kind, n in counts.items()})
     bytes_by_kind: dict[str, int] = {}
@@ -67,6 +68,31 @@ async def global_stats(stores: ShortTermStores, *, scan_limit: int = 200_000) ->
         "keys_by_kind": dict(counts),
         "bytes_by_kind": bytes_by_kind,
         **jobs,
+    }
+
+
+async def _dbsize(redis: Any) -> int:
+    """Keys of the deployment (DBSIZE of every primary on Cluster)."""
+    from redis.asyncio.cluster import RedisCluster
+
+    if isinstance(redis, RedisCluster):
+        return int(await redis.dbsize(target_nodes=RedisCluster.PRIMARIES))
+    return int(await redis.dbsize())
+
+
+async def _memory_info(redis: Any) -> dict[str, int]:
+    """used_memory and maxmemory of the deployment: one server's, or the primaries' sum."""
+    from redis.asyncio.cluster import RedisCluster
+
+    if not isinstance(redis, RedisCluster):
+        info = await redis.info("memory")
+        return {f: int(info.get(f, 0)) for f in ("used_memory", "maxmemory")}
+    per_node = await redis.info("memory", target_nodes=RedisCluster.PRIMARIES)
+    # one answer per primary, keyed by node name (a lone primary's answer is not wrapped)
+    infos: list[Any] = [per_node] if "used_memory" in per_node else list(per_node.values())
+    return {
+        f: sum(int(i.get(f, 0)) for i in infos if isinstance(i, dict))
+        for f in ("used_memory", "maxmemory")
     }
 
 

@@ -11,8 +11,11 @@ Delivery is at-least-once:
   backoff up to ``WORKER__MAX_ATTEMPTS`` times, then copied to the dead-letter stream
   with ``error``/``attempts``/``failed_at_ms``/``original_entry_id``. A job delivered more
   than ``WORKER__MAX_DELIVERIES`` times (it keeps killing workers) is dead-lettered too.
-* The vector store being unreachable is not the job's fault: the worker waits (backoff,
-  capped) and retries the same job until the store is back, so jobs queue up in the stream.
+* A store being down is not the job's fault: when Redis (connection refused/reset,
+  timeout, loading, cluster failover) or the vector store is unreachable
+  (:func:`mnemo_memory.errors.store_unavailable`) the worker waits (backoff, capped) and
+  retries the same job until the store is back, without spending an attempt, so a Redis
+  or Chroma outage never dead-letters a good job; jobs queue up in the stream meanwhile.
 * Success: ``XACK`` then ``XDEL``, so the stream length is the backlog.
 * A job whose user was erased after it was enqueued (``JobQueue.erased_at`` newer than
   the entry id's time) is dropped before it runs and instead of being dead-lettered;
@@ -33,7 +36,7 @@ from typing import Any
 
 from mnemo_common import metrics
 
-from mnemo_memory.errors import InvalidArgumentError, UnavailableError
+from mnemo_memory.errors import InvalidArgumentError, UnavailableError, store_unavailable
 
 from .tasks import TaskContext, TaskRegistry, UnknownJobError, enqueue_idle_episodes
 
@@ -55,7 +58,9 @@ LLM_TOKENS = metrics.counter(
     "mnemo_worker_llm_tokens", "LLM tokens used by jobs", ("type", "direction")
 )
 STORE_WAITS = metrics.counter(
-    "mnemo_worker_store_unavailable", "Times a job waited because the vector store was down"
+    "mnemo_worker_store_unavailable",
+    "Times a job waited (no attempt spent) because a store was down, by store",
+    ("store",),
 )
 JOBS_DROPPED = metrics.counter(
     "mnemo_worker_jobs_dropped", "Jobs dropped because their user was erased", ("type",)
@@ -245,24 +250,16 @@ class StreamWorker:
                         await self.ctx.longterm.forget_user(fields["user_id"])
                     await self._drop_erased(entry_id, fields, "while it ran")
                     return True
-            except UnavailableError as exc:
-                attempt -= 1  # not the job's fault: wait for the store, do not count
-                store_waits += 1
-                STORE_WAITS.inc()
-                log.warning(
-                    "vector store unavailable; job waits",
-                    extra={"job_id": fields.get("job_id"), "error": str(exc)},
-                )
-                if self.stopping:
-                    return False
-                await self._sleep(self._backoff(store_waits))
-                if self.stopping:
-                    return False
-                continue
             except UnknownJobError as exc:
                 await self._dead_letter(entry_id, fields, str(exc), attempt)
                 return True
             except Exception as exc:
+                if store_unavailable(exc):
+                    attempt -= 1  # not the job's fault: wait for the store, do not count
+                    store_waits += 1
+                    if not await self._wait_for_store(exc, fields, store_waits):
+                        return False
+                    continue
                 JOB_DURATION.labels(job_type).observe(time.monotonic() - started)
                 if attempt >= self.cfg.max_attempts:
                     await self._dead_letter(entry_id, fields, repr(exc), attempt)
@@ -296,6 +293,21 @@ class StreamWorker:
                 },
             )
             return True
+
+    async def _wait_for_store(self, exc: Exception, fields: dict[str, str], waits: int) -> bool:
+        """Back off while a store is down; False when a stop was requested meanwhile (the
+        job stays pending and is redelivered)."""
+        store = exc.component if isinstance(exc, UnavailableError) else "redis"
+        STORE_WAITS.labels(store).inc()
+        log.warning(
+            "%s unavailable; job waits (no attempt spent)",
+            store,
+            extra={"job_id": fields.get("job_id"), "error": repr(exc)[:300]},
+        )
+        if self.stopping:
+            return False
+        await self._sleep(self._backoff(waits))
+        return not self.stopping
 
     async def _erased_since(self, entry_id: Any, fields: dict[str, str]) -> bool:
         """Was the job's user erased after the job was enqueued?"""

@@ -1,5 +1,6 @@
-"""Fact extraction and thread summaries: LLM-backed (strict JSON, schema-validated) and
-the deterministic offline versions used when the provider is ``offline``."""
+"""Fact extraction and thread summaries: LLM-backed (JSON; facts checked one by one in
+``llm_facts.py``) and the deterministic offline versions (``rules.py``) used when the
+provider is ``offline``."""
 
 from __future__ import annotations
 
@@ -10,34 +11,13 @@ from typing import Any, Protocol
 
 import jsonschema
 from mnemo_common.llm import ChatMessage, ChatRequest, LLMError, LLMErrorKind, Usage
+from mnemo_common.llm._support import check_schema, join_system, json_instructions, structured_reply
 
 from mnemo_memory.longterm.facts import CandidateFact
 from mnemo_memory.stores.vector import MemoryRecord
 
-#: what the LLM must return for extract_facts
-EXTRACTION_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "facts": {
-            "type": "array",
-            "maxItems": 20,
-            "items": {
-                "type": "object",
-                "properties": {
-                    "text": {"type": "string", "minLength": 3, "maxLength": 500},
-                    "kind": {"enum": ["fact", "preference", "event"]},
-                    "importance": {"type": "integer", "minimum": 1, "maximum": 10},
-                    "source_message_ids": {"type": "array", "items": {"type": "string"}},
-                    "replaces": {"type": ["string", "null"]},
-                },
-                "required": ["text", "kind", "importance"],
-                "additionalProperties": False,
-            },
-        }
-    },
-    "required": ["facts"],
-    "additionalProperties": False,
-}
+from .llm_facts import EXTRACTION_SCHEMA, EXTRACTION_SYSTEM, REPLY_SCHEMA, clean_facts, transcript
+from .rules import rule_facts
 
 SUMMARY_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -45,16 +25,6 @@ SUMMARY_SCHEMA: dict[str, Any] = {
     "required": ["summary"],
     "additionalProperties": False,
 }
-
-EXTRACTION_SYSTEM = (
-    "You extract durable facts about the USER from a chat transcript, for a long-term memory. "
-    "Return JSON only. Each fact is one short third-person sentence about the user "
-    "(preferences, personal details, plans, events with dates). Skip small talk, questions "
-    "and anything the assistant said unless the user confirmed it. importance: 1 trivial .. "
-    "10 critical (health, safety). source_message_ids: ids of the messages the fact comes "
-    "from. If a fact updates or contradicts one of the EXISTING facts listed, set replaces "
-    "to that fact's id, else null."
-)
 
 SUMMARY_SYSTEM = (
     "Summarise this conversation for the assistant's memory: key facts, decisions, open "
@@ -88,7 +58,8 @@ def validate(value: Any, schema: dict[str, Any], provider: str) -> Any:
 
 
 class LLMExtractor:
-    """Facts through ``provider.complete_json`` (purpose "extraction")."""
+    """Facts through ``provider.complete`` (purpose "extraction") with the schema and the
+    dated transcript of ``llm_facts``."""
 
     #: the handler passes the user's nearest existing facts (for ``replaces``)
     wants_existing = True
@@ -100,24 +71,27 @@ class LLMExtractor:
     async def extract(
         self, messages: Sequence[Any], existing: Sequence[MemoryRecord]
     ) -> tuple[list[CandidateFact], Usage]:
+        """Facts of ``messages``; a reply that is not JSON is INVALID_OUTPUT (retried), a
+        bad fact inside one is repaired or dropped (``llm_facts.clean_facts``)."""
         known = "\n".join(f"- id={r.id}: {r.text}" for r in existing) or "(none)"
-        prompt = f"EXISTING facts:\n{known}\n\nTRANSCRIPT:\n{_transcript(messages)}"
-        value, usage = await self.provider.complete_json(
+        prompt = f"EXISTING facts:\n{known}\n\nTRANSCRIPT:\n{transcript(messages)}"
+        name = self.provider.name
+        check_schema(EXTRACTION_SCHEMA, name)
+        result = await self.provider.complete(
             ChatRequest(
-                system=EXTRACTION_SYSTEM,
+                system=join_system(EXTRACTION_SYSTEM, json_instructions(EXTRACTION_SCHEMA)),
                 messages=[ChatMessage("user", prompt)],
                 purpose="extraction",
                 max_tokens=self.max_tokens,
-            ),
-            EXTRACTION_SCHEMA,
+            )
         )
-        validate(value, EXTRACTION_SCHEMA, self.provider.name)
+        value = structured_reply(result.text, result.stop_reason, REPLY_SCHEMA, name)
         ids = [m.id for m in messages]
         known_ids = {r.id for r in existing}
         by_id = {m.id: m for m in messages}
         out = []
-        for f in value["facts"]:
-            src = tuple(i for i in f.get("source_message_ids") or [] if i in by_id) or tuple(ids)
+        for f in clean_facts(value):
+            src = tuple(i for i in f["source_message_ids"] if i in by_id) or tuple(ids)
             out.append(
                 CandidateFact(
                     text=f["text"],
@@ -125,80 +99,20 @@ class LLMExtractor:
                     importance=f["importance"],
                     source_message_ids=src,
                     valid_from_ms=max(by_id[i].created_at_ms for i in src),
-                    replaces=f.get("replaces") if f.get("replaces") in known_ids else "",
+                    replaces=f["replaces"] if f["replaces"] in known_ids else "",
                 )
             )
-        return out, usage
+        return out, result.usage
 
 
-# --- offline: first-person statements, deterministic ---
+# --- offline: first-person statements, deterministic (rules.py) ---
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
-# "I live in Lisbon and I prefer short answers": two statements, one sentence
-_CLAUSE = re.compile(r",?\s+(?:and|but|so|while)\s+(?=I\b|I'm\b|[Mm]y\b)")
-_RULES: list[tuple[re.Pattern[str], str, str, int]] = [
-    # (pattern on the sentence, template, kind, importance)
-    (
-        re.compile(r"\bI(?: am|'m) allergic to (?P<v>.+)", re.I),
-        "User is allergic to {v}",
-        "fact",
-        9,
-    ),
-    (
-        re.compile(r"\bmy (?P<a>[a-z][a-z ]{0,40}?) (?P<verb>is|are) (?P<v>.+)", re.I),
-        "User's {a} {verb} {v}",
-        "fact",
-        6,
-    ),
-    (
-        re.compile(r"\bI (?:live|am living|'m living) in (?P<v>.+)", re.I),
-        "User lives in {v}",
-        "fact",
-        7,
-    ),
-    (
-        re.compile(r"\bI (?:work|am working|'m working) (?P<p>at|for|as) (?P<v>.+)", re.I),
-        "User works {p} {v}",
-        "fact",
-        6,
-    ),
-    (
-        re.compile(r"\bI (?:prefer|like|love|enjoy) (?P<v>.+)", re.I),
-        "User likes {v}",
-        "preference",
-        6,
-    ),
-    (
-        re.compile(r"\bI (?:hate|dislike|don't like|do not like) (?P<v>.+)", re.I),
-        "User dislikes {v}",
-        "preference",
-        6,
-    ),
-    (re.compile(r"\bI(?: am|'m) (?P<v>(?:a|an) .+)", re.I), "User is {v}", "fact", 5),
-]
-
-
-def rule_facts(text: str) -> list[tuple[str, str, int]]:
-    """(fact text, kind, importance) for each first-person statement in ``text``."""
-    out = []
-    clauses = [c for sentence in _SENTENCE.findall(text) for c in _CLAUSE.split(sentence)]
-    for clause in clauses:
-        s = clause.strip()
-        for pattern, template, kind, importance in _RULES:
-            m = pattern.search(s)
-            if not m:
-                continue
-            groups = {k: (v or "").strip().rstrip(".!?").strip() for k, v in m.groupdict().items()}
-            if not groups.get("v") or len(groups["v"]) > 200:
-                continue
-            groups = {k: v if k == "v" else v.lower() for k, v in groups.items()}
-            out.append((template.format(**groups), kind, importance))
-            break
-    return out
 
 
 class RuleExtractor:
-    """Offline extractor: the user's first-person statements ("I am / I live / I prefer /
-    my X is ...") rewritten as third-person facts. Deterministic; no LLM."""
+    """Offline extractor: the user's first-person statements ("I live in ...", "my dog's
+    name is ...", "I don't eat meat" ...; ``rules.py``) rewritten as third-person facts, one
+    per clause. Deterministic; no LLM."""
 
     async def extract(
         self, messages: Sequence[Any], existing: Sequence[MemoryRecord]

@@ -91,7 +91,7 @@ def run(settings: Any) -> int:
     """Run the worker until SIGTERM (finishing the current job); returns the exit code."""
     configure_logging("mnemo-worker", settings.log.level, settings.log.json_format)
     if settings.worker.metrics_port:
-        metrics.start_metrics_server(settings.worker.metrics_port)
+        metrics.start_metrics_server(settings.worker.metrics_port, settings.worker.metrics_host)
     log.info(
         "starting worker",
         extra={

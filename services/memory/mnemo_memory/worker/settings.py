@@ -8,6 +8,9 @@ from pydantic import BaseModel, Field
 class WorkerSettings(BaseModel):
     # port of the worker's own Prometheus /metrics endpoint (0 = off)
     metrics_port: int = Field(9465, ge=0, le=65535)
+    # interface the worker's /metrics server binds to (loopback by default; the chart:
+    # the pod IP)
+    metrics_host: str = "127.0.0.1"
     # consumer name in the group; empty = "<hostname>-<pid>"
     consumer_name: str = ""
     # milliseconds XREADGROUP blocks waiting for a job (also how fast SIGTERM is noticed)

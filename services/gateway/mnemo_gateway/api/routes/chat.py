@@ -22,6 +22,7 @@ from ..turns import (
     check_text,
     checked_id,
     idempotency_key_of,
+    memory_outcome,
     thread_id_of,
     turn_headers,
 )
@@ -61,8 +62,14 @@ class ChatAnswer(BaseModel):
     user_id: str
     model: str
     provider: str
-    memory: str = Field(description="ok | degraded | off")
+    memory: str = Field(
+        description="ok | degraded (part of memory was missing, or the turn was not stored) | off"
+    )
     committed: bool = Field(description="the exchange was stored in memory")
+    missing: list[str] = Field(
+        default_factory=list,
+        description="what memory lacked: memory_service, vector_store, not_stored",
+    )
     usage: ChatUsage
 
 
@@ -109,6 +116,7 @@ async def chat(
         recall=body.recall,
         metadata={"agent_name": agent, **({"tools": ",".join(body.tools)} if body.tools else {})},
         started_at=request.state.started_at,
+        tenant=identity.tenant,
     )
     prepared = await service.prepare(turn)
     headers = turn_headers(prepared, provider.name)
@@ -124,11 +132,13 @@ async def chat(
             provider=provider.name,
             memory=out.memory,
             committed=out.committed,
+            missing=prepared.missing,
             usage=ChatUsage(
                 input_tokens=out.usage.input_tokens, output_tokens=out.usage.output_tokens
             ),
         )
-        return JSONResponse(answer.model_dump(), headers=headers)
+        # after the commit: the header says degraded when the turn was not stored
+        return JSONResponse(answer.model_dump(), headers=turn_headers(prepared, provider.name))
 
     first, events = await start_stream(service, prepared)
     parts: list[str] = []
@@ -145,8 +155,7 @@ async def chat(
                     "user_id": public_user,
                     "model": event.model,
                     "provider": provider.name,
-                    "memory": prepared.memory,
-                    "committed": prepared.committed,
+                    **memory_outcome(prepared),
                     "usage": {
                         "input_tokens": event.usage.input_tokens,
                         "output_tokens": event.usage.output_tokens,

@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from mnemo.memory.v1 import memory_pb2
 
 from ..deps import CurrentIdentity, Memory, MemoryUser
@@ -25,7 +25,9 @@ async def export_user(
             doc = json.loads(chunk.json or b"null")
         except ValueError:
             doc = chunk.json.decode("utf-8", "replace")
-        sections.setdefault(chunk.section or "other", []).append(doc)
+        sections.setdefault(chunk.section or "other", []).append(
+            _public(doc, user, identity.public_user_id(user))
+        )
     return {
         "user_id": identity.public_user_id(user),
         "exported_at_ms": int(time.time() * 1000),
@@ -33,19 +35,40 @@ async def export_user(
     }
 
 
+def _public(doc: Any, memory_user: str, public_user: str) -> Any:
+    """``doc`` with every ``user_id`` naming ``memory_user`` (the mode- and tenant-
+    namespaced id) replaced by the id the caller knows."""
+    if isinstance(doc, dict):
+        return {
+            k: public_user
+            if k == "user_id" and v == memory_user
+            else _public(v, memory_user, public_user)
+            for k, v in doc.items()
+        }
+    if isinstance(doc, list):
+        return [_public(v, memory_user, public_user) for v in doc]
+    return doc
+
+
 @router.delete(
-    "", response_model=ErasureReceiptOut, summary="Erase every trace of a user; returns the receipt"
+    "",
+    response_model=ErasureReceiptOut,
+    summary="Erase every trace of a user; returns the receipt (202 while a store is pending)",
+    responses={202: {"model": ErasureReceiptOut, "description": "erasure pending"}},
 )
 async def forget_user(
-    user: MemoryUser, memory: Memory, identity: CurrentIdentity
+    user: MemoryUser, memory: Memory, identity: CurrentIdentity, response: Response
 ) -> ErasureReceiptOut:
     resp = await memory.admin("ForgetUser", memory_pb2.ForgetUserRequest(user_id=user))
     r = resp.receipt
+    if r.pending:
+        response.status_code = 202
     return ErasureReceiptOut(
         user_id=identity.public_user_id(r.user_id or user),
         erased_at_ms=r.erased_at_ms,
         counts=dict(r.counts),
         total=r.total,
+        pending=list(r.pending),
     )
 
 

@@ -141,6 +141,13 @@ class VectorStore(Protocol):
 
     async def upsert(self, records: list[MemoryRecord], vectors: np.ndarray) -> None: ...
 
+    async def update_fields(self, records: list[MemoryRecord]) -> None:
+        """Rewrite the metadata of stored records (every field but ``text``), keeping their
+        text and vector: for supersede and merge, which leave the embedded text alone. Ids
+        no longer stored are skipped, never recreated (a record erased meanwhile stays
+        erased)."""
+        ...
+
     async def get(self, ids: list[str]) -> list[MemoryRecord]:
         """Records by id (missing ids are skipped), any user: callers check ownership."""
         ...
@@ -159,6 +166,13 @@ class VectorStore(Protocol):
 
     async def all_matching(self, flt: VectorFilter) -> list[MemoryRecord]:
         """Every record matching ``flt`` (the keyword index's candidate set)."""
+        ...
+
+    async def candidates(self, flt: VectorFilter) -> tuple[list[MemoryRecord], np.ndarray]:
+        """Every record matching ``flt`` with its stored vector (rows in record order),
+        read by the metadata filter alone: no ANN, so none of the user's records is missed
+        however many near-identical vectors other users hold (dedup and supersede score
+        them exactly with :func:`exact_similarities`; ADR 0016)."""
         ...
 
     async def list(
@@ -180,3 +194,24 @@ class VectorStore(Protocol):
 
 def as_float32(vectors: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))
+
+
+def stack_vectors(rows: list[Any], dimension: int) -> np.ndarray:
+    """``rows`` (arrays, lists or FLOAT32 bytes) as one ``(n, dimension)`` float32 matrix."""
+    if not rows:
+        return np.zeros((0, dimension), dtype=np.float32)
+    return as_float32(
+        np.stack([np.frombuffer(r, dtype=np.float32) if isinstance(r, bytes) else r for r in rows])
+    ).reshape(len(rows), dimension)
+
+
+def exact_similarities(queries: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Cosine similarity of every query row with every candidate row (exact, no index):
+    ``(len(queries), len(matrix))``. Rows need not be normalised."""
+    q = as_float32(queries).reshape(len(queries), -1)
+    m = as_float32(matrix).reshape(len(matrix), q.shape[1] if len(q) else -1)
+    if not len(q) or not len(m):
+        return np.zeros((len(q), len(m)), dtype=np.float32)
+    qn = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+    mn = m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)
+    return qn @ mn.T

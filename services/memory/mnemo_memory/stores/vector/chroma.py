@@ -20,11 +20,14 @@ import numpy as np
 from mnemo_memory.embed import ModelInfo
 from mnemo_memory.errors import UnavailableError
 
-from .base import MemoryRecord, Records, VectorFilter, VectorHit, as_float32
+from .base import MemoryRecord, Records, VectorFilter, VectorHit, as_float32, stack_vectors
+from .chroma_purge import purge_in_child
 
 log = logging.getLogger(__name__)
 
 MODEL_KEY = "mnemo_embedding_model"
+#: records per ``get`` page when reading a user's candidates with their vectors
+CANDIDATE_PAGE = 5000
 DIM_KEY = "mnemo_embedding_dimension"
 
 
@@ -164,6 +167,21 @@ class ChromaVectorStore:
 
         await self._run(call)
 
+    async def update_fields(self, records: list[MemoryRecord]) -> None:
+        """Metadata only: re-inserting the vector into HNSW costs about three times as much,
+        ``update`` skips ids that are gone instead of recreating them, and passing documents
+        would make Chroma embed them with its default (downloading) embedding function."""
+        if not records:
+            return
+
+        def call() -> None:
+            self._collection_sync().update(
+                ids=[r.id for r in records],
+                metadatas=[r.to_flat() for r in records],  # type: ignore[misc]
+            )
+
+        await self._run(call)
+
     async def get(self, ids: list[str]) -> list[MemoryRecord]:
         if not ids:
             return []
@@ -292,9 +310,49 @@ class ChromaVectorStore:
 
         return await self._run(call)  # type: ignore[no-any-return]
 
+    async def candidates(self, flt: VectorFilter) -> tuple[Records, np.ndarray]:
+        """Every record matching ``flt`` with its vector, by metadata filter (no HNSW):
+        Chroma's filtered ANN misses some of a user's records when other users hold
+        near-identical vectors (ADR 0016)."""
+
+        def call() -> tuple[Records, np.ndarray]:
+            coll = self._collection_sync()
+            records: Records = []
+            rows: list[Any] = []
+            offset = 0
+            while True:
+                res = coll.get(
+                    where=chroma_where(flt),
+                    include=["documents", "metadatas", "embeddings"],
+                    limit=CANDIDATE_PAGE,
+                    offset=offset,
+                )
+                ids = res["ids"]
+                for i, doc, meta, emb in zip(
+                    ids, res["documents"], res["metadatas"], res["embeddings"], strict=True
+                ):
+                    records.append(MemoryRecord.from_flat(i, doc or "", meta or {}))
+                    rows.append(emb)
+                if len(ids) < CANDIDATE_PAGE:
+                    return records, stack_vectors(rows, self.model.dimension)
+                offset += CANDIDATE_PAGE
+
+        return await self._run(call)  # type: ignore[no-any-return]
+
     async def all_matching(self, flt: VectorFilter) -> Records:
         """Every record matching ``flt`` (the keyword index's candidate set)."""
         return await self._run(self._all_matching, flt)  # type: ignore[no-any-return]
+
+    async def purge(self) -> dict[str, int]:
+        """Remove deleted records' bytes from the embedded store's files
+        (:mod:`.chroma_purge`). Server mode: nothing the client API can reach."""
+        if self.url or not self.path:
+            return {}
+        return await self._run(self._purge_sync)  # type: ignore[no-any-return]
+
+    def _purge_sync(self) -> dict[str, int]:
+        self._collection_sync()  # the collection exists (and is ours) before touching files
+        return purge_in_child(str(self.path), self.collection_name)
 
     async def aclose(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

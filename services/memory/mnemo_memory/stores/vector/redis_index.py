@@ -29,7 +29,15 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from mnemo_memory.embed import ModelInfo
 from mnemo_memory.errors import UnavailableError
 
-from .base import KINDS, MemoryRecord, Records, VectorFilter, VectorHit, as_float32
+from .base import (
+    KINDS,
+    MemoryRecord,
+    Records,
+    VectorFilter,
+    VectorHit,
+    as_float32,
+    stack_vectors,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +58,10 @@ _FIELDS = [
     "text",
 ]
 _PAGE = 1000
+#: HSET only when the hash exists: a record erased meanwhile is not recreated
+_UPDATE_IF_EXISTS = (
+    "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], unpack(ARGV)) end"
+)
 SCHEMA_VERSION = "2"  # 2: user_id/thread_id TAGs are CASESENSITIVE
 
 
@@ -225,6 +237,25 @@ class RedisVectorStore:
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise UnavailableError("vector_store", f"redis vector index: {exc}") from exc
 
+    async def update_fields(self, records: list[MemoryRecord]) -> None:
+        """HSET of the metadata fields (text and embedding stay) on hashes that still
+        exist, atomically."""
+        if not records:
+            return
+        await self.open()
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for record in records:
+                    fields: list[Any] = []
+                    for k, v in record.to_flat().items():
+                        fields += [k, str(v)]
+                    pipe.eval(
+                        _UPDATE_IF_EXISTS, 1, self.key(record.id), *fields, "text", record.text
+                    )
+                await pipe.execute()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise UnavailableError("vector_store", f"redis vector index: {exc}") from exc
+
     async def _search(self, query: str, *extra: Any) -> list[tuple[str, dict[str, Any]]]:
         res = await self._call("FT.SEARCH", self.index, query, *extra, "DIALECT", "2")
         out = []
@@ -243,14 +274,18 @@ class RedisVectorStore:
         if not ids:
             return []
         await self.open()
-        out = []
-        for memory_id in ids:
-            values = await self._call("HMGET", self.key(memory_id), *_FIELDS)
-            if values and values[0] is not None:
-                out.append(
-                    self._record(self.key(memory_id), dict(zip(_FIELDS, values, strict=True)))
-                )
-        return out
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for memory_id in ids:
+                    pipe.hmget(self.key(memory_id), *_FIELDS)
+                replies = await pipe.execute()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise UnavailableError("vector_store", f"redis vector index: {exc}") from exc
+        return [
+            self._record(self.key(memory_id), dict(zip(_FIELDS, values, strict=True)))
+            for memory_id, values in zip(ids, replies, strict=True)
+            if values and values[0] is not None
+        ]
 
     async def delete(self, ids: list[str]) -> int:
         deleted = 0
@@ -332,6 +367,44 @@ class RedisVectorStore:
             offset += _PAGE
             if offset >= total or not page:
                 return out
+
+    async def candidates(self, flt: VectorFilter) -> tuple[Records, np.ndarray]:
+        """Every record matching ``flt`` with its vector: a plain filter query (no KNN),
+        paged oldest first, so none of the user's records is left out (ADR 0016)."""
+        await self.open()
+        records: Records = []
+        rows: list[bytes] = []
+        offset = 0
+        while True:
+            res = await self._call(
+                "FT.SEARCH",
+                self.index,
+                redis_query(flt),
+                "RETURN",
+                str(len(_FIELDS) + 1),
+                *_FIELDS,
+                "embedding",
+                "SORTBY",
+                "created_at_ms",
+                "ASC",
+                "LIMIT",
+                str(offset),
+                str(_PAGE),
+                "DIALECT",
+                "2",
+            )
+            total = int(res[0])
+            for i in range(1, len(res), 2):
+                fields = res[i + 1]
+                f = {_s(fields[j]): fields[j + 1] for j in range(0, len(fields), 2)}
+                record = self._record(_s(res[i]), f)
+                blob = f.get("embedding")
+                if record.user_id == flt.user_id and isinstance(blob, bytes):
+                    records.append(record)
+                    rows.append(blob)
+            offset += _PAGE
+            if offset >= total or len(res) <= 1:
+                return records, stack_vectors(rows, self.model.dimension)
 
     async def delete_user(self, user_id: str) -> dict[str, int]:
         records = await self.all_matching(VectorFilter(user_id=user_id, include_superseded=True))
