@@ -49,7 +49,7 @@ test: setup proto-check ## the whole suite (real Redis 8.2, Chroma, gRPC, HTTP),
 test-redis7: setup ## the memory service suite against Debian's Redis 7.0 (when installed)
 	@if [ -x /usr/bin/redis-server ]; then \
 	  echo "== memory service suite on $$(/usr/bin/redis-server --version | cut -d' ' -f3)"; \
-	  MNEMO_REDIS_SERVER=/usr/bin/redis-server $(PY) -m pytest -q -m "not browser" services/memory/tests; \
+	  MNEMO_REDIS_SERVER=/usr/bin/redis-server $(PY) -m pytest -q -m "not browser and not slow" services/memory/tests; \
 	else echo "Debian redis-server not installed: Redis 7.0 suite not run (make setup installs it as root)"; \
 	  test -z "$$CI"; fi
 
