@@ -7,30 +7,17 @@ reported inside the stream (each endpoint in its own vendor's error format).
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Callable, Iterable
-from typing import Any
 
 import anyio
 from mnemo_common.llm.base import StreamEvent
 from starlette.responses import StreamingResponse
 
+from ..chat.render import SSE_HEADERS, sse, sse_comment
 from ..chat.service import ChatService, PreparedTurn
 from ..core.errors import ApiError
 
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-
-
-def sse(data: Any, event: str | None = None) -> str:
-    """One SSE frame; ``data`` is JSON-encoded unless it is already a string."""
-    payload = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
-    head = f"event: {event}\n" if event else ""
-    return f"{head}data: {payload}\n\n"
-
-
-def sse_comment(text: str) -> str:
-    """An SSE comment frame (``: text``): every SSE parser skips it, the OpenAI SDK too."""
-    return "".join(f": {line}\n" for line in text.splitlines() or [""]) + "\n"
+__all__ = ["SSE_HEADERS", "sse", "sse_comment", "start_stream", "stream_response"]
 
 
 async def start_stream(

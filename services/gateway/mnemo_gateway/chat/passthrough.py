@@ -34,7 +34,6 @@ from mnemo_common.llm.base import (
 )
 from starlette.responses import Response, StreamingResponse
 
-from ..api.sse import sse_comment
 from ..api.turns import memory_outcome, turn_headers
 from ..core import metrics as m
 from ..core.config import GatewaySettings
@@ -63,13 +62,20 @@ from .conversation import (
     tool_record,
 )
 from .prompt import build_system_prompt, memory_context
-from .render import AnthropicStreamWriter, OpenAIStreamWriter, anthropic_doc, openai_doc, sse
+from .render import (
+    SSE_HEADERS,
+    AnthropicStreamWriter,
+    OpenAIStreamWriter,
+    anthropic_doc,
+    openai_doc,
+    sse,
+    sse_comment,
+)
 from .service import ChatService, PreparedTurn
 from .translate import anthropic_to_openai, openai_to_anthropic, refuse
 
 log = logging.getLogger(__name__)
 
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 #: client request headers that are part of the request's meaning (the Anthropic SDK sends
 #: ``betas``, ``user_profile_id`` and ``workspace_id`` as these), forwarded with the body to a
 #: same-protocol upstream; across protocols they are refused naming the SDK's field

@@ -17,12 +17,20 @@ from mnemo_common.llm.base import StreamEnd, TextDelta
 
 from .answer import Answer, AnswerEvent, ToolArgs, ToolStart, stop_to_openai
 
+#: response headers of every SSE stream: no caching, no proxy buffering
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
 
 def sse(data: Any, event: str | None = None) -> str:
     """One SSE frame; ``data`` is JSON-encoded unless it is already a string."""
     payload = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
     head = f"event: {event}\n" if event else ""
     return f"{head}data: {payload}\n\n"
+
+
+def sse_comment(text: str) -> str:
+    """An SSE comment frame (``: text``): every SSE parser skips it, the OpenAI SDK too."""
+    return "".join(f": {line}\n" for line in text.splitlines() or [""]) + "\n"
 
 
 def anthropic_doc(answer: Answer) -> dict[str, Any]:
