@@ -9,6 +9,7 @@ import asyncio
 import json
 from typing import Any
 
+import redis
 import redis.asyncio as aioredis
 from mnemo_memory.longterm import build_longterm
 from mnemo_memory.worker import consumer
@@ -65,7 +66,10 @@ async def test_redis_killed_mid_job_waits_without_spending_attempts(
         fresh_redis.start()
 
         async def done() -> bool:
-            return await client.xlen(jobs.stream) == 0
+            try:
+                return await client.xlen(jobs.stream) == 0
+            except redis.exceptions.ConnectionError:  # our pooled connection died with Redis
+                return False
 
         await poll(done, 60, "the job to finish once Redis is back")
     finally:
