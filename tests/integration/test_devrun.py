@@ -125,11 +125,12 @@ def test_make_run_starts_stops_cleanly_and_keeps_data(tmp_path, chroma):
             # README's "Try it": make run extracts after every turn, so what was just said
             # is remembered in the next, new thread
             wait_for(
+                # the fact itself, not the message memory the turn wrote at once
                 lambda: any(
-                    "Faro" in m["text"]
-                    for m in httpx.get(run.url + "/v1/users/me/memories", timeout=30).json()[
-                        "memories"
-                    ]
+                    "User lives in Faro" in m["text"]
+                    for m in httpx.get(
+                        run.url + "/v1/users/me/memories", params={"kind": "fact"}, timeout=30
+                    ).json()["memories"]
                 ),
                 180,
                 "fact extraction by the worker",
