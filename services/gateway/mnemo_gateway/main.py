@@ -37,6 +37,7 @@ from .core.config import AuthMode, GatewaySettings, get_settings
 from .core.errors import ApiError
 from .core.middleware import GatewayMiddleware
 from .core.text_guard import TextGuardMiddleware
+from .mcp_server import install as install_mcp
 from .memory.client import MemoryClient
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,7 @@ def create_app(
     if settings.gateway.web_ui:
         app.include_router(web.router)
         app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
+    install_mcp(app)  # MCP at /mcp (streamable HTTP), same auth as the REST API
     _install_error_handlers(app)
     app.add_middleware(TextGuardMiddleware)  # inside: the body limit applies while it reads
     app.add_middleware(GatewayMiddleware, max_body_bytes=settings.gateway.max_body_bytes)
