@@ -10,6 +10,7 @@
 Shipped in the ``mnemo-libs`` distribution (libs/); it depends on httpx only.
 """
 
+from ._requests import DEFAULT_URL, ME
 from .client import AsyncMnemoClient, MnemoClient
 from .errors import (
     AuthenticationError,
@@ -25,6 +26,8 @@ from .errors import (
 )
 
 __all__ = [
+    "DEFAULT_URL",
+    "ME",
     "AsyncMnemoClient",
     "AuthenticationError",
     "Conflict",

@@ -51,6 +51,9 @@ class Requests:
     def _u(self, rest: str, user: str | None) -> str:
         return f"/v1/users/{quote(user or self.user, safe='')}{rest}"
 
+    def me(self) -> Req:
+        return Req("GET", "/v1/me")
+
     def chat(
         self,
         prompt: str,

@@ -21,6 +21,7 @@ from .types import (
     ErasureReceipt,
     Export,
     Kind,
+    Me,
     Memory,
     MemoryPage,
     SearchResults,
@@ -68,6 +69,10 @@ class MnemoClient:
         except httpx.TransportError as exc:
             raise transport_error(self.url, exc) from None
         return answer(resp)
+
+    def me(self) -> Me:
+        """Who the credential says the caller is (``GET /v1/me``)."""
+        return cast(Me, self._send(self.requests.me()))
 
     # --- chat -------------------------------------------------------------------------------
 
@@ -212,6 +217,9 @@ class AsyncMnemoClient:
         except httpx.TransportError as exc:
             raise transport_error(self.url, exc) from None
         return answer(resp)
+
+    async def me(self) -> Me:
+        return cast(Me, await self._send(self.requests.me()))
 
     async def chat(
         self, prompt: str, *, thread_id: str | None = None, user: str | None = None, **options: Any

@@ -7,6 +7,15 @@ from typing import Any, Literal, TypedDict
 Kind = Literal["fact", "preference", "event", "episode", "message"]
 
 
+class Me(TypedDict):
+    """``GET /v1/me``: who the credential says the caller is."""
+
+    auth_mode: str  # none | api-key | jwt
+    user_id: str | None  # the one user this credential is (jwt, a pinned key)
+    tenant: str | None
+    default_user_id: str | None  # auth none: the user of requests that name none
+
+
 class Usage(TypedDict):
     input_tokens: int
     output_tokens: int
