@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
+from pathlib import Path
 
 import jwt
 import pytest
@@ -15,6 +17,7 @@ from mnemo_client import (
     MnemoError,
     NotFound,
     PermissionDenied,
+    RateLimited,
     ServiceUnavailable,
 )
 
@@ -169,3 +172,47 @@ def test_stream_errors_raise_before_any_event(gateway):
     with MnemoClient(gateway.url, user="bad:user") as mnemo, pytest.raises(InvalidRequest) as e:
         list(mnemo.chat_stream("hi"))
     assert e.value.code == "invalid_id"
+
+
+def test_rate_limit_is_rate_limited_with_retry_after(
+    gateway_factory, memory_server_factory, memory_settings, fake_anthropic
+):
+    server = memory_server_factory(memory_settings(rate_limit={"per_minute": 1}), longterm=None)
+    gw = gateway_factory(server.address)
+    with MnemoClient(gw.url, user="gus") as mnemo:
+        fake_anthropic.enqueue_text("one")
+        mnemo.chat("first")
+        with pytest.raises(RateLimited) as limited:
+            mnemo.chat("second")
+    assert (limited.value.status, limited.value.code) == (429, "rate_limited")
+    assert limited.value.retry_after_s is not None and limited.value.retry_after_s >= 1
+
+
+def test_a_stream_failing_midway_raises_the_typed_error(gateway, fake_anthropic):
+    fake_anthropic.enqueue_stream_failure("partial ", error_type="overloaded_error")
+    seen: list[str] = []
+    with MnemoClient(gateway.url, user="hal") as mnemo, pytest.raises(MnemoError) as failed:
+        for event in mnemo.chat_stream("tell me"):
+            seen.append(event["event"])
+    assert seen[0] == "start" and "done" not in seen
+    assert failed.value.status >= 500 and failed.value.code.startswith("llm_")
+
+
+def _python_blocks(section: str) -> list[str]:
+    text = (Path(__file__).parents[3] / "docs" / "api.md").read_text()
+    body = text.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", body, re.S)
+
+
+def test_the_docs_examples_run(gateway, fake_anthropic, monkeypatch, capsys):
+    sync_example, async_example = _python_blocks("Python client (`mnemo_client`)")
+    monkeypatch.setenv("MNEMO_URL", gateway.url)
+    fake_anthropic.enqueue_text("Noted.")
+    fake_anthropic.enqueue_text("Saturday: the coast.")
+    exec(compile(sync_example.replace("http://127.0.0.1:8000", gateway.url), "api.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "Noted." in out and "Saturday: the coast." in out and "404 not_found" in out
+    assert "Portuguese" in out
+    fake_anthropic.enqueue_text("In Lisbon.")
+    exec(compile(async_example, "api.md", "exec"), {})
+    assert "In Lisbon." in capsys.readouterr().out
