@@ -41,7 +41,7 @@ from starlette.types import Receive, Scope, Send
 from .api.deps import new_thread_id
 from .api.routes import memories, preferences, threads
 from .api.schemas import KindName, MemoryCreate, MemoryPatch, PreferenceValue
-from .api.turns import USER_HEADER, checked_id
+from .api.turns import USER_HEADER
 from .chat.prompt import build_system_prompt
 from .core.auth import Authenticator, Identity
 from .core.errors import ApiError, from_grpc
@@ -237,14 +237,13 @@ def build_server(app: FastAPI) -> MCPServer:
             ctx, lambda _i, user: preferences.delete_preference(user, _app_memory(app), key)
         )
 
-    async def context_text(user: str, query: str, thread_id: str | None) -> str:
-        thread = checked_id(thread_id, "thread_id") or new_thread_id()
+    async def context_text(user: str, query: str) -> str:
         memory = _app_memory(app)
         try:
             prepared = await memory.prepare_turn(
                 memory_pb2.PrepareTurnRequest(
                     user_id=user,
-                    thread_id=thread,
+                    thread_id=new_thread_id(),  # a new thread: no history, no summary
                     query=query,
                     token_budget=app.state.chat.token_budget,
                     exclude_history=True,
@@ -260,16 +259,12 @@ def build_server(app: FastAPI) -> MCPServer:
         return build_system_prompt("", prepared, include_history=False) or NO_CONTEXT
 
     @server.tool(annotations=read_only)
-    async def memory_context(
-        query: Query,
-        ctx: Context,
-        thread_id: Annotated[str | None, Field(description="include this thread's summary")] = None,
-    ) -> CallToolResult:
-        """The memory Mnemo would give the model for this message: recalled memories,
-        preferences (and the thread's summary), as the system-prompt text."""
+    async def memory_context(query: Query, ctx: Context) -> CallToolResult:
+        """The memory Mnemo would give the model for this message in a new conversation
+        (recalled memories and preferences), as the system-prompt text."""
 
         async def call(_i: Identity, user: str) -> dict[str, Any]:
-            return {"context": await context_text(user, query, thread_id)}
+            return {"context": await context_text(user, query)}
 
         return await run(ctx, call)
 
@@ -280,7 +275,7 @@ def build_server(app: FastAPI) -> MCPServer:
             _identity, user = caller(ctx)
             if not query.strip():
                 raise ApiError(422, "invalid_request", "query must not be empty", field="query")
-            text = await context_text(user, query, None)
+            text = await context_text(user, query)
         except ApiError as exc:
             body = exc.body()["error"] | {"status": exc.status}
             code = INVALID_PARAMS if exc.status in (400, 422) else INTERNAL_ERROR

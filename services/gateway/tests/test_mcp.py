@@ -3,8 +3,10 @@ gateway and memory service: tools listed and called, identity bound as on the RE
 
 from __future__ import annotations
 
+import re
 import time
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 import httpx2
@@ -82,6 +84,11 @@ async def test_tools_and_prompt_are_listed(gateway):
         for tool in tools.values():  # no tool lets the model name the user
             assert "user_id" not in tool.input_schema.get("properties", {}), tool.name
         assert tools["search_memories"].input_schema["required"] == ["query"]
+        for name in ("search_memories", "list_memories", "list_threads", "get_preferences"):
+            assert tools[name].annotations.read_only_hint is True, name
+        for name in ("delete_memory", "delete_preference"):
+            assert tools[name].annotations.destructive_hint is True, name
+        assert tools["add_memory"].annotations.destructive_hint is False
         prompts = {p.name for p in (await client.list_prompts()).prompts}
         assert "memory_context" in prompts
 
@@ -138,6 +145,8 @@ def test_same_origin_and_no_origin_are_served(key_gateway):
         )
         assert r.status_code == 200, r.text
         assert r.json()["result"]["serverInfo"]["name"] == "mnemo"
+        assert r.headers["content-type"].startswith("application/json")
+        assert "mcp-session-id" not in r.headers  # stateless: no session to keep
 
 
 async def test_jwt_subject_is_the_user(gateway_factory, memory_server):
@@ -156,6 +165,13 @@ async def test_jwt_subject_is_the_user(gateway_factory, memory_server):
         headers={**MCP_ACCEPT, "Authorization": f"Bearer {token}", "x-mnemo-user-id": "bob"},
     )
     assert (r.status_code, r.json()["error"]["code"]) == (403, "forbidden")
+    r = await rest(
+        "POST",
+        gw.url + "/mcp",
+        json=INITIALIZE,
+        headers={**MCP_ACCEPT, "Authorization": "Bearer x"},
+    )
+    assert (r.status_code, r.json()["error"]["code"]) == (401, "invalid_token")
 
 
 async def test_every_tool_and_the_prompt(gateway, fake_anthropic):
@@ -185,6 +201,14 @@ async def test_every_tool_and_the_prompt(gateway, fake_anthropic):
 
         context = (await ok(client, "memory_context", query="what is my cat called?"))["context"]
         assert "My cat is Pico" in context and "language: pt" in context
+        # exactly what a chat turn in a new thread puts into the system prompt
+        fake_anthropic.enqueue_text("Pico.")
+        await rest(
+            "POST",
+            gateway.url + "/v1/chat",
+            json={"user_id": "mia", "prompt": "what is my cat called?", "instructions": "Hi."},
+        )
+        assert fake_anthropic.last_system_prompt() == "Hi.\n\n" + context
         prompt = await client.get_prompt("memory_context", {"query": "what is my cat called?"})
         text = prompt.messages[0].content.text
         assert "My cat is Pico" in text and "what is my cat called?" in text
@@ -200,17 +224,17 @@ async def test_every_tool_and_the_prompt(gateway, fake_anthropic):
 
 async def test_bad_arguments_are_tool_errors(gateway):
     async with mcp(gateway.url) as client:
-        for tool, args in [
-            ("search_memories", {}),
-            ("search_memories", {"query": ""}),
-            ("search_memories", {"query": "x", "top_k": 0}),
-            ("add_memory", {"text": "x", "kind": "rumour"}),
-            ("add_memory", {"text": "x", "importance": 11}),
-            ("set_preference", {"key": "k"}),
-            ("no_such_tool", {}),
+        for tool, args, named in [
+            ("search_memories", {}, "query"),
+            ("search_memories", {"query": ""}, "query"),
+            ("search_memories", {"query": "x", "top_k": 0}, "top_k"),
+            ("add_memory", {"text": "x", "kind": "rumour"}, "kind"),
+            ("add_memory", {"text": "x", "importance": 11}, "importance"),
+            ("set_preference", {"key": "k"}, "value"),
+            ("no_such_tool", {}, "no_such_tool"),
         ]:
             result = await err(client, tool, **args)
-            assert result.content[0].text, (tool, args)
+            assert named in result.content[0].text, (tool, args, result.content[0].text)
         empty = await err(client, "correct_memory", memory_id="m1")
         assert empty.structured_content["error"]["code"] == "empty_update"
         bad = await err(client, "delete_memory", memory_id="bad id!")
@@ -239,3 +263,26 @@ async def test_memory_disabled_is_a_tool_error_with_the_api_code(gateway_factory
         assert result.structured_content["error"]["code"] == "memory_disabled"
         assert result.structured_content["error"]["status"] == 503
         assert result.content[0].text.startswith("memory_disabled: ")
+
+
+async def test_memory_context_does_not_count_against_the_rate_limit(
+    gateway_factory, memory_server_factory, memory_settings, fake_anthropic
+):
+    server = memory_server_factory(memory_settings(rate_limit={"per_minute": 1}))
+    gw = gateway_factory(server.address)
+    async with mcp(gw.url, **{"x-mnemo-user-id": "rl"}) as client:
+        for _ in range(3):
+            await ok(client, "memory_context", query="anything")
+    fake_anthropic.enqueue_text("still allowed")
+    r = await rest("POST", gw.url + "/v1/chat", json={"user_id": "rl", "prompt": "hi"})
+    assert r.status_code == 200, r.text  # the one turn a minute was not used up
+    r = await rest("POST", gw.url + "/v1/chat", json={"user_id": "rl", "prompt": "again"})
+    assert r.status_code == 429
+
+
+def test_the_docs_example_runs(key_gateway, capsys):
+    text = (Path(__file__).parents[3] / "docs" / "mcp.md").read_text()
+    (example,) = re.findall(r"```python\n(.*?)```", text, re.S)
+    exec(compile(example.replace("http://127.0.0.1:8000", key_gateway.url), "mcp.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "search_memories" in out and "I keep three beehives" in out
