@@ -60,14 +60,14 @@ chaos: setup ## kill -9 durability suite: Redis, memory service, worker killed u
 lint: setup ## ruff lint + format check, mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy libs/mnemo_common services/memory/mnemo_memory services/gateway/mnemo_gateway
+	$(VENV)/bin/mypy libs/mnemo_common libs/mnemo_client services/memory/mnemo_memory services/gateway/mnemo_gateway
 
 fmt: setup ## format the code
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
 typecheck: setup ## mypy only
-	$(VENV)/bin/mypy libs/mnemo_common services/memory/mnemo_memory services/gateway/mnemo_gateway
+	$(VENV)/bin/mypy libs/mnemo_common libs/mnemo_client services/memory/mnemo_memory services/gateway/mnemo_gateway
 
 proto: ## regenerate libs/mnemo (the gRPC package) from proto/
 	$(PY) scripts/gen_proto.py
