@@ -286,3 +286,20 @@ def test_the_docs_example_runs(key_gateway, capsys):
     exec(compile(example.replace("http://127.0.0.1:8000", key_gateway.url), "mcp.md", "exec"), {})
     out = capsys.readouterr().out
     assert "search_memories" in out and "I keep three beehives" in out
+
+
+async def test_memory_service_down_is_memory_unavailable(
+    gateway_factory, memory_server_factory, memory_settings
+):
+    server = memory_server_factory(memory_settings(), longterm=None)
+    gw = gateway_factory(server.address)
+    async with mcp(gw.url) as client:
+        await ok(client, "get_preferences")
+        server.stop()
+        for tool, args in [
+            ("get_preferences", {}),
+            ("memory_context", {"query": "anything"}),
+        ]:
+            result = await err(client, tool, **args)
+            error = result.structured_content["error"]
+            assert (error["code"], error["status"]) == ("memory_unavailable", 503), error
