@@ -98,6 +98,9 @@ def test_errors_are_typed_with_the_api_code(gateway_factory, memory_server, tmp_
         with pytest.raises(InvalidRequest) as bad:
             cy.add_memory("")
         assert bad.value.status == 422 and bad.value.field == "text"
+        with pytest.raises(InvalidRequest) as too_large:
+            cy.add_memory("x" * 2_000_000)  # over GATEWAY__MAX_BODY_BYTES
+        assert (too_large.value.status, too_large.value.code) == (413, "request_too_large")
         with pytest.raises(InvalidRequest) as bad_id:
             cy.delete_memory("bad id!")
         assert (bad_id.value.code, bad_id.value.field) == ("invalid_id", "memory_id")
@@ -117,6 +120,7 @@ def test_errors_are_typed_with_the_api_code(gateway_factory, memory_server, tmp_
     with MnemoClient("http://127.0.0.1:1") as nowhere, pytest.raises(GatewayUnreachable) as gone:
         nowhere.list_threads()
     assert gone.value.url == "http://127.0.0.1:1" and "127.0.0.1:1" in str(gone.value)
+    assert (gone.value.status, gone.value.code) == (0, "unreachable")
 
 
 def test_url_and_key_from_the_environment(gateway_factory, memory_server, monkeypatch):
