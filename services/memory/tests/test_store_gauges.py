@@ -144,3 +144,45 @@ def test_vector_gauge_counts_long_term_records(serve) -> None:
         ):
             wait_for(lambda u=user, t=text: _add(stub, u, t), 60, "AddMemory", interval=0.2)
     _wait_gauges(port, {"mnemo_memory_vectors": 3.0}, "records counted")
+
+
+def test_the_worker_exports_none_of_the_memory_service_gauges(
+    private_redis, chroma_server, tmp_path: Path
+) -> None:
+    """The per-pod MnemoMemoryNotServing alert reads mnemo_memory_serving without a job
+    filter: a worker exporting the gauge (0, never set) would fire it for every worker pod."""
+    import os
+    import sys
+
+    from mnemo_common.testing.procs import ManagedProcess
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "REDIS_URL": private_redis.url,
+        "CHROMADB_URL": chroma_server.url,
+        "WORKER__METRICS_PORT": str(port),
+    }
+    argv = [sys.executable, "-m", "mnemo_memory", "worker"]
+    proc = ManagedProcess(argv, env=env, log_path=tmp_path / "worker.log").start()
+    try:
+        scraped: dict[str, str] = {}
+
+        def up() -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+                    scraped["text"] = r.read().decode()
+            except OSError:
+                return False
+            return "mnemo_worker_" in scraped["text"]
+
+        wait_for(up, 60, "worker metrics")
+        names = {line.split("{")[0].split(" ")[0] for line in scraped["text"].splitlines()}
+        assert not names & {
+            "mnemo_memory_serving",
+            "mnemo_memory_redis_up",
+            "mnemo_memory_redis_persistence_ok",
+            "mnemo_memory_vectors",
+        }
+    finally:
+        proc.stop()
