@@ -104,6 +104,7 @@ ALERT_CASES: dict[str, dict[str, tuple[dict[str, str], list[dict[str, str]]]]] =
         # 25 minutes of mnemo_memory_redis_up == 0 (the review's promtool case)
         "redis-down-25m": (
             {
+                f'up{{{R}, service="{ds.RELEASE}-memory", pod="m1"}}': "1x40",
                 f'mnemo_memory_redis_up{{{R}, pod="m1"}}': "1x5 0x35",
                 f'mnemo_memory_redis_up{{{R}, pod="m2"}}': "1x5 0x35",
             },
