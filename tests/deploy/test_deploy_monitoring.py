@@ -188,3 +188,67 @@ def test_kustomize_monitoring_carries_the_same_alerts() -> None:
     (rule,) = [d for d in ds.parse_docs(path.read_text()) if d["kind"] == "PrometheusRule"]
     names = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r}
     assert names == ALERTS
+
+
+def _exprs(docs: list[dict[str, Any]]) -> dict[str, str]:
+    return {name: r["expr"] for name, r in _alerts(docs).items()}
+
+
+def _overlay_with_monitoring(tmp_path, namespace: str, replacements: bool) -> list[dict]:
+    import os
+    import shutil
+
+    overlay = tmp_path / namespace
+    overlay.mkdir()
+    rel = {k: os.path.relpath(ds.KUSTOMIZE / k, overlay) for k in ("base", "components")}
+    text = (
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        f"namespace: {namespace}\nresources: [{rel['base']}]\n"
+        f"components: [{rel['components']}/monitoring]\n"
+    )
+    if replacements:
+        shutil.copy(ds.KUSTOMIZE / "overlays/prod/monitoring-namespace.yaml", overlay)
+        text += "replacements:\n  - path: monitoring-namespace.yaml\n"
+    (overlay / "kustomization.yaml").write_text(text)
+    return ds.kustomize_build(overlay)
+
+
+def test_kustomize_alerts_filter_on_the_overlays_namespace(overlays, production, tmp_path) -> None:
+    """The chart's namespace="<release namespace>" filters survive into kustomize: prod's
+    overlay sets them to its namespace, any overlay can with the generated replacements,
+    and without them they match every namespace (never a namespace the overlay is not in)."""
+    chart = _exprs(production)
+    filters = {name: expr.count(f'namespace="{ds.NAMESPACE}"') for name, expr in chart.items()}
+    assert all(filters.values()), "every chart alert filters on its namespace"
+    cases = {
+        "mnemo": _exprs(overlays["prod"]),
+        "team-a": _exprs(_overlay_with_monitoring(tmp_path, "team-a", replacements=True)),
+        ".*": _exprs(_overlay_with_monitoring(tmp_path, "team-b", replacements=False)),
+    }
+    for namespace, exprs in cases.items():
+        assert set(exprs) == set(chart)
+        for name, expr in exprs.items():
+            assert expr.count(f'namespace=~"{namespace}"') == filters[name], (namespace, name)
+            assert expr.count("namespace=") == filters[name], (namespace, name)
+            # the same expression as the chart's, but for the namespace matcher
+            assert (
+                expr.replace(f'namespace=~"{namespace}"', f'namespace="{ds.NAMESPACE}"')
+                == (chart[name])
+            )
+
+
+def test_kustomize_alerts_are_valid_promql(overlays, tmp_path) -> None:
+    import shutil
+    import subprocess
+
+    import yaml
+
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed (apt-get install prometheus)")
+    rule = ds.by_kind(overlays["prod"], "PrometheusRule")["mnemo"]
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+    out = subprocess.run(
+        [promtool, "check", "rules", "rules.yaml"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
