@@ -91,8 +91,8 @@ recall: setup ## LoCoMo recall evaluation (DATA=path/to/locomo.json)
 constraints: ## re-pin constraints.txt from the current venv (name==version only)
 	@{ head -2 constraints.txt; $(PIP) freeze --exclude-editable | grep -v ' @ ' | sed 's/^torch==\(.*\)+cpu/torch==\1/'; } > constraints.tmp && mv constraints.tmp constraints.txt
 
-images: ## build the container images (needs a Docker engine)
-	docker build -f services/memory/Dockerfile -t mnemo-memory:dev .
+images: ## build the container images (needs a Docker engine; TORCH_PIP_ARGS="--index-url <PyTorch CPU wheel index>")
+	docker build --build-arg TORCH_PIP_ARGS="$(TORCH_PIP_ARGS)" -f services/memory/Dockerfile -t mnemo-memory:dev .
 	docker build -f services/gateway/Dockerfile -t mnemo-gateway:dev .
 
 kind-up: ## create a local kind cluster (deploy/kind/cluster.yaml)

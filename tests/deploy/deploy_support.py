@@ -594,7 +594,11 @@ def _template_labels(doc: dict[str, Any]) -> dict[str, str]:
     return doc["spec"]["template"]["metadata"].get("labels", {})
 
 
-METRIC_NAME = re.compile(r"\b((?:mnemo|redis)_[a-zA-Z0-9_]+)\b")
+METRIC_NAME = re.compile(r"\b((?:mnemo|redis|kubelet)_[a-zA-Z0-9_]+)\b")
+#: kubelet metrics the alerts/dashboard use (the kubelet's volume stats, per PVC)
+KUBELET_METRICS = frozenset(
+    {"kubelet_volume_stats_used_bytes", "kubelet_volume_stats_capacity_bytes"}
+)
 #: redis_exporter metrics the alerts/dashboard use (the exporter's documented names)
 REDIS_EXPORTER_METRICS = frozenset(
     {
@@ -619,7 +623,10 @@ def metric_names_in(text: str) -> set[str]:
 def missing_metrics(used: set[str], exposed: set[str]) -> list[str]:
     missing = []
     for name in sorted(used):
-        if name.startswith("redis_"):
+        if name.startswith("kubelet_"):
+            if name not in KUBELET_METRICS:
+                missing.append(f"{name} (not a kubelet metric this chart knows)")
+        elif name.startswith("redis_"):
             if name not in REDIS_EXPORTER_METRICS:
                 missing.append(f"{name} (not a redis_exporter metric this chart knows)")
         elif name not in exposed:

@@ -23,7 +23,8 @@ def cluster_or_reason() -> tuple[Any | None, str]:
     except ImportError as exc:  # pragma: no cover - installed with the dev extras
         return None, f"kubernetes client not installed: {exc}"
     try:
-        config.load_kube_config()
+        # KUBECONFIG as of now (the client reads it once, at import)
+        config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
     except Exception as exc:
         try:
             config.load_incluster_config()
@@ -119,7 +120,9 @@ class Cluster:
         )
         secret = self.core.read_namespaced_secret(secret_name, NAMESPACE)
         key = base64.b64decode(secret.data["api-keys"]).decode().split()[0]
-        return {"Authorization": f"Bearer {key}"}
+        # not Authorization: the API server authenticates the proxied call with that header
+        # (the kubeconfig's credentials) and deletes it before forwarding
+        return {"x-api-key": key}
 
     def gateway(
         self, method: str, path: str, body: Any = None, retry_for_s: float = 0
@@ -139,21 +142,28 @@ class Cluster:
         deadline = time.monotonic() + retry_for_s
         while True:
             try:
-                resp = self.api.call_api(
-                    url,
-                    method,
-                    header_params=headers,
-                    body=body,
-                    auth_settings=["BearerToken"],
-                    _preload_content=False,
-                    _request_timeout=60,
-                )
-                status, raw = resp.status, resp.data
-            except ApiException as exc:
+                status, raw = self._request(method, url, headers, body)
+            except ApiException as exc:  # no HTTP answer at all (connection, TLS)
                 status, raw = exc.status, exc.body
-            if status < 500 or time.monotonic() > deadline:
+            if 0 < status < 500 or time.monotonic() > deadline:
                 try:
                     return status, json.loads(raw or b"null")
                 except ValueError:
                     return status, raw
             time.sleep(2)
+
+    def _request(
+        self, method: str, path: str, headers: dict[str, str], body: Any
+    ) -> tuple[int, bytes]:
+        """One raw request to the API server with the kubeconfig's credentials.
+
+        The pinned client (kubernetes 37, openapi-generator 7): ``param_serialize`` adds the
+        host and the ``BearerToken`` auth, ``call_api`` sends it and returns the unread
+        response for any status (it raises only when no answer came)."""
+        method, url, headers, body, post = self.api.param_serialize(
+            method, path, header_params=headers, body=body, auth_settings=["BearerToken"]
+        )
+        resp = self.api.call_api(
+            method, url, header_params=headers, body=body, post_params=post, _request_timeout=60
+        )
+        return int(resp.status), resp.read()

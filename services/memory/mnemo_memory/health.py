@@ -31,6 +31,10 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 REDIS_UP = metrics.gauge("mnemo_memory_redis_up", "1 when the last Redis probe succeeded")
+SERVING_UP = metrics.gauge(
+    "mnemo_memory_serving",
+    "1 while the gRPC health of MemoryService is SERVING (0: Redis unreachable, or draining)",
+)
 
 
 class RedisHealth:
@@ -80,6 +84,8 @@ class RedisHealth:
         changed = ok != self.up or not self._known
         self.up, self._known = ok, True
         REDIS_UP.set(1 if ok else 0)
+        if not self.draining:
+            SERVING_UP.set(1 if ok else 0)
         if changed and not self.draining:
             status = SERVING if ok else NOT_SERVING
             for name in ("", SERVICE_NAME):
@@ -103,6 +109,7 @@ class RedisHealth:
     async def drain(self) -> None:
         """NOT_SERVING for every service from now on (SIGTERM)."""
         self.draining = True
+        SERVING_UP.set(0)
         await self.servicer.enter_graceful_shutdown()
 
     async def stop(self) -> None:

@@ -72,14 +72,23 @@ class ServerHandles:
                 await client.aclose()
 
 
-async def _stats_loop(stores: ShortTermStores, settings: Any) -> None:
-    """Refresh the usage gauges (keys by kind, bytes, job stream) periodically."""
+async def _stats_loop(stores: ShortTermStores, settings: Any, longterm: Any = None) -> None:
+    """Refresh the usage gauges (keys by kind, bytes, job stream, persistence, vectors)."""
     while True:
         try:
             stats = await usage.global_stats(stores, scan_limit=settings.shortterm.stats_scan_limit)
             usage.publish_gauges(stats)
         except Exception as exc:  # gauges go stale, the service goes on
             log.debug("stats refresh failed: %s", exc)
+        try:
+            usage.publish_persistence(await usage.persistence_status(stores.redis))
+        except Exception as exc:
+            log.debug("persistence status refresh failed: %s", exc)
+        if longterm is not None:
+            try:
+                usage.VECTORS.set((await longterm.stats(None))["vector_count"])
+            except Exception as exc:  # the vector store is down or still opening
+                log.debug("vector count refresh failed: %s", exc)
         await asyncio.sleep(settings.server.stats_interval_s)
 
 
@@ -158,7 +167,7 @@ async def create_server(
     await server.start()
     health.start()
     if stats_loop:
-        handles.tasks.append(asyncio.create_task(_stats_loop(stores, settings)))
+        handles.tasks.append(asyncio.create_task(_stats_loop(stores, settings, longterm)))
     if not stores.inline_global:
         # Cluster: deliver outbox records whose user sends nothing more (ADR 0012)
         sweep = outbox.sweep_loop(

@@ -317,6 +317,7 @@ class ShortTermRPCs:
         if self.longterm is not None:
             try:
                 lt = await self.longterm.stats(uid)
+                usage.VECTORS.set(lt["vector_count"])
             except UnavailableError as exc:
                 log.warning("long-term stats unavailable: %s", exc)
         response = memory_pb2.GetStatsResponse(

@@ -31,6 +31,21 @@ BYTES_BY_KIND = metrics.gauge(
 JOB_STREAM = metrics.gauge("mnemo_memory_jobs_stream_length", "Jobs waiting in the stream")
 JOB_PENDING = metrics.gauge("mnemo_memory_jobs_pending", "Jobs delivered but not acked")
 JOB_DEAD = metrics.gauge("mnemo_memory_jobs_dead_letter_length", "Jobs in the dead-letter stream")
+PERSISTENCE_OK = metrics.gauge(
+    "mnemo_memory_redis_persistence_ok",
+    "1 when Redis' last write of this kind succeeded, 0 when it failed (INFO persistence; "
+    "on Cluster 0 when any primary's failed): rdb_bgsave, aof_rewrite, aof_write",
+    ("operation",),
+)
+VECTORS = metrics.gauge(
+    "mnemo_memory_vectors", "Records in the long-term vector store (facts, episodes, messages)"
+)
+#: PERSISTENCE_OK's operation label -> the INFO persistence field ("ok" or "err")
+PERSISTENCE_FIELDS = {
+    "rdb_bgsave": "rdb_last_bgsave_status",
+    "aof_rewrite": "aof_last_bgrewrite_status",
+    "aof_write": "aof_last_write_status",
+}
 
 
 async def global_stats(stores: ShortTermStores, *, scan_limit: int = 200_000) -> dict[str, Any]:
@@ -80,20 +95,37 @@ async def _dbsize(redis: Any) -> int:
     return int(await redis.dbsize())
 
 
-async def _memory_info(redis: Any) -> dict[str, int]:
-    """used_memory and maxmemory of the deployment: one server's, or the primaries' sum."""
+async def _primary_infos(redis: Any, section: str) -> list[dict[str, Any]]:
+    """``INFO section`` of the one server, or of every primary on Cluster."""
     from redis.asyncio.cluster import RedisCluster
 
     if not isinstance(redis, RedisCluster):
-        info = await redis.info("memory")
-        return {f: int(info.get(f, 0)) for f in ("used_memory", "maxmemory")}
-    per_node = await redis.info("memory", target_nodes=RedisCluster.PRIMARIES)
+        return [await redis.info(section)]
+    per_node = await redis.info(section, target_nodes=RedisCluster.PRIMARIES)
     # one answer per primary, keyed by node name (a lone primary's answer is not wrapped)
-    infos: list[Any] = [per_node] if "used_memory" in per_node else list(per_node.values())
+    if any(not isinstance(v, dict) for v in per_node.values()):
+        return [per_node]
+    return list(per_node.values())
+
+
+async def _memory_info(redis: Any) -> dict[str, int]:
+    """used_memory and maxmemory of the deployment: one server's, or the primaries' sum."""
+    infos = await _primary_infos(redis, "memory")
+    return {f: sum(int(i.get(f, 0)) for i in infos) for f in ("used_memory", "maxmemory")}
+
+
+async def persistence_status(redis: Any) -> dict[str, bool]:
+    """Whether Redis' last RDB save, AOF rewrite and AOF write succeeded (every primary's)."""
+    infos = await _primary_infos(redis, "persistence")
     return {
-        f: sum(int(i.get(f, 0)) for i in infos if isinstance(i, dict))
-        for f in ("used_memory", "maxmemory")
+        op: all(str(i.get(field, "ok")) == "ok" for i in infos)
+        for op, field in PERSISTENCE_FIELDS.items()
     }
+
+
+def publish_persistence(status: dict[str, bool]) -> None:
+    for op, ok in status.items():
+        PERSISTENCE_OK.labels(op).set(1 if ok else 0)
 
 
 def publish_gauges(stats: dict[str, Any]) -> None:
