@@ -227,7 +227,7 @@ def test_production_scenario_scales_and_monitors(rendered) -> None:
     for name in hpas:
         assert "replicas" not in deployments[name]["spec"]  # the HPA owns the replica count
     assert set(ds.by_kind(docs, "PodDisruptionBudget")) == {
-        f"{ds.RELEASE}-{c}" for c in ("gateway", "memory", "worker")
+        f"{ds.RELEASE}-{c}" for c in ("gateway", "memory", "worker", "redis", "chroma")
     }
     monitors = ds.by_kind(docs, "ServiceMonitor")
     assert all(
@@ -347,14 +347,15 @@ def test_helm_test_hooks_chat_and_check_memory_health(default_docs) -> None:
 
 @pytest.mark.parametrize("scenario", ds.SCENARIOS, ids=SCENARIO_IDS)
 def test_client_dry_run_install(scenario) -> None:
-    """`helm install --dry-run=client` (Helm's install action, memory storage) succeeds."""
+    """`helm install --dry-run=client` (Helm's install action, memory storage) succeeds.
+    There is no cluster here, so generated credentials are throw-away ones (ADR 0018)."""
     import helm_python as helm
 
     config = helm.Config(namespace=ds.NAMESPACE, storage_driver="memory")
     release = config.install(
         helm.Chart.load(ds.CHART),
         ds.RELEASE,
-        ds.load_yaml(scenario),
+        deep_merge(ds.OFFLINE_RANDOM, ds.load_yaml(scenario)),
         namespace=ds.NAMESPACE,
         dry_run="client",
     )
