@@ -201,7 +201,8 @@ def test_every_scenario_gives_redis_what_its_image_needs(scenario) -> None:
     if not merged["redis"]["enabled"]:
         assert sts is None and name not in ds.by_kind(docs, "ConfigMap")
         return
-    (container,) = [c for c in sts["spec"]["template"]["spec"]["containers"] if c["name"] == "redis"]
+    containers = sts["spec"]["template"]["spec"]["containers"]
+    (container,) = [c for c in containers if c["name"] == "redis"]
     image = merged["redis"]["image"]
     assert container["image"] == f"{image['repository']}:{image['tag']}"
     conf = ds.by_kind(docs, "ConfigMap")[name]["data"]["redis.conf"]
