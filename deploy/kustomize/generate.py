@@ -10,7 +10,13 @@ SDK (helm-python-sdk) for fixed values, drops Helm-only metadata and writes plai
                  ``mnemo`` that overlays generate (dev) or operators create (prod);
 * components/network-policies, components/monitoring: the chart's NetworkPolicies and its
                  ServiceMonitors / PrometheusRule / Grafana dashboard;
-* overlays/prod/autoscaling.yaml: the chart's HorizontalPodAutoscalers.
+* overlays/prod/autoscaling.yaml: the chart's HorizontalPodAutoscalers;
+* overlays/prod/alert-namespace.yaml: a kustomize replacement that sets the alerts' PromQL
+                 namespace filters (namespace="mnemo" in the chart's render) to the overlay's
+                 namespace, so another namespace keeps its alerts scoped to itself.
+
+Pods keep the chart's ``checksum/config`` annotation: a regenerated base whose config or
+credential inputs changed rolls exactly the pods that read them, as with Helm.
 
 components/external-redis and the overlays' kustomization.yaml files are written by hand.
 tests/deploy checks the generated files are current (``--check``).
@@ -91,11 +97,6 @@ def clean(doc: dict[str, Any]) -> dict[str, Any]:
     template = spec.get("template")
     if template:
         _clean_labels(template["metadata"].get("labels") or {})
-        # the checksum is Helm's way to roll pods; kustomize overlays roll them through the
-        # generated Secret's hash suffix instead
-        (template["metadata"].get("annotations") or {}).pop("checksum/config", None)
-        if not template["metadata"].get("annotations"):
-            template["metadata"].pop("annotations", None)
         for c in template["spec"]["containers"]:
             for env in c.get("env") or []:
                 if env["name"] == "ANTHROPIC_API_KEY":
@@ -105,16 +106,40 @@ def clean(doc: dict[str, Any]) -> dict[str, Any]:
         _clean_labels(claim["metadata"].get("labels") or {})
     if doc["kind"] == "ServiceMonitor":
         spec.pop("namespaceSelector", None)  # default: the ServiceMonitor's own namespace
-    if doc["kind"] == "PrometheusRule":
-        for group in spec["groups"]:
-            for rule in group["rules"]:
-                rule["expr"] = _drop_namespace(rule["expr"])
     return doc
 
 
-def _drop_namespace(expr: str) -> str:
-    expr = re.sub(rf'namespace="{NAMESPACE}",\s*', "", expr)
-    return re.sub(rf'\{{namespace="{NAMESPACE}"\}}', "", expr)
+def namespace_slots(expr: str) -> list[int]:
+    """Indices, in ``expr.split('"')``, of the values of its ``namespace="mnemo"`` filters
+    (what a kustomize replacement with delimiter '"' addresses)."""
+    parts = expr.split('"')
+    return [
+        i
+        for i in range(1, len(parts), 2)
+        if re.search(r"namespace\s*=~?\s*$", parts[i - 1]) and parts[i] == NAMESPACE
+    ]
+
+
+def alert_namespace_replacement(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """A replacement giving every namespace filter of the alerts the PrometheusRule's own
+    namespace (set by the overlay's namespace transformer, which runs first)."""
+    (rule_doc,) = [d for d in docs if d["kind"] == "PrometheusRule"]
+    name = rule_doc["metadata"]["name"]
+    targets = []
+    for gi, group in enumerate(rule_doc["spec"]["groups"]):
+        for ri, rule in enumerate(group["rules"]):
+            for slot in namespace_slots(rule["expr"]):
+                targets.append(
+                    {
+                        "select": {"kind": "PrometheusRule", "name": name},
+                        "fieldPaths": [f"spec.groups.{gi}.rules.{ri}.expr"],
+                        "options": {"delimiter": '"', "index": slot},
+                    }
+                )
+    return {
+        "source": {"kind": "PrometheusRule", "name": name, "fieldPath": "metadata.namespace"},
+        "targets": targets,
+    }
 
 
 def _key(doc: dict[str, Any]) -> str:
@@ -157,6 +182,9 @@ def generated_files() -> dict[Path, str]:
     )
     files[HERE / "overlays" / "prod" / "autoscaling.yaml"] = dump(
         [d for d in full if d["kind"] == "HorizontalPodAutoscaler"]
+    )
+    files[HERE / "overlays" / "prod" / "alert-namespace.yaml"] = dump(
+        [alert_namespace_replacement(full)]
     )
     return files
 
