@@ -414,7 +414,10 @@ def _chat_hook(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run_chat_test(
-    container: dict[str, Any], extra_env: dict[str, str] | None = None
+    container: dict[str, Any],
+    extra_env: dict[str, str] | None = None,
+    memory: str = "ok",
+    reply: bytes = b'{"answer": "hi"}',
 ) -> tuple[Any, list[dict[str, Any]]]:
     """Run the rendered chat-test script against a stand-in gateway on localhost."""
     import http.server
@@ -432,9 +435,9 @@ def _run_chat_test(
             seen.append(
                 {"path": self.path, "auth": self.headers.get("authorization"), **json.loads(body)}
             )
-            reply = b'{"answer": "hi"}'
             self.send_response(200)
             self.send_header("content-type", "application/json")
+            self.send_header("x-mnemo-memory", memory)
             self.send_header("content-length", str(len(reply)))
             self.end_headers()
             self.wfile.write(reply)
@@ -462,6 +465,16 @@ def _run_chat_test(
 
 
 JWT_VALUES = {"gateway": {"auth": {"mode": "jwt", "jwtSecret": "s" * 32}}}
+
+
+@pytest.mark.parametrize(("memory", "reply"), [("degraded", b'{"answer": "hi"}'), ("ok", b"{}")])
+def test_chat_test_fails_on_an_answer_without_memory(memory: str, reply: bytes) -> None:
+    container = _chat_hook(deep_merge(JWT_VALUES, {"tests": {"jwtToken": "eyJ.test.token"}}))
+    out, seen = _run_chat_test(container, memory=memory, reply=reply)
+    assert out.returncode == 1
+    assert "FAILED:" in out.stdout
+    if memory == "degraded":
+        assert "without memory (X-Mnemo-Memory: degraded)" in out.stdout
 
 
 def test_chat_test_in_jwt_mode_without_a_token_skips_with_the_reason() -> None:
