@@ -310,6 +310,8 @@ def _named_port(container: dict[str, Any], name: str) -> int | None:
     return _port_number(container, name)
 
 
+#: the worker's liveness route (mnemo_memory.worker.main: the consumer loop's heartbeat)
+WORKER_LIVENESS_PATH = "/livez"
 #: the gateway readiness paths the chart offers (gateway.readinessPath)
 READINESS_PATHS = ("/readyz?memory=optional", "/readyz", "/healthz")
 
@@ -459,6 +461,11 @@ def contract_problems(
         if live is None or _port_number(c, live["port"]) != s.worker.metrics_port:
             problems.append(
                 f"{where}: livenessProbe must hit the metrics port {s.worker.metrics_port}"
+            )
+        elif live["path"] != WORKER_LIVENESS_PATH:
+            problems.append(
+                f"{where}: livenessProbe path {live['path']} is not {WORKER_LIVENESS_PATH}, the "
+                "consumer loop's heartbeat (the metrics thread answers while the loop is stuck)"
             )
 
     problems += _service_target_problems(services, docs)
