@@ -74,7 +74,7 @@ def rows(values: dict[str, Any], docs: dict[str, str], prefix: str = "") -> list
     for key, value in values.items():
         path = f"{prefix}{key}"
         nested = isinstance(value, dict) and any(k.startswith(path + ".") for k in docs)
-        desc = docs.get(path, "").replace("|", "\\|")
+        desc = docs.get(path, "").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
         if nested:
             if desc:
                 out.append(f"| **`{path}`** | | {desc} |")
