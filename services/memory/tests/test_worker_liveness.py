@@ -100,3 +100,26 @@ def test_livez_fails_while_the_loop_is_stuck_and_metrics_still_answer(redis_url)
         worker.stop()
         server.shutdown()
         server.server_close()
+
+
+def test_a_redis_outage_keeps_livez_up() -> None:
+    """Redis killed under a running worker: the loop fails, waits and beats again, so /livez
+    stays 200 for many times its timeout (restarting the worker would not bring Redis back)."""
+    from mnemo_common.testing.procs import RedisServer
+
+    redis_server = RedisServer().start()
+    # each failed round waits 1 s before the next (the loop's back-off): a 2.5 s timeout
+    heartbeat = Heartbeat(2.5)
+    worker = WorkerThread(redis_server.url, heartbeat, "o" + uuid.uuid4().hex[:8])
+    try:
+        worker.thread.start()
+        wait_for(lambda: heartbeat.status() == (200, "alive\n"), 20, "the loop to beat")
+        redis_server.kill()
+        deadline = time.monotonic() + 6.0  # over two liveness timeouts without Redis
+        while time.monotonic() < deadline:
+            assert heartbeat.status()[0] == 200, heartbeat.status()
+            time.sleep(0.1)
+        assert worker.thread.is_alive()
+    finally:
+        worker.stop()
+        redis_server.stop()
