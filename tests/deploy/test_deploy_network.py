@@ -193,3 +193,25 @@ def test_no_component_is_left_without_dns(rendered, scenario: str) -> None:
     docs = rendered[scenario]
     for name, pod in pods(docs).items():
         assert allowed(docs, pod, DNS, 53, "dns"), name
+
+
+def test_an_external_chroma_token_reaches_memory_and_worker(service_code) -> None:
+    values = {
+        **ds.load_yaml(ds.CHART / "ci" / "external-stores-values.yaml"),
+        "externalChroma": {
+            "url": "https://chroma.example:8443",
+            "existingSecret": "mnemo-chroma",
+            "existingSecretKey": "token",
+        },
+    }
+    docs = ds.render(values)
+    for component in ("memory", "worker"):
+        (container,) = ds.by_kind(docs, "Deployment")[f"{ds.RELEASE}-{component}"]["spec"][
+            "template"
+        ]["spec"]["containers"]
+        (env,) = [e for e in container["env"] if e["name"] == "VECTOR__CHROMA_TOKEN"]
+        assert env["valueFrom"]["secretKeyRef"] == {"name": "mnemo-chroma", "key": "token"}
+        assert "VECTOR__CHROMA_TOKEN" in service_code[component].env_names
+    gateway = ds.by_kind(docs, "Deployment")[f"{ds.RELEASE}-gateway"]
+    names = {e["name"] for e in gateway["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "VECTOR__CHROMA_TOKEN" not in names

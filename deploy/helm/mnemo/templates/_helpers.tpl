@@ -225,6 +225,18 @@ memory-token: generated
       name: {{ include "mnemo.externalRedisSecret" . }}
       key: {{ include "mnemo.externalRedisKey" . }}
 {{- end }}
+{{- if include "mnemo.externalChromaToken" . }}
+- name: VECTOR__CHROMA_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.externalChroma.existingSecret }}
+      key: {{ .Values.externalChroma.existingSecretKey }}
+{{- end }}
+{{- end -}}
+
+{{/* "true" when the memory service and worker send a token to an external Chroma. */}}
+{{- define "mnemo.externalChromaToken" -}}
+{{- if and (eq .Values.vector.backend "chroma") (not .Values.chroma.enabled) .Values.externalChroma.existingSecret -}}true{{- end -}}
 {{- end -}}
 
 {{/* LLM credentials of the processes that call the model (gateway, worker). */}}
@@ -315,6 +327,9 @@ redis-url: secret {{ .Values.externalRedis.existingSecret }}/{{ .Values.external
 {{- else }}
 redis-url: value {{ .Values.externalRedis.url }}
 {{- end }}
+{{- end }}
+{{- if include "mnemo.externalChromaToken" . }}
+chroma-token: secret {{ .Values.externalChroma.existingSecret }}/{{ .Values.externalChroma.existingSecretKey }}
 {{- end }}
 {{- end -}}
 
