@@ -14,6 +14,9 @@ SDK (helm-python-sdk) for fixed values, drops Helm-only metadata and writes plai
 * overlays/prod/monitoring-namespace.yaml: replacements that set the alerts' namespace
                  filter (``namespace=~".*"`` in the component) to the overlay's namespace.
 
+Pods keep the chart's ``checksum/config`` annotation: a regenerated base whose config or
+credential inputs changed rolls exactly the pods that read them, as with Helm.
+
 components/external-redis and the overlays' kustomization.yaml files are written by hand.
 tests/deploy checks the generated files are current (``--check``).
 """
@@ -94,11 +97,6 @@ def clean(doc: dict[str, Any]) -> dict[str, Any]:
     template = spec.get("template")
     if template:
         _clean_labels(template["metadata"].get("labels") or {})
-        # the checksum is Helm's way to roll pods; kustomize overlays roll them through the
-        # generated Secret's hash suffix instead
-        (template["metadata"].get("annotations") or {}).pop("checksum/config", None)
-        if not template["metadata"].get("annotations"):
-            template["metadata"].pop("annotations", None)
         for c in template["spec"]["containers"]:
             for env in c.get("env") or []:
                 if env["name"] == "ANTHROPIC_API_KEY":

@@ -8,6 +8,10 @@ otherwise it mounts ``/metrics`` in FastAPI).
 
 from __future__ import annotations
 
+import socket
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
@@ -82,9 +86,45 @@ def render_latest() -> tuple[bytes, str]:
     return generate_latest(_REGISTRY), CONTENT_TYPE_LATEST
 
 
-def start_metrics_server(port: int, addr: str = "127.0.0.1") -> WSGIServer:
+def start_metrics_server(
+    port: int,
+    addr: str = "127.0.0.1",
+    routes: Mapping[str, Callable[[], tuple[int, str]]] | None = None,
+) -> WSGIServer:
     """Serve ``/metrics`` for this process's registry on its own HTTP port (a daemon
-    thread). ``shutdown()`` then ``server_close()`` on the returned server stop it and free
-    the port; processes that serve until they exit can ignore it."""
-    server, _thread = start_http_server(port, addr=addr, registry=_REGISTRY)
+    thread). ``routes``: more paths (e.g. ``/livez``), each answered with the (status, text
+    body) its function returns. ``shutdown()`` then ``server_close()`` on the returned server
+    stop it and free the port; processes that serve until they exit can ignore it."""
+    if not routes:
+        server, _thread = start_http_server(port, addr=addr, registry=_REGISTRY)
+        return server
+    from http import HTTPStatus
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    from prometheus_client import make_wsgi_app
+    from prometheus_client.exposition import ThreadingWSGIServer
+
+    metrics_app = make_wsgi_app(_REGISTRY)
+    extra = dict(routes)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        check = extra.get(environ.get("PATH_INFO", ""))
+        if check is None:
+            return metrics_app(environ, start_response)
+        status, body = check()
+        start_response(
+            f"{status} {HTTPStatus(status).phrase}",
+            [("Content-Type", "text/plain; charset=utf-8")],
+        )
+        return [body.encode()]
+
+    class _Quiet(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    class _Server(ThreadingWSGIServer):
+        address_family = socket.getaddrinfo(addr, port, type=socket.SOCK_STREAM)[0][0]
+
+    server = make_server(addr, port, app, _Server, handler_class=_Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     return server

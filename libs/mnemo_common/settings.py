@@ -192,6 +192,10 @@ class VectorStoreSettings(BaseModel):
     backend: Literal["chroma", "redis"] = "chroma"
     # embedded Chroma directory, used when CHROMADB_URL is not set
     chroma_path: str = "./var/chroma"
+    # bearer token the Chroma client sends (Authorization: Bearer ...) to a CHROMADB_URL
+    # server behind an authenticating proxy; unset = none (chromadb 1.5's own server has no
+    # token auth)
+    chroma_token: SecretStr | None = None
     # prefix of the Chroma collection names
     collection_prefix: str = Field("mnemo", pattern=r"^[A-Za-z0-9_-]{1,32}$")
     # facts and episodes returned by a search when the caller gives no limit

@@ -52,14 +52,26 @@ def parse_docs(text: str) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(text) if d]
 
 
+#: these renders have no cluster, where the chart refuses to generate a credential (ADR 0020,
+#: credentials.offline=fail); unless a check says otherwise it asks for throw-away ones
+OFFLINE_RANDOM = {"credentials": {"offline": "random"}}
+
+
 def render(
-    values: dict[str, Any] | None = None, *, release: str = RELEASE, namespace: str = NAMESPACE
+    values: dict[str, Any] | None = None,
+    *,
+    release: str = RELEASE,
+    namespace: str = NAMESPACE,
+    offline: str = "random",
 ) -> list[dict[str, Any]]:
-    """Every object `helm template` would produce (test hooks included), in template order."""
+    """Every object `helm template` would produce (test hooks included), in template order.
+    ``offline``: ``credentials.offline`` when ``values`` does not set it."""
     import helm_python as helm
 
+    values = dict(values or {})
+    values.setdefault("credentials", {"offline": offline})
     chart = helm.Chart.load(CHART)
-    rendered = chart.render(values or {}, name=release, namespace=namespace, is_install=True)
+    rendered = chart.render(values, name=release, namespace=namespace, is_install=True)
     docs: list[dict[str, Any]] = []
     for path in sorted(rendered):
         if path.endswith(".yaml"):
@@ -298,6 +310,12 @@ def _named_port(container: dict[str, Any], name: str) -> int | None:
     return _port_number(container, name)
 
 
+#: the worker's liveness route (mnemo_memory.worker.main: the consumer loop's heartbeat)
+WORKER_LIVENESS_PATH = "/livez"
+#: the gateway readiness paths the chart offers (gateway.readinessPath)
+READINESS_PATHS = ("/readyz?memory=optional", "/readyz", "/healthz")
+
+
 def contract_problems(
     docs: list[dict[str, Any]],
     code: dict[str, ServiceCode] | None = None,
@@ -355,8 +373,8 @@ def contract_problems(
                 continue
             if not gateway.serves(get["path"]):
                 problems.append(f"{where}: {probe} path {get['path']} is not a gateway route")
-            elif probe == "readinessProbe" and get["path"] in ("/readyz", "/healthz"):
-                pass  # gateway.readinessPath: strict readiness or degraded-mode availability
+            elif probe == "readinessProbe" and get["path"] in READINESS_PATHS:
+                pass  # gateway.readinessPath: degraded-mode availability or strict readiness
             elif path is not None and get["path"] != path:
                 problems.append(f"{where}: {probe} path {get['path']} should be {path}")
             if _port_number(c, get["port"]) != s.gateway.port:
@@ -443,6 +461,11 @@ def contract_problems(
         if live is None or _port_number(c, live["port"]) != s.worker.metrics_port:
             problems.append(
                 f"{where}: livenessProbe must hit the metrics port {s.worker.metrics_port}"
+            )
+        elif live["path"] != WORKER_LIVENESS_PATH:
+            problems.append(
+                f"{where}: livenessProbe path {live['path']} is not {WORKER_LIVENESS_PATH}, the "
+                "consumer loop's heartbeat (the metrics thread answers while the loop is stuck)"
             )
 
     problems += _service_target_problems(services, docs)

@@ -227,7 +227,7 @@ def test_production_scenario_scales_and_monitors(rendered) -> None:
     for name in hpas:
         assert "replicas" not in deployments[name]["spec"]  # the HPA owns the replica count
     assert set(ds.by_kind(docs, "PodDisruptionBudget")) == {
-        f"{ds.RELEASE}-{c}" for c in ("gateway", "memory", "worker")
+        f"{ds.RELEASE}-{c}" for c in ("gateway", "memory", "worker", "redis", "chroma")
     }
     monitors = ds.by_kind(docs, "ServiceMonitor")
     assert all(
@@ -347,14 +347,15 @@ def test_helm_test_hooks_chat_and_check_memory_health(default_docs) -> None:
 
 @pytest.mark.parametrize("scenario", ds.SCENARIOS, ids=SCENARIO_IDS)
 def test_client_dry_run_install(scenario) -> None:
-    """`helm install --dry-run=client` (Helm's install action, memory storage) succeeds."""
+    """`helm install --dry-run=client` (Helm's install action, memory storage) succeeds.
+    There is no cluster here, so generated credentials are throw-away ones (ADR 0020)."""
     import helm_python as helm
 
     config = helm.Config(namespace=ds.NAMESPACE, storage_driver="memory")
     release = config.install(
         helm.Chart.load(ds.CHART),
         ds.RELEASE,
-        ds.load_yaml(scenario),
+        deep_merge(ds.OFFLINE_RANDOM, ds.load_yaml(scenario)),
         namespace=ds.NAMESPACE,
         dry_run="client",
     )
@@ -413,7 +414,10 @@ def _chat_hook(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run_chat_test(
-    container: dict[str, Any], extra_env: dict[str, str] | None = None
+    container: dict[str, Any],
+    extra_env: dict[str, str] | None = None,
+    memory: str = "ok",
+    reply: bytes = b'{"answer": "hi"}',
 ) -> tuple[Any, list[dict[str, Any]]]:
     """Run the rendered chat-test script against a stand-in gateway on localhost."""
     import http.server
@@ -431,9 +435,9 @@ def _run_chat_test(
             seen.append(
                 {"path": self.path, "auth": self.headers.get("authorization"), **json.loads(body)}
             )
-            reply = b'{"answer": "hi"}'
             self.send_response(200)
             self.send_header("content-type", "application/json")
+            self.send_header("x-mnemo-memory", memory)
             self.send_header("content-length", str(len(reply)))
             self.end_headers()
             self.wfile.write(reply)
@@ -461,6 +465,16 @@ def _run_chat_test(
 
 
 JWT_VALUES = {"gateway": {"auth": {"mode": "jwt", "jwtSecret": "s" * 32}}}
+
+
+@pytest.mark.parametrize(("memory", "reply"), [("degraded", b'{"answer": "hi"}'), ("ok", b"{}")])
+def test_chat_test_fails_on_an_answer_without_memory(memory: str, reply: bytes) -> None:
+    container = _chat_hook(deep_merge(JWT_VALUES, {"tests": {"jwtToken": "eyJ.test.token"}}))
+    out, seen = _run_chat_test(container, memory=memory, reply=reply)
+    assert out.returncode == 1
+    assert "FAILED:" in out.stdout
+    if memory == "degraded":
+        assert "without memory (X-Mnemo-Memory: degraded)" in out.stdout
 
 
 def test_chat_test_in_jwt_mode_without_a_token_skips_with_the_reason() -> None:

@@ -52,9 +52,48 @@ def test_prod_overlay_has_autoscaling_and_monitoring(overlays) -> None:
     assert {"HorizontalPodAutoscaler", "ServiceMonitor", "PrometheusRule", "NetworkPolicy"} <= kinds
     for name in ("mnemo-gateway", "mnemo-memory"):
         assert "replicas" not in ds.by_kind(docs, "Deployment")[name]["spec"]
+    # the pods keep the chart's checksum/config: a regenerated base rolls what changed
+    for name in ("mnemo-gateway", "mnemo-memory", "mnemo-worker"):
+        template = ds.by_kind(docs, "Deployment")[name]["spec"]["template"]
+        assert len(template["metadata"]["annotations"]["checksum/config"]) == 64, name
+
+
+def _alert_namespaces(docs: list[dict]) -> set[str]:
+    import re
+
     rules = ds.by_kind(docs, "PrometheusRule")["mnemo"]
     exprs = " ".join(r["expr"] for g in rules["spec"]["groups"] for r in g["rules"])
-    assert 'namespace="mnemo"' not in exprs  # an overlay may use any namespace
+    return set(re.findall(r'namespace=~?"([^"]*)"', exprs))
+
+
+def test_alerts_keep_their_namespace_filter_in_any_namespace(overlays, tmp_path: Path) -> None:
+    """The chart's alerts filter on the release namespace; the prod overlay's alerts filter
+    on the overlay's namespace, whatever it is (a copy of the overlay in team-x)."""
+    chart_rules = ds.by_kind(
+        ds.render({"metrics": {"prometheusRule": {"enabled": True}}}), "PrometheusRule"
+    )
+    assert _alert_namespaces(list(chart_rules.values())) == {ds.NAMESPACE}
+    assert _alert_namespaces(overlays["prod"]) == {"mnemo"}
+    copy = tmp_path / "overlays" / "team"
+    copy.mkdir(parents=True)
+    src = ds.KUSTOMIZE / "overlays" / "prod"
+    for f in src.iterdir():
+        (copy / f.name).write_text(f.read_text())
+    (tmp_path / "base").symlink_to(ds.KUSTOMIZE / "base")
+    (tmp_path / "components").symlink_to(ds.KUSTOMIZE / "components")
+    k = copy / "kustomization.yaml"
+    k.write_text(k.read_text().replace("namespace: mnemo\n", "namespace: team-x\n"))
+    docs = ds.kustomize_build(copy)
+    assert _alert_namespaces(docs) == {"team-x"}
+    rules = ds.by_kind(docs, "PrometheusRule")["mnemo"]
+    chart = next(iter(chart_rules.values()))
+    # nothing else in the expressions changed
+    for got, want in zip(
+        (r for g in rules["spec"]["groups"] for r in g["rules"]),
+        (r for g in chart["spec"]["groups"] for r in g["rules"]),
+        strict=True,
+    ):
+        assert got["expr"] == want["expr"].replace('namespace="mnemo"', 'namespace=~"team-x"')
 
 
 def test_base_redis_keeps_aof_and_noeviction(overlays) -> None:

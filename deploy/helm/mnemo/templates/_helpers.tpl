@@ -4,16 +4,26 @@
 {{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/* The prefix of every object name. At most 43 characters, so that the longest suffix
+     (-test-memory-health, 19) stays within Kubernetes' 63 and a StatefulSet's name within
+     52 (its controller-revision-hash label adds 11). A longer one is cut to 36 characters
+     plus "-" and 6 hex digits of its sha256: distinct long names stay distinct. */}}
 {{- define "mnemo.fullname" -}}
+{{- $full := "" -}}
 {{- if .Values.fullnameOverride -}}
-{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- $full = .Values.fullnameOverride -}}
 {{- else -}}
 {{- $name := default .Chart.Name .Values.nameOverride -}}
 {{- if contains $name .Release.Name -}}
-{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- $full = .Release.Name -}}
 {{- else -}}
-{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- $full = printf "%s-%s" .Release.Name $name -}}
 {{- end -}}
+{{- end -}}
+{{- if gt (len $full) 43 -}}
+{{- printf "%s-%s" ($full | trunc 36 | trimSuffix "-") ($full | sha256sum | trunc 6) -}}
+{{- else -}}
+{{- $full | trimSuffix "-" -}}
 {{- end -}}
 {{- end -}}
 
@@ -70,17 +80,34 @@ app.kubernetes.io/component: {{ .component }}
 {{- if .Values.redis.auth.existingSecret -}}{{ .Values.redis.auth.existingSecretPasswordKey }}{{- else -}}redis-password{{- end -}}
 {{- end -}}
 
+{{/* A credential the chart generates: the one already in the release's Secret (lookup),
+     else, on a live cluster (a fresh install), a new random one. Without a cluster (helm
+     template, ArgoCD, helm lint: lookup answers nothing) a random value would differ on every
+     render and break auth at the next restart, so the chart refuses (credentials.offline=fail)
+     naming what to set, or makes a throw-away one (credentials.offline=random).
+     Call with (dict "ctx" $ "key" "redis-password" "length" 32 "set" "redis.auth.existingSecret or redis.auth.password"). */}}
+{{- define "mnemo.generated" -}}
+{{- $ctx := .ctx -}}
+{{- $existing := lookup "v1" "Secret" $ctx.Release.Namespace (include "mnemo.secretName" $ctx) -}}
+{{- if and $existing (index ($existing.data | default dict) .key) -}}
+{{- index $existing.data .key | b64dec -}}
+{{- /* a live cluster: the namespace's default ServiceAccount (namespaced RBAC suffices), or,
+     for a namespace helm install --create-namespace has yet to create, kube-system */ -}}
+{{- else if or (eq $ctx.Values.credentials.offline "random") (lookup "v1" "ServiceAccount" $ctx.Release.Namespace "default") (lookup "v1" "Namespace" "" "kube-system") -}}
+{{- randAlphaNum (int .length) -}}
+{{- else -}}
+{{- /* required, not fail: helm lint (lint mode) reports the chart's checks, not this
+     render-time refusal; helm template and ArgoCD stop here */ -}}
+{{- required (printf "%s: the chart would generate it, but this render has no cluster to keep it in (helm template, ArgoCD, helm lint: lookup finds no Secret %s), so it would change on every render and break auth at the next restart. Set %s (docs/deploy.md, GitOps), render with helm install/upgrade, or set credentials.offline=random for a throw-away render" .key (include "mnemo.secretName" $ctx) .set) "" -}}
+{{- end -}}
+{{- end -}}
+
 {{/* The Redis password: values, else the one already in the cluster, else a new random one. */}}
 {{- define "mnemo.redisPasswordValue" -}}
 {{- if .Values.redis.auth.password -}}
 {{- .Values.redis.auth.password -}}
 {{- else -}}
-{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "mnemo.secretName" .) -}}
-{{- if and $existing (index ($existing.data | default dict) "redis-password") -}}
-{{- index $existing.data "redis-password" | b64dec -}}
-{{- else -}}
-{{- randAlphaNum 32 -}}
-{{- end -}}
+{{- include "mnemo.generated" (dict "ctx" . "key" "redis-password" "length" 32 "set" "redis.auth.existingSecret (or redis.auth.password)") -}}
 {{- end -}}
 {{- end -}}
 
@@ -97,12 +124,7 @@ app.kubernetes.io/component: {{ .component }}
 {{- if .Values.memory.auth.token -}}
 {{- .Values.memory.auth.token -}}
 {{- else -}}
-{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "mnemo.secretName" .) -}}
-{{- if and $existing (index ($existing.data | default dict) "memory-token") -}}
-{{- index $existing.data "memory-token" | b64dec -}}
-{{- else -}}
-{{- randAlphaNum 40 -}}
-{{- end -}}
+{{- include "mnemo.generated" (dict "ctx" . "key" "memory-token" "length" 40 "set" "memory.auth.existingSecret (or memory.auth.token)") -}}
 {{- end -}}
 {{- end -}}
 
@@ -150,7 +172,7 @@ memory-token: generated
 {{- if and $existing (index ($existing.data | default dict) "api-keys") -}}
 {{- index $existing.data "api-keys" | b64dec -}}
 {{- else -}}
-{{- printf "%s default\n" (randAlphaNum 40) -}}
+{{- printf "%s default\n" (include "mnemo.generated" (dict "ctx" . "key" "api-keys" "length" 40 "set" "gateway.auth.existingSecret (or gateway.auth.apiKeys)")) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
@@ -203,6 +225,18 @@ memory-token: generated
       name: {{ include "mnemo.externalRedisSecret" . }}
       key: {{ include "mnemo.externalRedisKey" . }}
 {{- end }}
+{{- if include "mnemo.externalChromaToken" . }}
+- name: VECTOR__CHROMA_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.externalChroma.existingSecret }}
+      key: {{ .Values.externalChroma.existingSecretKey }}
+{{- end }}
+{{- end -}}
+
+{{/* "true" when the memory service and worker send a token to an external Chroma. */}}
+{{- define "mnemo.externalChromaToken" -}}
+{{- if and (eq .Values.vector.backend "chroma") (not .Values.chroma.enabled) .Values.externalChroma.existingSecret -}}true{{- end -}}
 {{- end -}}
 
 {{/* LLM credentials of the processes that call the model (gateway, worker). */}}
@@ -242,6 +276,9 @@ topologySpreadConstraints:
 {{- define "mnemo.validate" -}}
 {{- if and .Values.redis.enabled (not (eq .Values.redis.config.maxmemoryPolicy "noeviction")) -}}
 {{- fail (printf "redis.config.maxmemoryPolicy=%s can evict the job stream or user preferences; only noeviction is supported (docs/adr/0008-redis-eviction-and-job-durability.md)" .Values.redis.config.maxmemoryPolicy) -}}
+{{- end -}}
+{{- if .Values.redis.enabled -}}
+{{- include "mnemo.validateRedisConfig" . -}}
 {{- end -}}
 {{- if and (not .Values.redis.enabled) (not .Values.externalRedis.url) (not .Values.externalRedis.existingSecret) -}}
 {{- fail "redis.enabled=false needs externalRedis.url or externalRedis.existingSecret" -}}
@@ -291,6 +328,9 @@ redis-url: secret {{ .Values.externalRedis.existingSecret }}/{{ .Values.external
 redis-url: value {{ .Values.externalRedis.url }}
 {{- end }}
 {{- end }}
+{{- if include "mnemo.externalChromaToken" . }}
+chroma-token: secret {{ .Values.externalChroma.existingSecret }}/{{ .Values.externalChroma.existingSecretKey }}
+{{- end }}
 {{- end -}}
 
 {{- define "mnemo.llmCredentialsInput" -}}
@@ -337,4 +377,60 @@ jwt-secret: value {{ .Values.gateway.auth.jwtSecret }}
 {{- fail (printf "mnemo.checksum: unknown component %s" .component) -}}
 {{- end -}}
 {{- join "\n---\n" $parts | sha256sum -}}
+{{- end -}}
+
+{{/* Bytes of a redis.conf memory value (1gb, 512mb, 100k, 1073741824; case-insensitive:
+     k/m/g = 1000^n, kb/mb/gb = 1024^n, as redis.conf reads them). */}}
+{{- define "mnemo.redisBytes" -}}
+{{- $v := lower (toString .) | trim -}}
+{{- $m := regexFind "^[0-9]+" $v -}}
+{{- $unit := trimPrefix $m $v -}}
+{{- $mult := dict "" 1 "b" 1 "k" 1000 "kb" 1024 "m" 1000000 "mb" 1048576 "g" 1000000000 "gb" 1073741824 -}}
+{{- if or (not $m) (not (hasKey $mult $unit)) -}}
+{{- fail (printf "redis.config.maxmemory=%q is not a redis.conf memory size (e.g. 2gb, 512mb)" (toString .)) -}}
+{{- end -}}
+{{- mul (int64 $m) (index $mult $unit) -}}
+{{- end -}}
+
+{{/* Bytes of a Kubernetes quantity (3Gi, 512Mi, 2G, 1500000000). */}}
+{{- define "mnemo.k8sBytes" -}}
+{{- $v := toString . | trim -}}
+{{- $m := regexFind "^[0-9]+" $v -}}
+{{- $unit := trimPrefix $m $v -}}
+{{- $mult := dict "" 1 "k" 1000 "Ki" 1024 "M" 1000000 "Mi" 1048576 "G" 1000000000 "Gi" 1073741824 "T" 1000000000000 "Ti" 1099511627776 -}}
+{{- if or (not $m) (not (hasKey $mult $unit)) -}}
+{{- fail (printf "redis.resources.limits.memory=%q is not a whole-number memory quantity (e.g. 3Gi)" $v) -}}
+{{- end -}}
+{{- mul (int64 $m) (index $mult $unit) -}}
+{{- end -}}
+
+{{/* redis.conf directives that carry the chart's guarantees (durability: AOF, RDB, the data
+     directory; no eviction; the port, auth and modules the probes and clients rely on):
+     redis.config.extra may not set them. */}}
+{{- define "mnemo.redisGuardedDirectives" -}}
+appendonly appendfsync save dir dbfilename appendfilename appenddirname maxmemory maxmemory-policy port bind requirepass include loadmodule rename-command protected-mode
+{{- end -}}
+
+{{- define "mnemo.validateRedisConfig" -}}
+{{- $guarded := splitList " " (include "mnemo.redisGuardedDirectives" .) -}}
+{{- range $line := splitList "\n" (toString .Values.redis.config.extra) -}}
+{{- $directive := lower (first (splitList " " (trim $line | replace "\t" " "))) | trimAll "\"'" -}}
+{{- if and $directive (not (hasPrefix "#" $directive)) (has $directive $guarded) -}}
+{{- if eq $directive "maxmemory-policy" -}}
+{{- fail (printf "redis.config.extra sets maxmemory-policy (%q): only noeviction is supported, an evicting policy can drop the job stream or user preferences (docs/adr/0008-redis-eviction-and-job-durability.md); remove the line" (trim $line)) -}}
+{{- end -}}
+{{- fail (printf "redis.config.extra sets %s (%q), which the chart owns (durability, eviction, auth or modules); use redis.config.* / redis.auth.* / redis.search.* instead of extra" $directive (trim $line)) -}}
+{{- end -}}
+{{- end -}}
+{{- $max := include "mnemo.redisBytes" .Values.redis.config.maxmemory | int64 -}}
+{{- if le $max 0 -}}
+{{- fail "redis.config.maxmemory must be above 0: 0 means no limit, so Redis grows until the container is OOM-killed and the memory alerts (a fraction of maxmemory) never fire" -}}
+{{- end -}}
+{{- $limit := .Values.redis.resources.limits.memory | default "" -}}
+{{- if not $limit -}}
+{{- fail "redis.resources.limits.memory is required: it must exceed redis.config.maxmemory (an AOF rewrite forks)" -}}
+{{- end -}}
+{{- if ge $max (include "mnemo.k8sBytes" $limit | int64) -}}
+{{- fail (printf "redis.config.maxmemory=%s must be below the container memory limit redis.resources.limits.memory=%s (leave room for the AOF rewrite fork and buffers), or the kubelet OOM-kills Redis before maxmemory refuses writes" (toString .Values.redis.config.maxmemory) $limit) -}}
+{{- end -}}
 {{- end -}}

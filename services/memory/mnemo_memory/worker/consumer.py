@@ -38,6 +38,7 @@ from mnemo_common import metrics
 
 from mnemo_memory.errors import InvalidArgumentError, UnavailableError, store_unavailable
 
+from .liveness import Heartbeat
 from .tasks import TaskContext, TaskRegistry, UnknownJobError, enqueue_idle_episodes
 
 log = logging.getLogger(__name__)
@@ -90,8 +91,11 @@ class StreamWorker:
         registry: TaskRegistry,
         settings: Any,
         idle_minutes: float,
+        heartbeat: Heartbeat | None = None,
     ) -> None:
         self.redis = redis
+        #: beaten by the loop and a running job's holder: the worker's /livez
+        self.heartbeat = heartbeat or Heartbeat(settings.liveness_timeout_s)
         self.jobs = jobs
         self.ctx = ctx
         self.registry = registry
@@ -114,6 +118,7 @@ class StreamWorker:
         await self.jobs.ensure_group()
         log.info("worker started", extra={"consumer": self.consumer, "stream": self.jobs.stream})
         while not self.stopping:
+            self.heartbeat.beat()
             try:
                 await self._tick()
             except UnavailableError as exc:
@@ -196,6 +201,7 @@ class StreamWorker:
         async def beat() -> None:
             while True:
                 await asyncio.sleep(interval)
+                self.heartbeat.beat()  # the event loop runs while this job does
                 try:
                     rows = await self.redis.xpending_range(
                         stream, group, min=entry_id, max=entry_id, count=1

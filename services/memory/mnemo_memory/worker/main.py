@@ -11,6 +11,7 @@ from mnemo_common import metrics
 from mnemo_common.logging import configure_logging
 
 from .extract import ExtractiveSummarizer, LLMExtractor, LLMSummarizer, RuleExtractor
+from .liveness import Heartbeat
 from .tasks import TaskContext
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,9 @@ def build_context(settings: Any, redis: Any, longterm: Any, provider: Any) -> Ta
     )
 
 
-async def serve(settings: Any, *, install_signals: bool = True) -> int:
+async def serve(
+    settings: Any, *, install_signals: bool = True, heartbeat: Heartbeat | None = None
+) -> int:
     from mnemo_common.llm import build_provider
 
     from mnemo_memory.longterm import build_longterm
@@ -70,6 +73,7 @@ async def serve(settings: Any, *, install_signals: bool = True) -> int:
         registry=registry,
         settings=settings.worker,
         idle_minutes=settings.memory.episode_idle_minutes,
+        heartbeat=heartbeat,
     )
     if install_signals:
         loop = asyncio.get_running_loop()
@@ -90,8 +94,14 @@ async def serve(settings: Any, *, install_signals: bool = True) -> int:
 def run(settings: Any) -> int:
     """Run the worker until SIGTERM (finishing the current job); returns the exit code."""
     configure_logging("mnemo-worker", settings.log.level, settings.log.json_format)
+    heartbeat = Heartbeat(settings.worker.liveness_timeout_s)
     if settings.worker.metrics_port:
-        metrics.start_metrics_server(settings.worker.metrics_port, settings.worker.metrics_host)
+        # /livez follows the consumer loop, not this metrics thread (worker/liveness.py)
+        metrics.start_metrics_server(
+            settings.worker.metrics_port,
+            settings.worker.metrics_host,
+            routes={"/livez": heartbeat.status},
+        )
     log.info(
         "starting worker",
         extra={
@@ -100,4 +110,4 @@ def run(settings: Any) -> int:
             "vector_backend": settings.vector.backend,
         },
     )
-    return asyncio.run(serve(settings))
+    return asyncio.run(serve(settings, heartbeat=heartbeat))

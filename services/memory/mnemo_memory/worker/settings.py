@@ -11,6 +11,9 @@ class WorkerSettings(BaseModel):
     # interface the worker's /metrics server binds to (loopback by default; the chart:
     # the pod IP)
     metrics_host: str = "127.0.0.1"
+    # seconds without a heartbeat of the consumer loop after which /livez (on metrics_port)
+    # answers 503; a running job beats every claim_idle_ms/3, so keep this above that
+    liveness_timeout_s: float = Field(60.0, gt=0)
     # consumer name in the group; empty = "<hostname>-<pid>"
     consumer_name: str = ""
     # milliseconds XREADGROUP blocks waiting for a job (also how fast SIGTERM is noticed)

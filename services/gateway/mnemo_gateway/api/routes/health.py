@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from mnemo_common.metrics import render_latest
 from starlette.responses import JSONResponse, Response
 
@@ -32,11 +32,24 @@ def llm_configured(provider_name: str, settings: GatewaySettings) -> bool:
 
 
 @router.get("/readyz", summary="Memory service SERVING and an LLM configured")
-async def readyz(request: Request, settings: Settings, provider: Provider) -> Response:
+async def readyz(
+    request: Request,
+    settings: Settings,
+    provider: Provider,
+    memory: Literal["required", "optional"] = Query(
+        "required",
+        description="optional: ready while this gateway can answer, with memory or degraded "
+        "without it (memory is still required when GATEWAY__RATE_LIMIT_FAIL_MODE=closed, "
+        "which refuses turns while memory is down)",
+    ),
+) -> Response:
     checks: dict[str, Any] = {"llm": llm_configured(provider.name, settings)}
-    memory = request.app.state.memory
-    checks["memory"] = "disabled" if memory is None else await memory.serving()
-    ready = all(v is True or v == "disabled" for v in checks.values())
+    client = request.app.state.memory
+    checks["memory"] = "disabled" if client is None else await client.serving()
+    gating = dict(checks)
+    if memory == "optional" and settings.gateway.rate_limit_fail_mode == "open":
+        gating.pop("memory")  # answers continue degraded (X-Mnemo-Memory: degraded)
+    ready = all(v is True or v == "disabled" for v in gating.values())
     return JSONResponse(
         {"status": "ready" if ready else "not_ready", "checks": checks},
         status_code=200 if ready else 503,

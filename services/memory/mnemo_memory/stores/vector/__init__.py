@@ -25,7 +25,10 @@ def build_vector_store(settings: Any, model: ModelInfo) -> ChromaVectorStore | R
         )
     if settings.chromadb_url:
         return ChromaVectorStore(
-            model=model, url=settings.chromadb_url, collection_prefix=vs.collection_prefix
+            model=model,
+            url=settings.chromadb_url,
+            collection_prefix=vs.collection_prefix,
+            token=vs.chroma_token.get_secret_value() if vs.chroma_token else None,
         )
     return ChromaVectorStore(
         model=model, path=vs.chroma_path, collection_prefix=vs.collection_prefix

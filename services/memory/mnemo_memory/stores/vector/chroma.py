@@ -72,12 +72,15 @@ class ChromaVectorStore:
         url: str | None = None,
         collection_prefix: str = "mnemo",
         timeout_s: float = 5.0,
+        token: str | None = None,
     ) -> None:
         if not path and not url:
             raise ValueError("ChromaVectorStore needs a path (embedded) or a url (server)")
         self.model = model
         self.path = path
         self.url = url
+        #: sent as ``Authorization: Bearer`` to the server (VECTOR__CHROMA_TOKEN)
+        self._token = token
         self.collection_name = f"{collection_prefix}_memories"
         self.timeout_s = timeout_s
         self._client: Any = None
@@ -101,6 +104,7 @@ class ChromaVectorStore:
                 host=parts.hostname or "localhost",
                 port=parts.port or 8000,
                 ssl=parts.scheme == "https",
+                headers={"Authorization": f"Bearer {self._token}"} if self._token else None,
                 settings=chroma_settings,
             )
         return chromadb.PersistentClient(path=str(self.path), settings=chroma_settings)
