@@ -10,18 +10,50 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mnemo.memory.v1 import memory_pb2
+
+if TYPE_CHECKING:
+    from mnemo_memory.stores.vector import MemoryRecord, VectorFilter
+
+    from .ranking import Ranked
 
 log = logging.getLogger(__name__)
 
 
 class LongTermAPI(Protocol):
+    """What the servicer and the erasure jobs call (the worker's handlers use the concrete
+    :class:`~.service.LongTermMemory`)."""
+
     async def recall(
         self, user_id: str, query: str, options: memory_pb2.RecallOptions
     ) -> list[memory_pb2.ScoredMemory]:
         """Best-first memories for a turn; raises UnavailableError("vector_store")."""
+        ...
+
+    async def search(
+        self, user_id: str, query: str, flt: VectorFilter, top_k: int = 0, token_budget: int = 0
+    ) -> tuple[list[Ranked], int]:
+        """``SearchMemories``: ranked memories and the tokens they cost."""
+        ...
+
+    async def list_memories(
+        self, user_id: str, flt: VectorFilter, page_size: int, page_token: str
+    ) -> tuple[list[MemoryRecord], str]:
+        """``ListMemories``: one page and the next page's token ("" at the end)."""
+        ...
+
+    async def add_memory(
+        self, user_id: str, text: str, kind: int, importance: int, source_thread_id: str = ""
+    ) -> MemoryRecord: ...
+
+    async def update_memory(
+        self, user_id: str, memory_id: str, text: str | None, importance: int | None, kind: int
+    ) -> MemoryRecord: ...
+
+    async def forget_memory(self, user_id: str, memory_id: str) -> tuple[bool, MemoryRecord, int]:
+        """Delete one memory and the episodes derived from it; (deleted, record, episodes)."""
         ...
 
     async def forget_user(self, user_id: str) -> dict[str, int]:
