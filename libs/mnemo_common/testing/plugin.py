@@ -9,6 +9,7 @@ the only fakes are the hosted LLM APIs, served over HTTP by :mod:`.fake_llm`.
 * ``fresh_redis`` (function): a private server a test may kill and restart.
 * ``redis_cluster`` (session) / ``fresh_redis_cluster`` (function): a real local Redis
   Cluster, 3 masters + 3 replicas (:mod:`.cluster`).
+* the LLM wire fakes ``fake_anthropic`` and friends (:mod:`.llm_fixtures`).
 """
 
 from __future__ import annotations
@@ -65,10 +66,9 @@ def fresh_redis(tmp_path) -> Iterator[RedisServer]:  # type: ignore[no-untyped-d
         server.stop()
 
 
-# Component fixtures live beside their code's test support and are registered here so every
-# suite (libs/, services/*/tests, tests/) sees the same ones.
-from .chroma import *  # noqa: E402,F403
+# Shared fixtures beside their test support, registered here so every suite (libs/,
+# services/*/tests, tests/) sees the same ones. The services' own fixtures (the memory
+# server, Chroma, the gateway) are the plugins mnemo_memory.testing.plugin and
+# mnemo_gateway.testing.plugin: libs never imports a service.
 from .cluster import *  # noqa: E402,F403
-from .gateway import *  # noqa: E402,F403
 from .llm_fixtures import *  # noqa: E402,F403
-from .memory_server import *  # noqa: E402,F403

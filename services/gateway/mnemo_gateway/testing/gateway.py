@@ -19,8 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-
-from .procs import free_port, port_open, wait_for
+from mnemo_common.testing.procs import free_port, port_open, wait_for
 
 __all__ = ["GatewayServer", "gateway", "gateway_factory", "gateway_settings"]
 
@@ -41,6 +40,7 @@ class GatewayServer:
 
     def start(self) -> GatewayServer:
         import uvicorn
+
         from mnemo_gateway.main import create_app
 
         app = create_app(self.settings, provider=self.provider)
@@ -80,9 +80,9 @@ class GatewayServer:
 
 def gateway_settings(llm_fake: Any, memory_addr: str | None, **overrides: Any) -> Any:
     """``GatewaySettings`` for a test gateway (see the module docstring)."""
-    from mnemo_gateway.core.config import AuthSettings, GatewayServerSettings, GatewaySettings
-
     from mnemo_common.settings import LLMSettings
+
+    from mnemo_gateway.core.config import AuthSettings, GatewayServerSettings, GatewaySettings
 
     gw: dict[str, Any] = {
         "host": "127.0.0.1",

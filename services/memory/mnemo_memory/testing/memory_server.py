@@ -34,9 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from .dicts import deep_merge
-from .procs import ManagedProcess, free_port, wait_for
+from mnemo_common.testing.dicts import deep_merge
+from mnemo_common.testing.procs import ManagedProcess, free_port, wait_for
 
 _DEFAULT = "default"
 
