@@ -71,7 +71,6 @@ class ChromaVectorStore:
         path: str | None = None,
         url: str | None = None,
         collection_prefix: str = "mnemo",
-        timeout_s: float = 5.0,
     ) -> None:
         if not path and not url:
             raise ValueError("ChromaVectorStore needs a path (embedded) or a url (server)")
@@ -79,7 +78,6 @@ class ChromaVectorStore:
         self.path = path
         self.url = url
         self.collection_name = f"{collection_prefix}_memories"
-        self.timeout_s = timeout_s
         self._client: Any = None
         self._collection: Any = None
         self._lock = threading.Lock()
