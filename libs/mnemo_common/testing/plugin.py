@@ -4,7 +4,8 @@ Fixtures start real servers on free ports and tear them down. Nothing here fakes
 the only fakes are the hosted LLM APIs, served over HTTP by :mod:`.fake_llm`.
 
 * ``redis_server`` (session): a real redis-server (``MNEMO_REDIS_SERVER`` picks the binary,
-  e.g. Debian's Redis 7.0). When ``REDIS_URL`` is set, that server is used instead.
+  e.g. Debian's Redis 7.0). When ``MNEMO_TEST_REDIS_URL`` is set, that server is used
+  instead.
 * ``redis_url`` (function): the URL, with the database flushed after each test.
 * ``fresh_redis`` (function): a private server a test may kill and restart.
 * ``redis_cluster`` (session) / ``fresh_redis_cluster`` (function): a real local Redis
@@ -28,7 +29,7 @@ class ExternalRedis:
     url: str
 
     def kill(self) -> None:  # pragma: no cover - external servers are not ours to kill
-        raise RuntimeError("cannot kill an external REDIS_URL server; use fresh_redis")
+        raise RuntimeError("cannot kill an external MNEMO_TEST_REDIS_URL server; use fresh_redis")
 
 
 @pytest.fixture(scope="session")

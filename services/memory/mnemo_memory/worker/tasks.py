@@ -1,6 +1,7 @@
 """One task registry, two backends (redis/agent-memory-server's HybridBackgroundTasks):
-the job handlers run from the Redis Stream in production (``consumer.py``) and
-in-process in tests, benchmarks and ``make run`` (:class:`InProcessTasks`).
+the job handlers run from the Redis Stream (``consumer.py``: the worker process, or the
+memory service's own loop with ``SERVER__RUN_WORKER``, as ``make run`` does) and directly,
+without the stream, in tests and the recall benchmark (:class:`InProcessTasks`).
 
 Handlers are idempotent: facts and episodes have deterministic ids, and a summary only
 replaces the exact messages it summarised (``ThreadStore.replace_oldest_with_summary``).
