@@ -22,6 +22,7 @@ from mnemo_memory.convert import JOB_TYPES, message_pb, thread_info_pb
 from mnemo_memory.errors import InvalidArgumentError, UnavailableError
 from mnemo_memory.longterm.convert import check_recall
 from mnemo_memory.stores import erasure, outbox, usage
+from mnemo_memory.stores.jobs import JobType
 from mnemo_memory.stores.keys import checked_id
 from mnemo_memory.stores.lua import execute_with_scripts
 from mnemo_memory.stores.ratelimit import CHECK_AND_COUNT, RateLimiter, WindowState
@@ -294,7 +295,7 @@ class ShortTermRPCs:
         uid = checked_id(request.user_id, "user_id")
         tid = checked_id(request.thread_id, "thread_id")
         await self.stores.threads.close_thread(uid, tid)
-        JOBS_ENQUEUED.labels("create_episode").inc()
+        JOBS_ENQUEUED.labels(JobType.CREATE_EPISODE).inc()
         return memory_pb2.CloseThreadResponse(episode_enqueued=True)
 
     # --- preferences ---

@@ -37,7 +37,9 @@ from typing import Any
 from mnemo_common import metrics
 
 from mnemo_memory.errors import InvalidArgumentError, UnavailableError, store_unavailable
+from mnemo_memory.stores.jobs import JobType
 
+from .settings import WorkerSettings
 from .tasks import TaskContext, TaskRegistry, UnknownJobError, enqueue_idle_episodes
 
 log = logging.getLogger(__name__)
@@ -88,7 +90,7 @@ class StreamWorker:
         jobs: Any,
         ctx: TaskContext,
         registry: TaskRegistry,
-        settings: Any,
+        settings: WorkerSettings,
         idle_minutes: float,
     ) -> None:
         self.redis = redis
@@ -263,7 +265,7 @@ class StreamWorker:
                 JOB_DURATION.labels(job_type).observe(time.monotonic() - started)
                 if attempt >= self.cfg.max_attempts:
                     await self._dead_letter(entry_id, fields, repr(exc), attempt)
-                    if job_type == "summarize_thread":
+                    if job_type == JobType.SUMMARIZE_THREAD:
                         await self._allow_new_summary(fields)
                     return True
                 JOBS_RETRIED.labels(job_type).inc()
