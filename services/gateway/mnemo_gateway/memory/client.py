@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
 import grpc
@@ -100,6 +100,7 @@ class MemoryClient:
         breaker_cooldown_s: float,
         max_store_domains: int = 10_000,
         token: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.addr = addr
         # SERVER__AUTH_TOKEN of the memory service, sent as gRPC metadata on every call
@@ -112,6 +113,7 @@ class MemoryClient:
             breaker_failures,
             breaker_cooldown_s,
             max_store_domains=max_store_domains,
+            clock=clock,
             on_change=self._breaker_changed,
         )
         self.breaker = self.breakers.service  # the breaker every caller shares
