@@ -12,7 +12,7 @@ ROLES = {
     "assistant": memory_pb2.ROLE_ASSISTANT,
     "system": memory_pb2.ROLE_SYSTEM,
 }
-JOB_TYPES = {
+JOB_TYPES: dict[str, memory_pb2.JobType.ValueType] = {
     JobType.EXTRACT_FACTS: memory_pb2.JOB_TYPE_EXTRACT_FACTS,
     JobType.SUMMARIZE_THREAD: memory_pb2.JOB_TYPE_SUMMARIZE_THREAD,
     JobType.CREATE_EPISODE: memory_pb2.JOB_TYPE_CREATE_EPISODE,

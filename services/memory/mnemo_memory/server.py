@@ -22,9 +22,11 @@ from mnemo.memory.v1 import memory_pb2, memory_pb2_grpc
 from mnemo_common import metrics
 from mnemo_common.logging import configure_logging
 
+from mnemo_memory.config import MemoryServiceSettings
 from mnemo_memory.health import SERVICE_NAME, RedisHealth
 from mnemo_memory.interceptors import ErrorMappingInterceptor, TokenAuthInterceptor
 from mnemo_memory.longterm import build_longterm
+from mnemo_memory.longterm.service import LongTermMemory
 from mnemo_memory.purge import Purger
 from mnemo_memory.servicer import MemoryServicer
 from mnemo_memory.stores import outbox, usage
@@ -40,13 +42,13 @@ _DEFAULT = object()
 class ServerHandles:
     """What :func:`create_server` started; ``shutdown`` drains and closes all of it."""
 
-    settings: Any
+    settings: MemoryServiceSettings
     redis: Any
     probe_redis: Any
     stores: ShortTermStores
     servicer: MemoryServicer
     health: RedisHealth
-    longterm: Any
+    longterm: LongTermMemory | None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     closed: bool = False
 
@@ -72,7 +74,7 @@ class ServerHandles:
                 await client.aclose()
 
 
-async def _stats_loop(stores: ShortTermStores, settings: Any) -> None:
+async def _stats_loop(stores: ShortTermStores, settings: MemoryServiceSettings) -> None:
     """Refresh the usage gauges (keys by kind, bytes, job stream) periodically."""
     while True:
         try:
@@ -84,7 +86,7 @@ async def _stats_loop(stores: ShortTermStores, settings: Any) -> None:
 
 
 async def create_server(
-    settings: Any,
+    settings: MemoryServiceSettings,
     *,
     redis: Any = None,
     longterm: Any = _DEFAULT,
@@ -93,7 +95,7 @@ async def create_server(
 ) -> tuple[grpc.aio.Server, int, ServerHandles]:
     """Build and start the gRPC server; returns (server, bound port, handles).
 
-    ``longterm`` defaults to ``build_longterm(settings, redis)``; pass None to run
+    ``longterm`` defaults to ``build_longterm(settings)``; pass None to run
     short-term only. ``port`` overrides ``SERVER__GRPC_PORT`` (0 = any free port).
     """
     target = target_from_settings(settings)
@@ -101,7 +103,7 @@ async def create_server(
     probe_redis = create_redis(settings, target=target)
     stores = build_stores(settings, redis, inline_global=target.cross_slot_ok)
     if longterm is _DEFAULT:
-        longterm = build_longterm(settings, redis)
+        longterm = build_longterm(settings)
     server = grpc.aio.server(
         interceptors=[
             *(
@@ -197,7 +199,7 @@ async def _open_longterm(opener: Any, health: RedisHealth) -> None:
         log.exception("long-term memory failed to open")
 
 
-async def serve(settings: Any) -> int:
+async def serve(settings: MemoryServiceSettings) -> int:
     """Run until SIGTERM/SIGINT, then drain; returns the exit code."""
     configure_logging("mnemo-memory", settings.log.level, settings.log.json_format)
     if settings.server.metrics_port:
@@ -239,7 +241,9 @@ class _InProcessWorker:
             await self.provider.aclose()
 
 
-def _start_inprocess_worker(settings: Any, handles: ServerHandles) -> _InProcessWorker | None:
+def _start_inprocess_worker(
+    settings: MemoryServiceSettings, handles: ServerHandles
+) -> _InProcessWorker | None:
     """Consume the job stream in this process, sharing its Redis client and vector store."""
     if handles.longterm is None:
         log.warning("SERVER__RUN_WORKER is set but long-term memory is off: no worker started")

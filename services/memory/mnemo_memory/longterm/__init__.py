@@ -1,9 +1,9 @@
 """Long-term memory (facts and episodes in a vector store).
 
-Seam with the rest of the service: ``build_longterm(settings, redis)`` returns an object
-with the :class:`LongTermAPI` methods (a :class:`~.service.LongTermMemory`), or ``None``
-when long-term memory is not available (then the long-term RPCs answer UNIMPLEMENTED and
-PrepareTurn skips recall).
+Seam with the rest of the service: ``build_longterm(settings)`` returns a
+:class:`~.service.LongTermMemory`; the servicer sees it through the :class:`LongTermAPI`
+methods, or as ``None`` when long-term memory is not available (then the long-term RPCs
+answer UNIMPLEMENTED and PrepareTurn skips recall).
 """
 
 from __future__ import annotations
@@ -15,9 +15,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 from mnemo.memory.v1 import memory_pb2
 
 if TYPE_CHECKING:
+    from mnemo_memory.config import MemoryServiceSettings
+    from mnemo_memory.embed import Embedder
     from mnemo_memory.stores.vector import MemoryRecord, VectorFilter
 
     from .ranking import Ranked
+    from .service import LongTermMemory
 
 log = logging.getLogger(__name__)
 
@@ -75,18 +78,19 @@ class LongTermAPI(Protocol):
     async def aclose(self) -> None: ...
 
 
-def build_longterm(settings: Any, redis: Any = None, *, embedder: Any = None) -> Any:
+def build_longterm(
+    settings: MemoryServiceSettings, *, embedder: Embedder | None = None
+) -> LongTermMemory:
     """The configured :class:`~.service.LongTermMemory` (cheap: the model starts loading
     on the embedding thread at once; the first query waits for it there).
 
-    ``redis`` is unused (the Redis vector backend opens its own binary-safe client);
-    ``embedder`` lets tests and benchmarks share one loaded model.
+    The Redis vector backend opens its own binary-safe client; ``embedder`` lets tests
+    and benchmarks share one loaded model.
     """
     from mnemo_memory.embed import Embedder
     from mnemo_memory.stores.vector import build_vector_store
 
     from .service import LongTermMemory
-    from .settings import LongTermSettings
 
     emb = embedder
     if emb is None:
@@ -96,7 +100,7 @@ def build_longterm(settings: Any, redis: Any = None, *, embedder: Any = None) ->
     return LongTermMemory(
         embedder=emb,
         store=store,
-        cfg=getattr(settings, "longterm", None) or LongTermSettings(),
+        cfg=settings.longterm,
         default_top_k=settings.vector.default_top_k,
     )
 

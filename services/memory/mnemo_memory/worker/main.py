@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mnemo_common import metrics
 from mnemo_common.logging import configure_logging
@@ -13,10 +13,21 @@ from mnemo_common.logging import configure_logging
 from .extract import ExtractiveSummarizer, LLMExtractor, LLMSummarizer, RuleExtractor
 from .tasks import TaskContext
 
+if TYPE_CHECKING:
+    from mnemo_common.llm import LLMProvider
+
+    from mnemo_memory.config import MemoryServiceSettings
+    from mnemo_memory.longterm.service import LongTermMemory
+
 log = logging.getLogger(__name__)
 
 
-def build_context(settings: Any, redis: Any, longterm: Any, provider: Any) -> TaskContext:
+def build_context(
+    settings: MemoryServiceSettings,
+    redis: Any,
+    longterm: LongTermMemory,
+    provider: LLMProvider | None,
+) -> TaskContext:
     """Handlers' context: LLM extractor/summariser, or the deterministic offline ones."""
     from mnemo_memory.stores.jobs import JobQueue
     from mnemo_memory.stores.keys import KeyBuilder
@@ -48,7 +59,7 @@ def build_context(settings: Any, redis: Any, longterm: Any, provider: Any) -> Ta
     )
 
 
-async def serve(settings: Any, *, install_signals: bool = True) -> int:
+async def serve(settings: MemoryServiceSettings, *, install_signals: bool = True) -> int:
     from mnemo_common.llm import build_provider
 
     from mnemo_memory.longterm import build_longterm
@@ -60,7 +71,7 @@ async def serve(settings: Any, *, install_signals: bool = True) -> int:
     from .tasks import registry
 
     redis = create_redis(settings)
-    longterm = build_longterm(settings, redis)
+    longterm = build_longterm(settings)
     provider = build_provider(settings)
     ctx = build_context(settings, redis, longterm, provider)
     worker = StreamWorker(
@@ -87,7 +98,7 @@ async def serve(settings: Any, *, install_signals: bool = True) -> int:
     return 0
 
 
-def run(settings: Any) -> int:
+def run(settings: MemoryServiceSettings) -> int:
     """Run the worker until SIGTERM (finishing the current job); returns the exit code."""
     configure_logging("mnemo-worker", settings.log.level, settings.log.json_format)
     if settings.worker.metrics_port:

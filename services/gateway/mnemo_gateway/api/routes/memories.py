@@ -134,7 +134,7 @@ async def update_memory(
     if body.importance is not None:
         req.importance = body.importance
     if body.kind is not None:
-        req.kind = KIND_TO_PB[body.kind]  # type: ignore[assignment]
+        req.kind = KIND_TO_PB[body.kind]
     return MemoryOut.from_pb(await memory.update_memory(req))
 
 

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from mnemo_common.settings import CommonSettings
 
 from mnemo_memory.embed import ModelInfo
 
@@ -16,7 +16,9 @@ from .chroma import ChromaVectorStore
 from .redis_index import RedisVectorStore
 
 
-def build_vector_store(settings: Any, model: ModelInfo) -> ChromaVectorStore | RedisVectorStore:
+def build_vector_store(
+    settings: CommonSettings, model: ModelInfo
+) -> ChromaVectorStore | RedisVectorStore:
     """The configured backend (not opened yet: call ``open()``)."""
     vs = settings.vector
     if vs.backend == "redis":

@@ -214,4 +214,5 @@ def exact_similarities(queries: np.ndarray, matrix: np.ndarray) -> np.ndarray:
         return np.zeros((len(q), len(m)), dtype=np.float32)
     qn = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
     mn = m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)
-    return qn @ mn.T
+    sims: np.ndarray = qn @ mn.T
+    return sims

@@ -175,7 +175,7 @@ class ChromaVectorStore:
         def call() -> None:
             self._collection_sync().update(
                 ids=[r.id for r in records],
-                metadatas=[r.to_flat() for r in records],  # type: ignore[misc]
+                metadatas=[r.to_flat() for r in records],
             )
 
         await self._run(call)

@@ -120,7 +120,7 @@ class RedisVectorStore:
 
     async def _call(self, *args: Any) -> Any:
         try:
-            return await self.redis.execute_command(*args)
+            return await self.redis.execute_command(*args)  # type: ignore[no-untyped-call]
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise UnavailableError("vector_store", f"redis vector index: {exc}") from exc
 
