@@ -84,8 +84,8 @@ def build_longterm(
     """The configured :class:`~.service.LongTermMemory` (cheap: the model starts loading
     on the embedding thread at once; the first query waits for it there).
 
-    The Redis vector backend opens its own binary-safe client; ``embedder`` lets tests
-    and benchmarks share one loaded model.
+    The Redis vector backend opens its own binary-safe client (same REDIS__* settings);
+    ``embedder`` lets tests and benchmarks share one loaded model.
     """
     from mnemo_memory.embed import Embedder
     from mnemo_memory.stores.vector import build_vector_store

@@ -166,13 +166,19 @@ def _connection_kwargs(target: RedisTarget, settings: CommonSettings) -> dict[st
     return kwargs
 
 
-def create_redis(settings: CommonSettings, *, target: RedisTarget | None = None) -> Any:
+def create_redis(
+    settings: CommonSettings, *, target: RedisTarget | None = None, binary: bool = False
+) -> Any:
     """An async client (``redis.asyncio.Redis`` or ``RedisCluster``) for ``settings``.
 
-    Connections are opened lazily, so this never fails because Redis is down.
+    Connections are opened lazily, so this never fails because Redis is down. ``binary``:
+    replies as bytes over RESP2 (the Redis vector store: raw FLOAT32 vectors, flat FT.*
+    replies), with the same timeouts, pool size and TLS as every other client.
     """
     target = target or target_from_settings(settings)
     kwargs = _connection_kwargs(target, settings)
+    if binary:
+        kwargs.update(decode_responses=False, protocol=2)
     max_connections = settings.redis.max_connections
     if target.mode == "cluster":
         return RedisCluster(

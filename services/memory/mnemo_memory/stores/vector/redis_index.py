@@ -98,20 +98,32 @@ class RedisVectorStore:
     name = "redis"
 
     def __init__(
-        self, *, url: str, model: ModelInfo, prefix: str = "mnemo", socket_timeout_s: float = 5.0
+        self,
+        *,
+        model: ModelInfo,
+        prefix: str = "mnemo",
+        redis: Any = None,
+        url: str | None = None,
+        socket_timeout_s: float = 5.0,
     ) -> None:
+        """``redis``: a binary-safe RESP2 client (``create_redis(settings, binary=True)``,
+        as ``build_vector_store`` passes); or ``url`` for a plain one (tests, benchmarks).
+        Vectors are raw FLOAT32 bytes, FT.* replies flat lists."""
         self.model = model
         self.prefix = prefix
         self.index = f"{prefix}:idx:memories"
         self.model_key = f"{self.index}:model"
-        # binary-safe RESP2 client: vectors are raw FLOAT32 bytes, FT.* replies are flat lists
-        self.redis = aioredis.Redis.from_url(
-            url,
-            decode_responses=False,
-            protocol=2,
-            socket_timeout=socket_timeout_s,
-            socket_connect_timeout=2.0,
-        )
+        if redis is None:
+            if url is None:
+                raise ValueError("RedisVectorStore needs a redis client or a url")
+            redis = aioredis.Redis.from_url(
+                url,
+                decode_responses=False,
+                protocol=2,
+                socket_timeout=socket_timeout_s,
+                socket_connect_timeout=2.0,
+            )
+        self.redis = redis
         self._opened = False
         self._open_lock = asyncio.Lock()
 
