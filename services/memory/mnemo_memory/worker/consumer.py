@@ -69,6 +69,21 @@ JOBS_DROPPED = metrics.counter(
 )
 BACKLOG = metrics.gauge("mnemo_worker_stream_length", "Jobs waiting in the stream")
 
+#: failures no retry can mend — a bug in a handler or a malformed job (Job.from_fields
+#: raises ValueError): dead-lettered at the first failure. Anything else (the LLM's errors,
+#: timeouts, a store's unexpected answer) is retried up to WORKER__MAX_ATTEMPTS; a store
+#: that is down is waited for without spending an attempt.
+PERMANENT_ERRORS: tuple[type[Exception], ...] = (
+    TypeError,
+    AttributeError,
+    LookupError,  # KeyError, IndexError
+    NameError,
+    ValueError,  # includes UnicodeDecodeError and json.JSONDecodeError
+    AssertionError,
+    NotImplementedError,
+    InvalidArgumentError,  # an id in the job fails validation
+)
+
 
 def entry_time_ms(entry_id: Any) -> int:
     """The Redis time (ms) at which a stream entry was added: its id's first part."""
@@ -263,7 +278,7 @@ class StreamWorker:
                         return False
                     continue
                 JOB_DURATION.labels(job_type).observe(time.monotonic() - started)
-                if attempt >= self.cfg.max_attempts:
+                if attempt >= self.cfg.max_attempts or isinstance(exc, PERMANENT_ERRORS):
                     await self._dead_letter(entry_id, fields, repr(exc), attempt)
                     if job_type == JobType.SUMMARIZE_THREAD:
                         await self._allow_new_summary(fields)
