@@ -123,7 +123,7 @@ class RedisVectorStore:
                 socket_timeout=socket_timeout_s,
                 socket_connect_timeout=2.0,
             )
-        self.redis = redis
+        self.redis: aioredis.Redis = redis
         self._opened = False
         self._open_lock = asyncio.Lock()
 
