@@ -25,17 +25,15 @@ from mnemo_common.logging import configure_logging
 from mnemo_memory.config import MemoryServiceSettings
 from mnemo_memory.health import SERVICE_NAME, RedisHealth
 from mnemo_memory.interceptors import ErrorMappingInterceptor, TokenAuthInterceptor
-from mnemo_memory.longterm import build_longterm
 from mnemo_memory.longterm.service import LongTermMemory
 from mnemo_memory.purge import Purger
+from mnemo_memory.runtime import DEFAULT, build_runtime, build_worker
 from mnemo_memory.servicer import MemoryServicer
 from mnemo_memory.stores import outbox, usage
-from mnemo_memory.stores.redis_client import create_redis, describe_target, target_from_settings
-from mnemo_memory.stores.shortterm import ShortTermStores, build_stores
+from mnemo_memory.stores.redis_client import create_redis, describe_target
+from mnemo_memory.stores.shortterm import ShortTermStores
 
 log = logging.getLogger(__name__)
-
-_DEFAULT = object()
 
 
 @dataclass
@@ -89,7 +87,7 @@ async def create_server(
     settings: MemoryServiceSettings,
     *,
     redis: Any = None,
-    longterm: Any = _DEFAULT,
+    longterm: LongTermMemory | str | None = DEFAULT,
     port: int | None = None,
     stats_loop: bool = False,
 ) -> tuple[grpc.aio.Server, int, ServerHandles]:
@@ -98,12 +96,9 @@ async def create_server(
     ``longterm`` defaults to ``build_longterm(settings)``; pass None to run
     short-term only. ``port`` overrides ``SERVER__GRPC_PORT`` (0 = any free port).
     """
-    target = target_from_settings(settings)
-    redis = redis if redis is not None else create_redis(settings, target=target)
-    probe_redis = create_redis(settings, target=target)
-    stores = build_stores(settings, redis, inline_global=target.cross_slot_ok)
-    if longterm is _DEFAULT:
-        longterm = build_longterm(settings)
+    runtime = build_runtime(settings, redis=redis, longterm=longterm)
+    redis, stores, longterm = runtime.redis, runtime.stores, runtime.longterm
+    probe_redis = create_redis(settings, target=runtime.target)
     server = grpc.aio.server(
         interceptors=[
             *(
@@ -182,7 +177,7 @@ async def create_server(
         "memory service listening",
         extra={
             "port": bound,
-            "redis": describe_target(target),
+            "redis": describe_target(runtime.target),
             "grpc_service": SERVICE_NAME,
             "longterm": longterm is not None,
         },
@@ -250,20 +245,7 @@ def _start_inprocess_worker(
         return None
     from mnemo_common.llm import build_provider
 
-    from mnemo_memory.stores.jobs import JobQueue
-    from mnemo_memory.stores.keys import KeyBuilder
-    from mnemo_memory.worker.consumer import StreamWorker
-    from mnemo_memory.worker.main import build_context
-    from mnemo_memory.worker.tasks import registry
-
     provider = build_provider(settings)
-    worker = StreamWorker(
-        redis=handles.redis,
-        jobs=JobQueue(handles.redis, KeyBuilder(settings.redis.key_prefix)),
-        ctx=build_context(settings, handles.redis, handles.longterm, provider),
-        registry=registry,
-        settings=settings.worker,
-        idle_minutes=settings.memory.episode_idle_minutes,
-    )
+    worker = build_worker(settings, handles.stores, handles.longterm, provider)
     log.info("extraction worker running in-process", extra={"llm_provider": provider.name})
     return _InProcessWorker(worker, asyncio.create_task(worker.run()), provider)
