@@ -36,6 +36,7 @@ from .base import (
     VectorFilter,
     VectorHit,
     as_float32,
+    owns,
     stack_vectors,
 )
 
@@ -330,7 +331,7 @@ class RedisVectorStore:
             VectorHit(self._record(key, f), 1.0 - float(_s(f.get("dist", b"1")))) for key, f in rows
         ]
         # belt and braces: the index must never hand one user another's memory
-        return [h for h in hits if h.record.user_id == flt.user_id]
+        return [h for h in hits if owns(h.record, flt.user_id)]
 
     async def query_many(
         self, vectors: np.ndarray, flt: VectorFilter, k: int
@@ -365,7 +366,7 @@ class RedisVectorStore:
             record = self._record(
                 _s(res[i]), {_s(fields[j]): fields[j + 1] for j in range(0, len(fields), 2)}
             )
-            if record.user_id == flt.user_id:  # belt and braces, as in query()
+            if owns(record, flt.user_id):  # belt and braces, as in query()
                 records.append(record)
         return records, total
 
@@ -411,7 +412,7 @@ class RedisVectorStore:
                 f = {_s(fields[j]): fields[j + 1] for j in range(0, len(fields), 2)}
                 record = self._record(_s(res[i]), f)
                 blob = f.get("embedding")
-                if record.user_id == flt.user_id and isinstance(blob, bytes):
+                if owns(record, flt.user_id) and isinstance(blob, bytes):
                     records.append(record)
                     rows.append(blob)
             offset += _PAGE
