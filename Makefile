@@ -57,7 +57,7 @@ chaos: setup ## kill -9 durability suite: Redis, memory service, worker killed u
 	MNEMO_CHAOS_ROUNDS=$${MNEMO_CHAOS_ROUNDS:-4} MNEMO_CHAOS_CLIENTS=$${MNEMO_CHAOS_CLIENTS:-6} \
 	  $(PY) -m pytest -q -s -m chaos -o timeout=600 tests/chaos
 
-lint: setup ## ruff lint + format check, mypy
+lint: setup ## ruff lint + format check, mypy --strict (pyproject.toml) on the three packages
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy libs/mnemo_common libs/mnemo_client services/memory/mnemo_memory services/gateway/mnemo_gateway
@@ -66,7 +66,7 @@ fmt: setup ## format the code
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-typecheck: setup ## mypy only
+typecheck: setup ## mypy --strict only
 	$(VENV)/bin/mypy libs/mnemo_common libs/mnemo_client services/memory/mnemo_memory services/gateway/mnemo_gateway
 
 proto: ## regenerate libs/mnemo (the gRPC package) from proto/

@@ -215,9 +215,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from mnemo_common.logging import configure_logging
     from mnemo_common.testing.fake_llm import FakeAnthropicServer
-    from mnemo_common.testing.gateway import GatewayServer, gateway_settings
-    from mnemo_common.testing.memory_server import InProcessMemoryServer, build_test_settings
     from mnemo_common.testing.procs import RedisServer
+    from mnemo_gateway.testing.gateway import GatewayServer, gateway_settings
+    from mnemo_memory.testing.memory_server import InProcessMemoryServer, build_test_settings
 
     configure_logging("bench", "ERROR", json_format=False)
     redis = RedisServer().start()
@@ -315,9 +315,9 @@ def drop_in(requests: int, per_worker: int) -> int:
     """The pass-through overhead (see the module docstring)."""
     from mnemo_common.logging import configure_logging
     from mnemo_common.testing.fake_llm import FakeAnthropicServer
-    from mnemo_common.testing.gateway import GatewayServer, gateway_settings
-    from mnemo_common.testing.memory_server import InProcessMemoryServer, build_test_settings
     from mnemo_common.testing.procs import RedisServer
+    from mnemo_gateway.testing.gateway import GatewayServer, gateway_settings
+    from mnemo_memory.testing.memory_server import InProcessMemoryServer, build_test_settings
 
     configure_logging("bench", "ERROR", json_format=False)
     redis = RedisServer().start()

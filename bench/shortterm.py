@@ -27,10 +27,10 @@ import grpc
 import redis.asyncio as aioredis
 from mnemo.memory.v1 import memory_pb2 as pb
 from mnemo.memory.v1 import memory_pb2_grpc
-from mnemo_common.testing.memory_server import MemoryServiceProcess
 from mnemo_common.testing.procs import RedisServer
 from mnemo_memory.config import build_settings
 from mnemo_memory.stores.shortterm import build_stores
+from mnemo_memory.testing.memory_server import MemoryServiceProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"

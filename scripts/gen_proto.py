@@ -15,11 +15,21 @@ from pathlib import Path
 
 from grpc_tools import protoc
 
+# mypy-protobuf's plugins (a dev dependency): typed .pyi for the messages and the gRPC stubs
+_BIN = Path(sys.executable).parent
+
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_DIR = ROOT / "proto"
 OUT_DIR = ROOT / "libs"
 PACKAGE = Path("mnemo/memory/v1")
 INIT_TEXT = '"""Generated from proto/ by scripts/gen_proto.py; do not edit."""\n'
+
+
+def _plugin(name: str) -> str:
+    found = shutil.which(name, path=str(_BIN)) or shutil.which(name)
+    if found is None:
+        raise SystemExit(f"{name} not found: install the dev dependencies (mypy-protobuf)")
+    return found
 
 
 def generate(out: Path) -> list[Path]:
@@ -29,9 +39,12 @@ def generate(out: Path) -> list[Path]:
         "grpc_tools.protoc",
         f"-I{PROTO_DIR}",
         f"-I{include}",
+        f"--plugin=protoc-gen-mypy={_plugin('protoc-gen-mypy')}",
+        f"--plugin=protoc-gen-mypy_grpc={_plugin('protoc-gen-mypy_grpc')}",
         f"--python_out={out}",
-        f"--pyi_out={out}",
+        f"--mypy_out={out}",
         f"--grpc_python_out={out}",
+        f"--mypy_grpc_out={out}",
         *[str(p) for p in protos],
     ]
     if protoc.main(args) != 0:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
@@ -71,12 +71,19 @@ def histogram(
     return _get_or_create(Histogram, name, doc, labels, buckets=buckets)
 
 
-def _get_or_create(kind, name, doc, labels, **kwargs):  # type: ignore[no-untyped-def]
+_M = TypeVar("_M", Counter, Gauge, Histogram)
+
+
+def _get_or_create(
+    kind: type[_M], name: str, doc: str, labels: tuple[str, ...], **kwargs: Any
+) -> _M:
     # Re-importing a module (tests, reloads) must return the same collector, not raise.
     existing = _REGISTRY._names_to_collectors.get(name)
     if existing is None and kind is Counter:
         existing = _REGISTRY._names_to_collectors.get(name + "_total")
     if existing is not None:
+        if not isinstance(existing, kind):
+            raise ValueError(f"metric {name} is already registered as another kind")
         return existing
     return kind(name, doc, labelnames=labels, registry=_REGISTRY, **kwargs)
 

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 import httpx
 import pytest
 import redis as redis_sync
-from mnemo_common.testing.chroma import ChromaServer
-from mnemo_common.testing.memory_server import MemoryServiceProcess
 from mnemo_common.testing.procs import ManagedProcess, wait_for
+from mnemo_memory.testing.chroma import ChromaServer
+from mnemo_memory.testing.memory_server import MemoryServiceProcess
 
 pytestmark = pytest.mark.chaos
 

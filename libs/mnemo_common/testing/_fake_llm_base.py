@@ -312,7 +312,7 @@ class FakeLLMServer:
                 nested[name[5:].lower()] = value
             else:
                 flat[name.lower()] = value
-        return CommonSettings(_env_file=None, llm=nested, **flat)  # type: ignore[call-arg,arg-type]
+        return CommonSettings(_env_file=None, llm=nested, **flat)
 
     # -- request handling ------------------------------------------------------------------
     def default_error_type(self, status: int) -> str:

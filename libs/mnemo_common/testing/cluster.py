@@ -46,7 +46,10 @@ class LocalRedisCluster:
         from redis.cluster import ClusterNode
 
         return redis.RedisCluster(
-            startup_nodes=[ClusterNode("127.0.0.1", n.port) for n in self._alive()],
+            startup_nodes=[
+                ClusterNode("127.0.0.1", n.port)  # type: ignore[no-untyped-call]
+                for n in self._alive()
+            ],
             decode_responses=True,
         )
 

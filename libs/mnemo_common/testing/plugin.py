@@ -4,11 +4,13 @@ Fixtures start real servers on free ports and tear them down. Nothing here fakes
 the only fakes are the hosted LLM APIs, served over HTTP by :mod:`.fake_llm`.
 
 * ``redis_server`` (session): a real redis-server (``MNEMO_REDIS_SERVER`` picks the binary,
-  e.g. Debian's Redis 7.0). When ``REDIS_URL`` is set, that server is used instead.
+  e.g. Debian's Redis 7.0). When ``MNEMO_TEST_REDIS_URL`` is set, that server is used
+  instead.
 * ``redis_url`` (function): the URL, with the database flushed after each test.
 * ``fresh_redis`` (function): a private server a test may kill and restart.
 * ``redis_cluster`` (session) / ``fresh_redis_cluster`` (function): a real local Redis
   Cluster, 3 masters + 3 replicas (:mod:`.cluster`).
+* the LLM wire fakes ``fake_anthropic`` and friends (:mod:`.llm_fixtures`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ class ExternalRedis:
     url: str
 
     def kill(self) -> None:  # pragma: no cover - external servers are not ours to kill
-        raise RuntimeError("cannot kill an external REDIS_URL server; use fresh_redis")
+        raise RuntimeError("cannot kill an external MNEMO_TEST_REDIS_URL server; use fresh_redis")
 
 
 @pytest.fixture(scope="session")
@@ -65,10 +67,9 @@ def fresh_redis(tmp_path) -> Iterator[RedisServer]:  # type: ignore[no-untyped-d
         server.stop()
 
 
-# Component fixtures live beside their code's test support and are registered here so every
-# suite (libs/, services/*/tests, tests/) sees the same ones.
-from .chroma import *  # noqa: E402,F403
+# Shared fixtures beside their test support, registered here so every suite (libs/,
+# services/*/tests, tests/) sees the same ones. The services' own fixtures (the memory
+# server, Chroma, the gateway) are the plugins mnemo_memory.testing.plugin and
+# mnemo_gateway.testing.plugin: libs never imports a service.
 from .cluster import *  # noqa: E402,F403
-from .gateway import *  # noqa: E402,F403
 from .llm_fixtures import *  # noqa: E402,F403
-from .memory_server import *  # noqa: E402,F403

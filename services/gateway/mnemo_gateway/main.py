@@ -52,7 +52,7 @@ DESCRIPTION = """Chat with memory. `POST /v1/chat` (seed shape), drop-in `POST /
 def _build_provider(settings: GatewaySettings) -> LLMProvider:
     from mnemo_common.llm import build_provider
 
-    return build_provider(settings)  # type: ignore[no-any-return]
+    return build_provider(settings)
 
 
 def create_app(

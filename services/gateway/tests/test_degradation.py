@@ -8,9 +8,9 @@ import socket
 import grpc
 import httpx
 from mnemo.memory.v1 import memory_pb2, memory_pb2_grpc
-from mnemo_common.testing.memory_server import MemoryServiceProcess
 from mnemo_common.testing.procs import wait_for
 from mnemo_gateway.chat.prompt import PREFERENCES_TITLE
+from mnemo_memory.testing.memory_server import MemoryServiceProcess
 
 
 def warm_up(proc: MemoryServiceProcess) -> None:

@@ -8,8 +8,8 @@ import re
 
 import pytest
 from mnemo_common.logging import JsonFormatter
-from mnemo_common.testing.gateway import gateway_settings
 from mnemo_gateway.main import create_app
+from mnemo_gateway.testing.gateway import gateway_settings
 from starlette.testclient import TestClient
 
 

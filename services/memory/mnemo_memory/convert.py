@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mnemo.memory.v1 import memory_pb2
 
+from mnemo_memory.stores.jobs import JobType
 from mnemo_memory.stores.threads import StoredMessage, ThreadMeta
 
 ROLES = {
@@ -11,10 +12,10 @@ ROLES = {
     "assistant": memory_pb2.ROLE_ASSISTANT,
     "system": memory_pb2.ROLE_SYSTEM,
 }
-JOB_TYPES = {
-    "extract_facts": memory_pb2.JOB_TYPE_EXTRACT_FACTS,
-    "summarize_thread": memory_pb2.JOB_TYPE_SUMMARIZE_THREAD,
-    "create_episode": memory_pb2.JOB_TYPE_CREATE_EPISODE,
+JOB_TYPES: dict[str, memory_pb2.JobType.ValueType] = {
+    JobType.EXTRACT_FACTS: memory_pb2.JOB_TYPE_EXTRACT_FACTS,
+    JobType.SUMMARIZE_THREAD: memory_pb2.JOB_TYPE_SUMMARIZE_THREAD,
+    JobType.CREATE_EPISODE: memory_pb2.JOB_TYPE_CREATE_EPISODE,
 }
 
 

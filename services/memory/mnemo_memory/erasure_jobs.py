@@ -20,7 +20,7 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mnemo_common import metrics
 
@@ -28,6 +28,12 @@ from mnemo_memory.errors import ErasedError, UnavailableError
 from mnemo_memory.stores import erasure
 from mnemo_memory.stores.keys import checked_id
 from mnemo_memory.stores.lua import LuaScript
+
+if TYPE_CHECKING:
+    from mnemo_memory.config import MemoryServiceSettings
+    from mnemo_memory.longterm import LongTermAPI
+    from mnemo_memory.purge import Purger
+    from mnemo_memory.stores.shortterm import ShortTermStores
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +77,13 @@ async def redis_now_ms(redis: Any) -> int:
 class ErasureJobs:
     """Runs and resumes erasure jobs; ``purger`` (optional) cleans the stores' files."""
 
-    def __init__(self, settings: Any, stores: Any, longterm: Any, purger: Any = None) -> None:
+    def __init__(
+        self,
+        settings: MemoryServiceSettings,
+        stores: ShortTermStores,
+        longterm: LongTermAPI | None,
+        purger: Purger | None = None,
+    ) -> None:
         self.settings = settings
         self.stores = stores
         self.longterm = longterm

@@ -1,5 +1,6 @@
-"""Domain errors of the memory service. Servicers map them to gRPC status codes
-(``server.py``); stores and the long-term layer raise them and nothing gRPC-specific."""
+"""Domain errors of the memory service. Stores, the long-term layer and the servicers
+raise them and nothing gRPC-specific; the server's ``ErrorMappingInterceptor``
+(``interceptors.py``, one table) maps them to gRPC status codes."""
 
 from __future__ import annotations
 

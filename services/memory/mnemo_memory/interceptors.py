@@ -160,7 +160,7 @@ def handler_budget(context: Any) -> float | None:
     store is answered as DEADLINE_EXCEEDED *by the service* (with its trailing metadata)
     before the caller's own deadline fires — the gateway then knows the service is up and
     only this request's store is slow (ADR 0014). None: the caller set no deadline."""
-    remaining = context.time_remaining()
+    remaining: float | None = context.time_remaining()
     if remaining is None:
         return None
     return max(0.0, remaining - min(0.1, remaining * 0.1))

@@ -22,31 +22,31 @@ from mnemo.memory.v1 import memory_pb2, memory_pb2_grpc
 from mnemo_common import metrics
 from mnemo_common.logging import configure_logging
 
+from mnemo_memory.config import MemoryServiceSettings
 from mnemo_memory.health import SERVICE_NAME, RedisHealth
 from mnemo_memory.interceptors import ErrorMappingInterceptor, TokenAuthInterceptor
-from mnemo_memory.longterm import build_longterm
+from mnemo_memory.longterm.service import LongTermMemory
 from mnemo_memory.purge import Purger
+from mnemo_memory.runtime import DEFAULT, build_runtime, build_worker
 from mnemo_memory.servicer import MemoryServicer
 from mnemo_memory.stores import outbox, usage
-from mnemo_memory.stores.redis_client import create_redis, describe_target, target_from_settings
-from mnemo_memory.stores.shortterm import ShortTermStores, build_stores
+from mnemo_memory.stores.redis_client import create_redis, describe_target
+from mnemo_memory.stores.shortterm import ShortTermStores
 
 log = logging.getLogger(__name__)
-
-_DEFAULT = object()
 
 
 @dataclass
 class ServerHandles:
     """What :func:`create_server` started; ``shutdown`` drains and closes all of it."""
 
-    settings: Any
+    settings: MemoryServiceSettings
     redis: Any
     probe_redis: Any
     stores: ShortTermStores
     servicer: MemoryServicer
     health: RedisHealth
-    longterm: Any
+    longterm: LongTermMemory | None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     closed: bool = False
 
@@ -72,7 +72,11 @@ class ServerHandles:
                 await client.aclose()
 
 
-async def _stats_loop(stores: ShortTermStores, settings: Any, longterm: Any = None) -> None:
+async def _stats_loop(
+    stores: ShortTermStores,
+    settings: MemoryServiceSettings,
+    longterm: LongTermMemory | None = None,
+) -> None:
     """Refresh the usage gauges (keys by kind, bytes, job stream, persistence, vectors)."""
     while True:
         try:
@@ -93,24 +97,21 @@ async def _stats_loop(stores: ShortTermStores, settings: Any, longterm: Any = No
 
 
 async def create_server(
-    settings: Any,
+    settings: MemoryServiceSettings,
     *,
     redis: Any = None,
-    longterm: Any = _DEFAULT,
+    longterm: LongTermMemory | str | None = DEFAULT,
     port: int | None = None,
     stats_loop: bool = False,
 ) -> tuple[grpc.aio.Server, int, ServerHandles]:
     """Build and start the gRPC server; returns (server, bound port, handles).
 
-    ``longterm`` defaults to ``build_longterm(settings, redis)``; pass None to run
+    ``longterm`` defaults to ``build_longterm(settings)``; pass None to run
     short-term only. ``port`` overrides ``SERVER__GRPC_PORT`` (0 = any free port).
     """
-    target = target_from_settings(settings)
-    redis = redis if redis is not None else create_redis(settings, target=target)
-    probe_redis = create_redis(settings, target=target)
-    stores = build_stores(settings, redis, inline_global=target.cross_slot_ok)
-    if longterm is _DEFAULT:
-        longterm = build_longterm(settings, redis)
+    runtime = build_runtime(settings, redis=redis, longterm=longterm)
+    redis, stores, longterm = runtime.redis, runtime.stores, runtime.longterm
+    probe_redis = create_redis(settings, target=runtime.target)
     server = grpc.aio.server(
         interceptors=[
             *(
@@ -189,7 +190,7 @@ async def create_server(
         "memory service listening",
         extra={
             "port": bound,
-            "redis": describe_target(target),
+            "redis": describe_target(runtime.target),
             "grpc_service": SERVICE_NAME,
             "longterm": longterm is not None,
         },
@@ -206,7 +207,7 @@ async def _open_longterm(opener: Any, health: RedisHealth) -> None:
         log.exception("long-term memory failed to open")
 
 
-async def serve(settings: Any) -> int:
+async def serve(settings: MemoryServiceSettings) -> int:
     """Run until SIGTERM/SIGINT, then drain; returns the exit code."""
     configure_logging("mnemo-memory", settings.log.level, settings.log.json_format)
     if settings.server.metrics_port:
@@ -248,27 +249,16 @@ class _InProcessWorker:
             await self.provider.aclose()
 
 
-def _start_inprocess_worker(settings: Any, handles: ServerHandles) -> _InProcessWorker | None:
+def _start_inprocess_worker(
+    settings: MemoryServiceSettings, handles: ServerHandles
+) -> _InProcessWorker | None:
     """Consume the job stream in this process, sharing its Redis client and vector store."""
     if handles.longterm is None:
         log.warning("SERVER__RUN_WORKER is set but long-term memory is off: no worker started")
         return None
     from mnemo_common.llm import build_provider
 
-    from mnemo_memory.stores.jobs import JobQueue
-    from mnemo_memory.stores.keys import KeyBuilder
-    from mnemo_memory.worker.consumer import StreamWorker
-    from mnemo_memory.worker.main import build_context
-    from mnemo_memory.worker.tasks import registry
-
     provider = build_provider(settings)
-    worker = StreamWorker(
-        redis=handles.redis,
-        jobs=JobQueue(handles.redis, KeyBuilder(settings.redis.key_prefix)),
-        ctx=build_context(settings, handles.redis, handles.longterm, provider),
-        registry=registry,
-        settings=settings.worker,
-        idle_minutes=settings.memory.episode_idle_minutes,
-    )
+    worker = build_worker(settings, handles.stores, handles.longterm, provider)
     log.info("extraction worker running in-process", extra={"llm_provider": provider.name})
     return _InProcessWorker(worker, asyncio.create_task(worker.run()), provider)

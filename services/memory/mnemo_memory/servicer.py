@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from mnemo.memory.v1 import memory_pb2_grpc
 
+from mnemo_memory.config import MemoryServiceSettings
 from mnemo_memory.erasure_jobs import ErasureJobs
+from mnemo_memory.health import RedisHealth
 from mnemo_memory.longterm import LongTermAPI
 from mnemo_memory.servicer_longterm import LongTermRPCs
 from mnemo_memory.servicer_shortterm import ShortTermRPCs
@@ -15,21 +15,19 @@ from mnemo_memory.stores.shortterm import ShortTermStores
 
 class MemoryServicer(LongTermRPCs, ShortTermRPCs, memory_pb2_grpc.MemoryServiceServicer):
     """Attributes the mixins rely on: ``settings``, ``stores`` (ShortTermStores),
-    ``threads`` / ``jobs`` / ``redis`` (shortcuts), ``longterm`` (None = long-term memory
+    ``threads`` (shortcut), ``longterm`` (None = long-term memory
     off: its RPCs answer UNIMPLEMENTED and PrepareTurn skips recall), ``redis_health``."""
 
     def __init__(
         self,
-        settings: Any,
+        settings: MemoryServiceSettings,
         stores: ShortTermStores,
         longterm: LongTermAPI | None = None,
-        redis_health: Any = None,
+        redis_health: RedisHealth | None = None,
     ) -> None:
         self.settings = settings
         self.stores = stores
         self.threads = stores.threads
-        self.jobs = stores.jobs
-        self.redis = stores.redis
         self.longterm = longterm
         self.redis_health = redis_health
         self.erasures = ErasureJobs(settings, stores, longterm)

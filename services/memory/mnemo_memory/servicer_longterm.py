@@ -7,9 +7,10 @@ also for another user's memory —, INVALID_ARGUMENT, UNAVAILABLE, FAILED_PRECON
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
 
 import grpc
+from grpc.aio import ServicerContext
 from mnemo.memory.v1 import memory_pb2
 
 from mnemo_memory.errors import InvalidArgumentError
@@ -17,25 +18,41 @@ from mnemo_memory.longterm.convert import MAX_TOP_K, filter_from_pb, ranked_to_p
 from mnemo_memory.stores.keys import checked_id
 from mnemo_memory.stores.text import checked_clean
 
+if TYPE_CHECKING:
+    from mnemo_memory.erasure_jobs import ErasureJobs
+    from mnemo_memory.longterm import LongTermAPI
+    from mnemo_memory.stores.threads import ThreadStore
+    from mnemo_memory.stores.vector import MemoryRecord
+
 MAX_QUERY_CHARS = 8000
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
 
 
 class LongTermRPCs:
     """Mixed into MemoryServicer; expects ``longterm`` (None = not available) and
     ``threads`` (the ThreadStore)."""
 
-    longterm: Any
-    threads: Any
-    erasures: Any
+    longterm: LongTermAPI | None
+    threads: ThreadStore
+    erasures: ErasureJobs
 
-    async def _lt(self, context: Any) -> Any:
+    async def _lt(self, context: ServicerContext[Req, Resp]) -> LongTermAPI:
         if self.longterm is None:
             await context.abort(
                 grpc.StatusCode.UNIMPLEMENTED, "long-term memory is not enabled on this server"
             )
+            raise AssertionError("context.abort returns only by raising")  # pragma: no cover
         return self.longterm
 
-    async def SearchMemories(self, request: Any, context: Any) -> memory_pb2.SearchMemoriesResponse:
+    async def SearchMemories(
+        self,
+        request: memory_pb2.SearchMemoriesRequest,
+        context: ServicerContext[
+            memory_pb2.SearchMemoriesRequest, memory_pb2.SearchMemoriesResponse
+        ],
+    ) -> memory_pb2.SearchMemoriesResponse:
         lt = await self._lt(context)
         uid = checked_id(request.user_id, "user_id")
         if not request.query.strip():
@@ -55,7 +72,11 @@ class LongTermRPCs:
             results=[ranked_to_pb(r) for r in ranked], context_tokens=tokens
         )
 
-    async def ListMemories(self, request: Any, context: Any) -> memory_pb2.ListMemoriesResponse:
+    async def ListMemories(
+        self,
+        request: memory_pb2.ListMemoriesRequest,
+        context: ServicerContext[memory_pb2.ListMemoriesRequest, memory_pb2.ListMemoriesResponse],
+    ) -> memory_pb2.ListMemoriesResponse:
         lt = await self._lt(context)
         uid = checked_id(request.user_id, "user_id")
         flt = filter_from_pb(uid, request.filter if request.HasField("filter") else None)
@@ -64,7 +85,11 @@ class LongTermRPCs:
             memories=[record_to_pb(r) for r in records], next_page_token=token
         )
 
-    async def AddMemory(self, request: Any, context: Any) -> memory_pb2.Memory:
+    async def AddMemory(
+        self,
+        request: memory_pb2.AddMemoryRequest,
+        context: ServicerContext[memory_pb2.AddMemoryRequest, memory_pb2.Memory],
+    ) -> memory_pb2.Memory:
         lt = await self._lt(context)
         uid = checked_id(request.user_id, "user_id")
         if request.source_thread_id:
@@ -76,7 +101,11 @@ class LongTermRPCs:
         )
         return record_to_pb(record)
 
-    async def UpdateMemory(self, request: Any, context: Any) -> memory_pb2.Memory:
+    async def UpdateMemory(
+        self,
+        request: memory_pb2.UpdateMemoryRequest,
+        context: ServicerContext[memory_pb2.UpdateMemoryRequest, memory_pb2.Memory],
+    ) -> memory_pb2.Memory:
         lt = await self._lt(context)
         uid = checked_id(request.user_id, "user_id")
         mid = checked_id(request.memory_id, "memory_id")
@@ -93,14 +122,18 @@ class LongTermRPCs:
             self.erasures.request_purge()  # the corrected text leaves the files too
         return record_to_pb(record)
 
-    async def _redact_sources(self, uid: str, record: Any) -> None:
+    async def _redact_sources(self, uid: str, record: MemoryRecord) -> None:
         """Remove a deleted or corrected memory's source messages from its thread."""
         if record.kind != "episode" and record.source_thread_id and record.source_message_ids:
             await self.threads.redact_messages(
                 uid, record.source_thread_id, record.source_message_ids
             )
 
-    async def DeleteMemory(self, request: Any, context: Any) -> memory_pb2.DeleteMemoryResponse:
+    async def DeleteMemory(
+        self,
+        request: memory_pb2.DeleteMemoryRequest,
+        context: ServicerContext[memory_pb2.DeleteMemoryRequest, memory_pb2.DeleteMemoryResponse],
+    ) -> memory_pb2.DeleteMemoryResponse:
         lt = await self._lt(context)
         uid = checked_id(request.user_id, "user_id")
         mid = checked_id(request.memory_id, "memory_id")

@@ -10,8 +10,9 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from grpc.aio import ServicerContext
 from mnemo.memory.v1 import memory_pb2
 from mnemo_common import metrics
 from mnemo_common.limits import MAX_METADATA_ENTRIES, MAX_METADATA_VALUE_BYTES
@@ -21,12 +22,20 @@ from mnemo_memory.convert import JOB_TYPES, message_pb, thread_info_pb
 from mnemo_memory.errors import InvalidArgumentError, UnavailableError
 from mnemo_memory.longterm.convert import check_recall
 from mnemo_memory.stores import erasure, outbox, usage
+from mnemo_memory.stores.jobs import JobType
 from mnemo_memory.stores.keys import checked_id
 from mnemo_memory.stores.lua import execute_with_scripts
 from mnemo_memory.stores.ratelimit import CHECK_AND_COUNT, RateLimiter, WindowState
 from mnemo_memory.stores.text import checked_text
 from mnemo_memory.stores.thread_scripts import NOTE_TURN
 from mnemo_memory.stores.threads import StoredMessage, message_ids_for
+
+if TYPE_CHECKING:
+    from mnemo_memory.config import MemoryServiceSettings
+    from mnemo_memory.erasure_jobs import ErasureJobs
+    from mnemo_memory.health import RedisHealth
+    from mnemo_memory.longterm import LongTermAPI
+    from mnemo_memory.stores.shortterm import ShortTermStores
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +58,11 @@ class ShortTermRPCs:
     """Mixed into MemoryServicer; expects ``settings``, ``stores``, ``longterm`` and
     ``redis_health`` attributes."""
 
-    settings: Any
-    stores: Any
-    longterm: Any
-    redis_health: Any
-    erasures: Any
+    settings: MemoryServiceSettings
+    stores: ShortTermStores
+    longterm: LongTermAPI | None
+    redis_health: RedisHealth | None
+    erasures: ErasureJobs
 
     def _require_redis(self) -> None:
         """Fail fast while the health probe says Redis is down."""
@@ -61,7 +70,11 @@ class ShortTermRPCs:
             raise UnavailableError("redis", "the last health probe failed")
 
     # --- the chat path ---
-    async def PrepareTurn(self, request: Any, context: Any) -> memory_pb2.PrepareTurnResponse:
+    async def PrepareTurn(
+        self,
+        request: memory_pb2.PrepareTurnRequest,
+        context: ServicerContext[memory_pb2.PrepareTurnRequest, memory_pb2.PrepareTurnResponse],
+    ) -> memory_pb2.PrepareTurnResponse:
         self._require_redis()
         uid = checked_id(request.user_id, "user_id")
         tid = checked_id(request.thread_id, "thread_id")
@@ -165,7 +178,13 @@ class ShortTermRPCs:
             replay=replay,
         )
 
-    async def _recall(self, uid: str, request: Any, context: Any) -> tuple[list[Any], list[str]]:
+    async def _recall(
+        self,
+        uid: str,
+        request: memory_pb2.PrepareTurnRequest,
+        context: ServicerContext[memory_pb2.PrepareTurnRequest, memory_pb2.PrepareTurnResponse]
+        | None,
+    ) -> tuple[list[memory_pb2.ScoredMemory], list[str]]:
         """Long-term memories for the turn; a failing or slow vector store degrades the
         answer (``degraded=["vector_store"]``), it never fails the turn."""
         if self.longterm is None or request.recall.disabled or not request.query:
@@ -188,7 +207,11 @@ class ShortTermRPCs:
         DEGRADED.labels("vector_store").inc()
         return [], ["vector_store"]
 
-    async def CommitTurn(self, request: Any, context: Any) -> memory_pb2.CommitTurnResponse:
+    async def CommitTurn(
+        self,
+        request: memory_pb2.CommitTurnRequest,
+        context: ServicerContext[memory_pb2.CommitTurnRequest, memory_pb2.CommitTurnResponse],
+    ) -> memory_pb2.CommitTurnResponse:
         self._require_redis()
         uid = checked_id(request.user_id, "user_id")
         tid = checked_id(request.thread_id, "thread_id")
@@ -217,7 +240,11 @@ class ShortTermRPCs:
         )
 
     # --- threads ---
-    async def GetThread(self, request: Any, context: Any) -> memory_pb2.GetThreadResponse:
+    async def GetThread(
+        self,
+        request: memory_pb2.GetThreadRequest,
+        context: ServicerContext[memory_pb2.GetThreadRequest, memory_pb2.GetThreadResponse],
+    ) -> memory_pb2.GetThreadResponse:
         self._require_redis()
         uid = checked_id(request.user_id, "user_id")
         tid = checked_id(request.thread_id, "thread_id")
@@ -228,7 +255,11 @@ class ShortTermRPCs:
             thread=thread_info_pb(meta), messages=[message_pb(m) for m in messages], summary=summary
         )
 
-    async def ListThreads(self, request: Any, context: Any) -> memory_pb2.ListThreadsResponse:
+    async def ListThreads(
+        self,
+        request: memory_pb2.ListThreadsRequest,
+        context: ServicerContext[memory_pb2.ListThreadsRequest, memory_pb2.ListThreadsResponse],
+    ) -> memory_pb2.ListThreadsResponse:
         self._require_redis()
         uid = checked_id(request.user_id, "user_id")
         if request.page_size < 0 or request.page_size > 500:
@@ -240,7 +271,11 @@ class ShortTermRPCs:
             threads=[thread_info_pb(t) for t in threads], next_page_token=token
         )
 
-    async def DeleteThread(self, request: Any, context: Any) -> memory_pb2.DeleteThreadResponse:
+    async def DeleteThread(
+        self,
+        request: memory_pb2.DeleteThreadRequest,
+        context: ServicerContext[memory_pb2.DeleteThreadRequest, memory_pb2.DeleteThreadResponse],
+    ) -> memory_pb2.DeleteThreadResponse:
         self._require_redis()
         uid = checked_id(request.user_id, "user_id")
         tid = checked_id(request.thread_id, "thread_id")
@@ -251,33 +286,53 @@ class ShortTermRPCs:
         self.erasures.request_purge()
         return memory_pb2.DeleteThreadResponse(deleted=True, messages_deleted=n)
 
-    async def CloseThread(self, request: Any, context: Any) -> memory_pb2.CloseThreadResponse:
+    async def CloseThread(
+        self,
+        request: memory_pb2.CloseThreadRequest,
+        context: ServicerContext[memory_pb2.CloseThreadRequest, memory_pb2.CloseThreadResponse],
+    ) -> memory_pb2.CloseThreadResponse:
         self._require_redis()
         uid = checked_id(request.user_id, "user_id")
         tid = checked_id(request.thread_id, "thread_id")
         await self.stores.threads.close_thread(uid, tid)
-        JOBS_ENQUEUED.labels("create_episode").inc()
+        JOBS_ENQUEUED.labels(JobType.CREATE_EPISODE).inc()
         return memory_pb2.CloseThreadResponse(episode_enqueued=True)
 
     # --- preferences ---
-    async def GetPreferences(self, request: Any, context: Any) -> memory_pb2.Preferences:
+    async def GetPreferences(
+        self,
+        request: memory_pb2.GetPreferencesRequest,
+        context: ServicerContext[memory_pb2.GetPreferencesRequest, memory_pb2.Preferences],
+    ) -> memory_pb2.Preferences:
         self._require_redis()
         uid = checked_id(request.user_id, "user_id")
         return memory_pb2.Preferences(values=await self.stores.preferences.get_all(uid))
 
-    async def SetPreference(self, request: Any, context: Any) -> memory_pb2.Preferences:
+    async def SetPreference(
+        self,
+        request: memory_pb2.SetPreferenceRequest,
+        context: ServicerContext[memory_pb2.SetPreferenceRequest, memory_pb2.Preferences],
+    ) -> memory_pb2.Preferences:
         self._require_redis()
         uid = checked_id(request.user_id, "user_id")
         values = await self.stores.preferences.set(uid, request.key, request.value)
         return memory_pb2.Preferences(values=values)
 
-    async def DeletePreference(self, request: Any, context: Any) -> memory_pb2.Preferences:
+    async def DeletePreference(
+        self,
+        request: memory_pb2.DeletePreferenceRequest,
+        context: ServicerContext[memory_pb2.DeletePreferenceRequest, memory_pb2.Preferences],
+    ) -> memory_pb2.Preferences:
         self._require_redis()
         uid = checked_id(request.user_id, "user_id")
         return memory_pb2.Preferences(values=await self.stores.preferences.delete(uid, request.key))
 
     # --- the user as a whole ---
-    async def ForgetUser(self, request: Any, context: Any) -> memory_pb2.ForgetUserResponse:
+    async def ForgetUser(
+        self,
+        request: memory_pb2.ForgetUserRequest,
+        context: ServicerContext[memory_pb2.ForgetUserRequest, memory_pb2.ForgetUserResponse],
+    ) -> memory_pb2.ForgetUserResponse:
         self._require_redis()
         uid = checked_id(request.user_id, "user_id")
         receipt = await self.erasures.run(uid)
@@ -297,7 +352,9 @@ class ShortTermRPCs:
         )
 
     async def ExportUser(
-        self, request: Any, context: Any
+        self,
+        request: memory_pb2.ExportUserRequest,
+        context: ServicerContext[memory_pb2.ExportUserRequest, memory_pb2.ExportUserChunk],
     ) -> AsyncIterator[memory_pb2.ExportUserChunk]:
         self._require_redis()
         uid = checked_id(request.user_id, "user_id")
@@ -307,7 +364,11 @@ class ShortTermRPCs:
             async for section, doc in self.longterm.export_user(uid):
                 yield _chunk(section, doc)
 
-    async def GetStats(self, request: Any, context: Any) -> memory_pb2.GetStatsResponse:
+    async def GetStats(
+        self,
+        request: memory_pb2.GetStatsRequest,
+        context: ServicerContext[memory_pb2.GetStatsRequest, memory_pb2.GetStatsResponse],
+    ) -> memory_pb2.GetStatsResponse:
         self._require_redis()
         uid = checked_id(request.user_id, "user_id") if request.user_id else None
         st = self.settings.shortterm

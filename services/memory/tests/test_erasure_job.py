@@ -11,8 +11,8 @@ import httpx
 import pytest
 import redis
 from mnemo.memory.v1 import memory_pb2 as pb
-from mnemo_common.testing.chroma import ChromaServer
 from mnemo_common.testing.procs import wait_for
+from mnemo_memory.testing.chroma import ChromaServer
 from shortterm_support import fill_user
 
 

@@ -178,8 +178,8 @@ def test_server_mode_chroma_is_purged_offline_by_the_cli(
     import subprocess
     import sys
 
-    from mnemo_common.testing.chroma import ChromaServer
     from mnemo_memory.longterm import build_longterm
+    from mnemo_memory.testing.chroma import ChromaServer
 
     redis_dir, chroma_dir = tmp_path / "redis", tmp_path / "chroma-server"
     chroma_dir.mkdir()

@@ -112,3 +112,41 @@ def test_settings_env_names(monkeypatch: pytest.MonkeyPatch) -> None:
     t = target_from_settings(s)
     assert (t.hosts, t.password, t.tls) == ([("redis.svc", 6379)], "pw", True)
     assert s.memory.max_thread_messages == 20
+
+
+async def test_the_redis_vector_store_client_follows_the_redis_settings(
+    redisearch_server,
+) -> None:
+    """VECTOR__BACKEND=redis: its own (binary) client, with the REDIS__* timeouts, pool
+    size and TLS CA of every other client, not a client of its own defaults."""
+    from mnemo_memory.embed import ModelInfo
+    from mnemo_memory.stores.vector import RedisVectorStore, build_vector_store
+
+    model = ModelInfo("all-MiniLM-L6-v2", 384)
+    settings = build_settings(
+        redis_url=redisearch_server.url,
+        redis={"key_prefix": "vs-settings", "socket_timeout_s": 0.7, "max_connections": 3},
+        vector={"backend": "redis"},
+    )
+    store = build_vector_store(settings, model)
+    assert isinstance(store, RedisVectorStore)
+    pool = store.redis.connection_pool
+    assert pool.max_connections == 3
+    assert pool.connection_kwargs["socket_timeout"] == 0.7
+    assert pool.connection_kwargs["decode_responses"] is False
+    try:
+        await store.open()  # a real round trip: the index is created, binary replies
+        assert (await store.count(None)).get("total", 0) == 0
+    finally:
+        await store.aclose()
+
+    tls = build_settings(
+        redis_url="rediss://127.0.0.1:1/0",
+        redis={"tls_ca_file": "/etc/mnemo/redis-ca.pem"},
+        vector={"backend": "redis"},
+    )
+    store = build_vector_store(tls, model)
+    assert (
+        store.redis.connection_pool.connection_kwargs["ssl_ca_certs"] == "/etc/mnemo/redis-ca.pem"
+    )
+    await store.aclose()

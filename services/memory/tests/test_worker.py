@@ -21,7 +21,7 @@ from mnemo_memory.longterm import build_longterm
 from mnemo_memory.stores.jobs import JobQueue
 from mnemo_memory.stores.keys import KeyBuilder
 from mnemo_memory.stores.vector import VectorFilter
-from mnemo_memory.worker.consumer import StreamWorker
+from mnemo_memory.worker.consumer import STORE_WAITS, StreamWorker
 from mnemo_memory.worker.main import build_context
 from mnemo_memory.worker.tasks import InProcessTasks, registry
 
@@ -266,6 +266,8 @@ async def test_chroma_down_jobs_wait_and_run_when_it_returns(redis_url, chroma_s
 
         with pytest.raises(UnavailableError):
             await lt.recall("alice", "colour", memory_pb2.RecallOptions())
+        waits = STORE_WAITS.labels("vector_store")
+        waits_before = waits._value.get()
         task = asyncio.create_task(worker.run())
 
         async def pending_one():
@@ -277,7 +279,12 @@ async def test_chroma_down_jobs_wait_and_run_when_it_returns(redis_url, chroma_s
                 break
             await asyncio.sleep(0.05)
         assert await pending_one()
-        await asyncio.sleep(0.5)  # the worker keeps waiting; the job stays in the stream
+        # more waits than WORKER__MAX_ATTEMPTS (3): attempts would have dead-lettered it
+        for _ in range(600):
+            if waits._value.get() >= waits_before + 5:
+                break
+            await asyncio.sleep(0.05)
+        assert waits._value.get() >= waits_before + 5
         assert await client.xlen(jobs.stream) == 1 and await client.xlen(jobs.dead_stream) == 0
     finally:
         chroma_server.start()
@@ -427,8 +434,10 @@ async def test_a_slow_job_is_not_taken_over_while_its_worker_lives(
             if await client.xlen(jobs.stream) == 0:
                 break
             await asyncio.sleep(0.05)
+        # done: the entry is acked and deleted, so no claim can come later; a claim during
+        # the 3 s call (the other worker scans every 0.2 s for jobs idle 1 s) counted in
+        # JOBS_CLAIMED and sent a second LLM request before this point
         assert await client.xlen(jobs.stream) == 0
-        await asyncio.sleep(0.6)  # a late duplicate run would show up here
     finally:
         for w in workers:
             w.request_stop()

@@ -11,7 +11,6 @@ the LLM error mapping (:func:`from_llm`).
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
@@ -52,9 +51,6 @@ class ApiError(Exception):
 
     def to_response(self) -> JSONResponse:
         return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
-
-    def to_sse_data(self) -> str:
-        return json.dumps(self.body())
 
 
 def _error_type(status: int) -> str:

@@ -50,6 +50,11 @@ class CircuitBreaker:
             self._set(BreakerState.HALF_OPEN)
         return self._state
 
+    @property
+    def probe_in_flight(self) -> bool:
+        """A half-open probe was admitted and has not finished yet."""
+        return self._probe_in_flight
+
     def allow(self) -> bool:
         """True when a call may be attempted now."""
         state = self.state

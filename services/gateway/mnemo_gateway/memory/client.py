@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
 
 import grpc
 from google.protobuf.message import Message as ProtoMessage
@@ -33,7 +33,8 @@ from .breaker import BreakerSet, BreakerState
 
 log = logging.getLogger(__name__)
 
-R = TypeVar("R", bound=ProtoMessage)
+Req = TypeVar("Req", bound=ProtoMessage)
+Resp = TypeVar("Resp", bound=ProtoMessage)
 
 SERVICE_NAME = "mnemo.memory.v1.MemoryService"
 
@@ -99,6 +100,7 @@ class MemoryClient:
         breaker_cooldown_s: float,
         max_store_domains: int = 10_000,
         token: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.addr = addr
         # SERVER__AUTH_TOKEN of the memory service, sent as gRPC metadata on every call
@@ -111,12 +113,16 @@ class MemoryClient:
             breaker_failures,
             breaker_cooldown_s,
             max_store_domains=max_store_domains,
+            clock=clock,
             on_change=self._breaker_changed,
         )
         self.breaker = self.breakers.service  # the breaker every caller shares
         m.BREAKER_STATE.set(0)
         self._channel = grpc.aio.insecure_channel(addr, options=_CHANNEL_OPTIONS)
-        self._stub = memory_pb2_grpc.MemoryServiceStub(self._channel)
+        # the .pyi's overload types this stub on an aio channel as MemoryServiceAsyncStub
+        self._stub: memory_pb2_grpc.MemoryServiceAsyncStub = memory_pb2_grpc.MemoryServiceStub(
+            self._channel
+        )
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
     async def aclose(self) -> None:
@@ -158,15 +164,20 @@ class MemoryClient:
             self.breakers.record_service_failure(method, user)
         return True
 
-    async def _call(self, method: str, request: ProtoMessage, deadline_s: float) -> Any:
-        """Call ``method`` through the breakers; raises MemoryUnavailable or AioRpcError."""
+    async def _call(
+        self,
+        method: str,
+        rpc: grpc.aio.UnaryUnaryMultiCallable[Req, Resp],
+        request: Req,
+        deadline_s: float,
+    ) -> Resp:
+        """Call ``rpc`` (the stub's ``method``) through the breakers; raises
+        MemoryUnavailable or AioRpcError."""
         user = str(getattr(request, "user_id", ""))
         self._admit(method, user)
         start = time.perf_counter()
         try:
-            response = await getattr(self._stub, method)(
-                request, timeout=deadline_s, metadata=self._metadata()
-            )
+            response = await rpc(request, timeout=deadline_s, metadata=self._metadata())
         except grpc.aio.AioRpcError as err:
             m.MEMORY_CALLS.labels(method, err.code().name).inc()
             if self._failed(method, user, err):
@@ -189,9 +200,11 @@ class MemoryClient:
 
     # --- chat path: raises MemoryUnavailable (the caller degrades) or AioRpcError ----------
 
-    async def _chat_call(self, method: str, request: ProtoMessage) -> Any:
+    async def _chat_call(
+        self, method: str, rpc: grpc.aio.UnaryUnaryMultiCallable[Req, Resp], request: Req
+    ) -> Resp:
         try:
-            return await self._call(method, request, self.timeout_s)
+            return await self._call(method, rpc, request, self.timeout_s)
         except grpc.aio.AioRpcError as err:
             if err.code() in _DEGRADE_ONLY:
                 if err.code() is grpc.StatusCode.UNAUTHENTICATED:
@@ -202,19 +215,21 @@ class MemoryClient:
     async def prepare_turn(
         self, request: memory_pb2.PrepareTurnRequest
     ) -> memory_pb2.PrepareTurnResponse:
-        return await self._chat_call("PrepareTurn", request)  # type: ignore[no-any-return]
+        return await self._chat_call("PrepareTurn", self._stub.PrepareTurn, request)
 
     async def commit_turn(
         self, request: memory_pb2.CommitTurnRequest
     ) -> memory_pb2.CommitTurnResponse:
-        return await self._chat_call("CommitTurn", request)  # type: ignore[no-any-return]
+        return await self._chat_call("CommitTurn", self._stub.CommitTurn, request)
 
     # --- control path: every failure becomes an ApiError ----------------------------------
 
-    async def admin(self, method: str, request: ProtoMessage) -> Any:
+    async def _admin(
+        self, method: str, rpc: grpc.aio.UnaryUnaryMultiCallable[Req, Resp], request: Req
+    ) -> Resp:
         """Call a control RPC; errors become :class:`ApiError` (503 when unreachable)."""
         try:
-            return await self._call(method, request, self.admin_timeout_s)
+            return await self._call(method, rpc, request, self.admin_timeout_s)
         except MemoryUnavailable as exc:
             raise ApiError(
                 503,
@@ -224,6 +239,70 @@ class MemoryClient:
             ) from exc
         except grpc.aio.AioRpcError as err:
             raise from_grpc(err) from err
+
+    async def list_threads(
+        self, request: memory_pb2.ListThreadsRequest
+    ) -> memory_pb2.ListThreadsResponse:
+        return await self._admin("ListThreads", self._stub.ListThreads, request)
+
+    async def get_thread(
+        self, request: memory_pb2.GetThreadRequest
+    ) -> memory_pb2.GetThreadResponse:
+        return await self._admin("GetThread", self._stub.GetThread, request)
+
+    async def close_thread(
+        self, request: memory_pb2.CloseThreadRequest
+    ) -> memory_pb2.CloseThreadResponse:
+        return await self._admin("CloseThread", self._stub.CloseThread, request)
+
+    async def delete_thread(
+        self, request: memory_pb2.DeleteThreadRequest
+    ) -> memory_pb2.DeleteThreadResponse:
+        return await self._admin("DeleteThread", self._stub.DeleteThread, request)
+
+    async def get_preferences(
+        self, request: memory_pb2.GetPreferencesRequest
+    ) -> memory_pb2.Preferences:
+        return await self._admin("GetPreferences", self._stub.GetPreferences, request)
+
+    async def set_preference(
+        self, request: memory_pb2.SetPreferenceRequest
+    ) -> memory_pb2.Preferences:
+        return await self._admin("SetPreference", self._stub.SetPreference, request)
+
+    async def delete_preference(
+        self, request: memory_pb2.DeletePreferenceRequest
+    ) -> memory_pb2.Preferences:
+        return await self._admin("DeletePreference", self._stub.DeletePreference, request)
+
+    async def search_memories(
+        self, request: memory_pb2.SearchMemoriesRequest
+    ) -> memory_pb2.SearchMemoriesResponse:
+        return await self._admin("SearchMemories", self._stub.SearchMemories, request)
+
+    async def list_memories(
+        self, request: memory_pb2.ListMemoriesRequest
+    ) -> memory_pb2.ListMemoriesResponse:
+        return await self._admin("ListMemories", self._stub.ListMemories, request)
+
+    async def add_memory(self, request: memory_pb2.AddMemoryRequest) -> memory_pb2.Memory:
+        return await self._admin("AddMemory", self._stub.AddMemory, request)
+
+    async def update_memory(self, request: memory_pb2.UpdateMemoryRequest) -> memory_pb2.Memory:
+        return await self._admin("UpdateMemory", self._stub.UpdateMemory, request)
+
+    async def delete_memory(
+        self, request: memory_pb2.DeleteMemoryRequest
+    ) -> memory_pb2.DeleteMemoryResponse:
+        return await self._admin("DeleteMemory", self._stub.DeleteMemory, request)
+
+    async def forget_user(
+        self, request: memory_pb2.ForgetUserRequest
+    ) -> memory_pb2.ForgetUserResponse:
+        return await self._admin("ForgetUser", self._stub.ForgetUser, request)
+
+    async def get_stats(self, request: memory_pb2.GetStatsRequest) -> memory_pb2.GetStatsResponse:
+        return await self._admin("GetStats", self._stub.GetStats, request)
 
     async def export_user(self, user_id: str) -> AsyncIterator[memory_pb2.ExportUserChunk]:
         """The export stream; errors become :class:`ApiError`."""

@@ -22,13 +22,16 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mnemo_memory.errors import ModelMismatchError
 
 from .batcher import MicroBatcher
+
+if TYPE_CHECKING:
+    from mnemo_common.settings import CommonSettings
 
 BACKENDS = ("onnx", "sentence-transformers")
 
@@ -145,7 +148,7 @@ class Embedder:
         _EMBEDDERS.add(self)
 
     @classmethod
-    def from_settings(cls, settings: Any) -> Embedder:
+    def from_settings(cls, settings: CommonSettings) -> Embedder:
         e = settings.embedding
         return cls(
             model_path=e.model_path,
@@ -254,7 +257,7 @@ class Embedder:
             if hit is not None:
                 self._cache.move_to_end(text)
                 return hit
-        vector = (await self.encode([text]))[0]
+        vector: np.ndarray = (await self.encode([text]))[0]
         if self._cache_size:
             with self._cache_lock:
                 self._cache[text] = vector

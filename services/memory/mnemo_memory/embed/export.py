@@ -68,7 +68,7 @@ def current(out: str, digest: str, variant: str) -> bool:
         sess = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
     except Exception:  # a truncated or foreign file: export again
         return False
-    meta = sess.get_modelmeta().custom_metadata_map
+    meta: dict[str, str] = sess.get_modelmeta().custom_metadata_map
     return meta.get(META_SOURCE) == digest and meta.get(META_VARIANT) == variant
 
 
@@ -77,7 +77,7 @@ def _trace(model_path: str, out: str) -> None:
     from transformers import AutoModel
     from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
     model = AutoModel.from_pretrained(
         model_path, local_files_only=True, attn_implementation="eager"
@@ -94,9 +94,10 @@ def _trace(model_path: str, out: str) -> None:
             attention_mask: torch.Tensor,
             token_type_ids: torch.Tensor,
         ) -> torch.Tensor:
-            return self.inner(
+            hidden: torch.Tensor = self.inner(
                 input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
             ).last_hidden_state
+            return hidden
 
     ids = torch.ones((2, 8), dtype=torch.int64)
     names = ["input_ids", "attention_mask", "token_type_ids"]

@@ -1,27 +1,62 @@
 """Long-term memory (facts and episodes in a vector store).
 
-Seam with the rest of the service: ``build_longterm(settings, redis)`` returns an object
-with the :class:`LongTermAPI` methods (a :class:`~.service.LongTermMemory`), or ``None``
-when long-term memory is not available (then the long-term RPCs answer UNIMPLEMENTED and
-PrepareTurn skips recall).
+Seam with the rest of the service: ``build_longterm(settings)`` returns a
+:class:`~.service.LongTermMemory`; the servicer sees it through the :class:`LongTermAPI`
+methods, or as ``None`` when long-term memory is not available (then the long-term RPCs
+answer UNIMPLEMENTED and PrepareTurn skips recall).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mnemo.memory.v1 import memory_pb2
+
+if TYPE_CHECKING:
+    from mnemo_memory.config import MemoryServiceSettings
+    from mnemo_memory.embed import Embedder
+    from mnemo_memory.stores.vector import MemoryRecord, VectorFilter
+
+    from .ranking import Ranked
+    from .service import LongTermMemory
 
 log = logging.getLogger(__name__)
 
 
 class LongTermAPI(Protocol):
+    """What the servicer and the erasure jobs call (the worker's handlers use the concrete
+    :class:`~.service.LongTermMemory`)."""
+
     async def recall(
         self, user_id: str, query: str, options: memory_pb2.RecallOptions
     ) -> list[memory_pb2.ScoredMemory]:
         """Best-first memories for a turn; raises UnavailableError("vector_store")."""
+        ...
+
+    async def search(
+        self, user_id: str, query: str, flt: VectorFilter, top_k: int = 0, token_budget: int = 0
+    ) -> tuple[list[Ranked], int]:
+        """``SearchMemories``: ranked memories and the tokens they cost."""
+        ...
+
+    async def list_memories(
+        self, user_id: str, flt: VectorFilter, page_size: int, page_token: str
+    ) -> tuple[list[MemoryRecord], str]:
+        """``ListMemories``: one page and the next page's token ("" at the end)."""
+        ...
+
+    async def add_memory(
+        self, user_id: str, text: str, kind: int, importance: int, source_thread_id: str = ""
+    ) -> MemoryRecord: ...
+
+    async def update_memory(
+        self, user_id: str, memory_id: str, text: str | None, importance: int | None, kind: int
+    ) -> MemoryRecord: ...
+
+    async def forget_memory(self, user_id: str, memory_id: str) -> tuple[bool, MemoryRecord, int]:
+        """Delete one memory and the episodes derived from it; (deleted, record, episodes)."""
         ...
 
     async def forget_user(self, user_id: str) -> dict[str, int]:
@@ -43,18 +78,19 @@ class LongTermAPI(Protocol):
     async def aclose(self) -> None: ...
 
 
-def build_longterm(settings: Any, redis: Any = None, *, embedder: Any = None) -> Any:
+def build_longterm(
+    settings: MemoryServiceSettings, *, embedder: Embedder | None = None
+) -> LongTermMemory:
     """The configured :class:`~.service.LongTermMemory` (cheap: the model starts loading
     on the embedding thread at once; the first query waits for it there).
 
-    ``redis`` is unused (the Redis vector backend opens its own binary-safe client);
+    The Redis vector backend opens its own binary-safe client (same REDIS__* settings);
     ``embedder`` lets tests and benchmarks share one loaded model.
     """
     from mnemo_memory.embed import Embedder
     from mnemo_memory.stores.vector import build_vector_store
 
     from .service import LongTermMemory
-    from .settings import LongTermSettings
 
     emb = embedder
     if emb is None:
@@ -64,7 +100,7 @@ def build_longterm(settings: Any, redis: Any = None, *, embedder: Any = None) ->
     return LongTermMemory(
         embedder=emb,
         store=store,
-        cfg=getattr(settings, "longterm", None) or LongTermSettings(),
+        cfg=settings.longterm,
         default_top_k=settings.vector.default_top_k,
     )
 

@@ -17,13 +17,13 @@ KIND_TO_PB = {
     "episode": memory_pb2.MEMORY_KIND_EPISODE,
     "message": memory_pb2.MEMORY_KIND_MESSAGE,
 }
-PB_TO_KIND = {v: k for k, v in KIND_TO_PB.items()}
+PB_TO_KIND: dict[int, str] = {v: k for k, v in KIND_TO_PB.items()}
 MAX_TOP_K = 100  # results one search or recall may ask for
 
 
 def kind_from_pb(value: int, default: str = "fact") -> str:
     """Domain kind of a MemoryKind (UNSPECIFIED → ``default``)."""
-    return PB_TO_KIND.get(value, default)  # type: ignore[call-overload]
+    return PB_TO_KIND.get(value, default)
 
 
 def filter_from_pb(

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from mnemo_memory.stores.vector import MemoryRecord, VectorFilter, VectorHit
-from mnemo_memory.stores.vector.base import exact_similarities
+from mnemo_memory.stores.vector.base import exact_similarities, owns
 
 from .text import fact_id, indexed_text, normalize, slot_of, stable_id
 from .values import adds_detail, is_update, shape
@@ -224,7 +224,7 @@ class FactWriter:
         found = [h.record for h in hits if contradicts(h)]
         if cand.replaces and not any(r.id == cand.replaces for r in found):
             named = await self.lt.store.get([cand.replaces])
-            found += [r for r in named if r.user_id == user_id and not r.valid_to_ms]
+            found += [r for r in named if owns(r, user_id) and not r.valid_to_ms]
         return found
 
     def _merge_target(

@@ -20,11 +20,11 @@ from mnemo.memory.v1 import memory_pb2
 from mnemo_memory.embed import Embedder
 from mnemo_memory.errors import (
     InvalidArgumentError,
-    NotFoundError,
     UnavailableError,
 )
 from mnemo_memory.stores.text import checked_clean
 from mnemo_memory.stores.vector import MemoryRecord, VectorFilter
+from mnemo_memory.stores.vector.base import ensure_owner, owns
 
 from .convert import filter_from_pb, kind_from_pb, ranked_to_pb
 from .facts import CandidateFact, FactWriter, WriteReport
@@ -119,7 +119,7 @@ class LongTermMemory:
         out = []
         for r in ranked:
             rec = r.record if r.record.id in fresh else current.get(r.record.id)
-            if rec is None or rec.user_id != flt.user_id:
+            if not owns(rec, flt.user_id):
                 continue  # deleted since (or never this user's)
             if rec.valid_to_ms and not flt.include_superseded:
                 continue  # superseded since
@@ -171,10 +171,7 @@ class LongTermMemory:
     # --- user-facing CRUD ---
     async def _owned(self, user_id: str, memory_id: str) -> MemoryRecord:
         found = await self.store.get([memory_id])
-        # another user's memory answers exactly like a missing one: no existence oracle
-        if not found or found[0].user_id != user_id:
-            raise NotFoundError(f"memory {memory_id} not found")
-        return found[0]  # type: ignore[no-any-return]
+        return ensure_owner(found[0] if found else None, user_id, memory_id)
 
     def _check_text(self, text: str) -> str:
         text = checked_clean(text, "text").strip()

@@ -22,15 +22,24 @@ Message fields (all strings)::
                                        and calls ThreadStore.replace_oldest_with_summary
     create_episode:   reason           "closed" (CloseThread) or "idle" (worker's idle scan)
 
-Jobs are enqueued by ``ThreadStore.append_turn`` (inside its Lua script when the
-deployment allows cross-slot scripts, otherwise right after it, through :meth:`enqueue`)
-and by CloseThread. Dead-letter entries carry the original fields plus ``error``,
-``attempts``, ``failed_at_ms`` and ``original_entry_id`` (the worker writes them).
+:class:`Job` is the one definition of these fields: its ``fields()`` writes them, its
+``from_fields()`` reads them (the worker's handlers take a ``Job``), and ``lua_template()``
+hands them to the Lua of ``ThreadStore.append_turn``, which fills in the one count it
+computes. Jobs are enqueued by ``append_turn`` (inside its Lua script when the deployment
+allows cross-slot scripts, otherwise through the user's outbox), by CloseThread and by the
+worker's idle scan (:meth:`JobQueue.enqueue`). Dead-letter entries carry the original
+fields plus ``error``, ``attempts``, ``failed_at_ms`` and ``original_entry_id`` (the
+worker writes them).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from mnemo_common.ids import new_id
@@ -39,8 +48,72 @@ from redis.exceptions import ResponseError
 from .keys import KeyBuilder, checked_id
 
 GROUP = "workers"
-JOB_TYPES = ("extract_facts", "summarize_thread", "create_episode")
 _SCAN_BATCH = 1000
+
+
+class JobType(StrEnum):
+    EXTRACT_FACTS = "extract_facts"
+    SUMMARIZE_THREAD = "summarize_thread"
+    CREATE_EPISODE = "create_episode"
+
+
+JOB_TYPES = tuple(t.value for t in JobType)
+
+#: the fields of each type beyond the common ones (written only for that type)
+_EXTRA: dict[JobType, tuple[str, ...]] = {
+    JobType.EXTRACT_FACTS: ("upto_message_id", "new_messages"),
+    JobType.SUMMARIZE_THREAD: ("message_count",),
+    JobType.CREATE_EPISODE: ("reason",),
+}
+_INT_FIELDS = frozenset({"enqueued_at_ms", "new_messages", "message_count"})
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _new_job_id() -> str:
+    return new_id("job-")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One background job: what the stream entry holds (see the module docstring)."""
+
+    type: JobType
+    user_id: str
+    thread_id: str
+    job_id: str = field(default_factory=_new_job_id)
+    enqueued_at_ms: int = field(default_factory=_now_ms)
+    new_messages: int = 0  # extract_facts
+    upto_message_id: str = ""  # extract_facts
+    message_count: int = 0  # summarize_thread
+    reason: str = ""  # create_episode: "closed" | "idle"
+
+    def fields(self) -> dict[str, str]:
+        """The stream entry's fields (all strings): the common ones and the type's own."""
+        names = ("job_id", "type", "user_id", "thread_id", "enqueued_at_ms", *_EXTRA[self.type])
+        return {n: str(getattr(self, n)) for n in names}
+
+    def lua_template(self, counted: str) -> str:
+        """The fields as a JSON array ``[name, value, ...]`` whose last value is the count
+        ``counted`` that the Lua script computes and writes in (``job[#job] = n``)."""
+        flat: list[str] = []
+        for name, value in self.fields().items():
+            if name != counted:
+                flat += [name, value]
+        return json.dumps([*flat, counted, ""])
+
+    @classmethod
+    def from_fields(cls, raw: Mapping[str, str]) -> Job:
+        """Read a stream entry (extra fields, e.g. a dead letter's ``error``, are ignored);
+        ValueError for an unknown type or a malformed number."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {k: v for k, v in raw.items() if k in names}
+        values["type"] = JobType(values.get("type", ""))
+        for name in _INT_FIELDS & values.keys():
+            values[name] = int(values[name] or 0)
+        return cls(**values)
 
 
 class JobQueue:
@@ -61,25 +134,15 @@ class JobQueue:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    async def enqueue(
-        self,
-        type: str,
-        user_id: str,
-        thread_id: str,
-        *,
-        job_id: str | None = None,
-        now_ms: int | None = None,
-        **fields: Any,
-    ) -> str:
-        """XADD one job; returns its ``job_id``. Extra ``fields`` are stored as strings."""
+    async def enqueue(self, type: str, user_id: str, thread_id: str, **fields: Any) -> str:
+        """XADD one :class:`Job` (``fields``: its other attributes); returns its ``job_id``."""
         if type not in JOB_TYPES:
             raise ValueError(f"unknown job type {type!r}")
         checked_id(user_id, "user_id")
         checked_id(thread_id, "thread_id")
-        job_id = job_id or new_id("job-")
-        body = job_fields(job_id, type, user_id, thread_id, now_ms, **fields)
-        await self.redis.xadd(self.stream, body)
-        return job_id
+        job = Job(JobType(type), user_id, thread_id, **fields)
+        await self.redis.xadd(self.stream, job.fields())
+        return job.job_id
 
     async def _scan(self, stream: str) -> list[tuple[str, dict[str, str]]]:
         entries: list[tuple[str, dict[str, str]]] = []
@@ -147,18 +210,3 @@ class JobQueue:
         except ResponseError:  # no group yet
             pending = 0
         return {"stream_length": int(length), "pending": pending, "dead_letter_length": int(dead)}
-
-
-def job_fields(
-    job_id: str, type: str, user_id: str, thread_id: str, now_ms: int | None = None, **extra: Any
-) -> dict[str, str]:
-    """The stream fields of one job (all strings), as documented above."""
-    body = {
-        "job_id": job_id,
-        "type": type,
-        "user_id": user_id,
-        "thread_id": thread_id,
-        "enqueued_at_ms": str(now_ms if now_ms is not None else int(time.time() * 1000)),
-    }
-    body.update({k: str(v) for k, v in extra.items()})
-    return body

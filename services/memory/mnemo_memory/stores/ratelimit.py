@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mnemo_memory.errors import RateLimitedError
 
 from .keys import KeyBuilder
+
+if TYPE_CHECKING:
+    from mnemo_common.settings import RateLimitSettings
+
 from .lua import LuaScript
 
 WINDOWS_MS = {"minute": 60_000, "hour": 3_600_000, "day": 86_400_000}
@@ -113,7 +117,7 @@ class WindowState:
 class RateLimiter:
     """Check-and-count per user; raises RateLimitedError naming the full window."""
 
-    def __init__(self, redis: Any, keys: KeyBuilder, settings: Any) -> None:
+    def __init__(self, redis: Any, keys: KeyBuilder, settings: RateLimitSettings) -> None:
         self.redis = redis
         self.keys = keys
         self.settings = settings

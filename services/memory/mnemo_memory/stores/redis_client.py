@@ -21,7 +21,7 @@ restarted server reconnects), so an unreachable Redis becomes UNAVAILABLE quickl
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qs, unquote
 
 import redis.asyncio as aioredis
@@ -29,6 +29,9 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
+
+if TYPE_CHECKING:
+    from mnemo_common.settings import CommonSettings
 
 RedisMode = Literal["standalone", "sentinel", "cluster"]
 
@@ -132,7 +135,7 @@ def parse_redis_url(
     )
 
 
-def target_from_settings(settings: Any) -> RedisTarget:
+def target_from_settings(settings: CommonSettings) -> RedisTarget:
     """The target of ``REDIS_URL`` when set, else of ``REDIS__HOST``/``PORT``/... parts."""
     rs = settings.redis
     target = parse_redis_url(
@@ -143,7 +146,7 @@ def target_from_settings(settings: Any) -> RedisTarget:
     return target
 
 
-def _connection_kwargs(target: RedisTarget, settings: Any) -> dict[str, Any]:
+def _connection_kwargs(target: RedisTarget, settings: CommonSettings) -> dict[str, Any]:
     rs = settings.redis
     kwargs: dict[str, Any] = {
         "username": target.username,
@@ -163,13 +166,19 @@ def _connection_kwargs(target: RedisTarget, settings: Any) -> dict[str, Any]:
     return kwargs
 
 
-def create_redis(settings: Any, *, target: RedisTarget | None = None) -> Any:
+def create_redis(
+    settings: CommonSettings, *, target: RedisTarget | None = None, binary: bool = False
+) -> Any:
     """An async client (``redis.asyncio.Redis`` or ``RedisCluster``) for ``settings``.
 
-    Connections are opened lazily, so this never fails because Redis is down.
+    Connections are opened lazily, so this never fails because Redis is down. ``binary``:
+    replies as bytes over RESP2 (the Redis vector store: raw FLOAT32 vectors, flat FT.*
+    replies), with the same timeouts, pool size and TLS as every other client.
     """
     target = target or target_from_settings(settings)
     kwargs = _connection_kwargs(target, settings)
+    if binary:
+        kwargs.update(decode_responses=False, protocol=2)
     max_connections = settings.redis.max_connections
     if target.mode == "cluster":
         return RedisCluster(
@@ -179,7 +188,9 @@ def create_redis(settings: Any, *, target: RedisTarget | None = None) -> Any:
         )
     if target.mode == "sentinel":
         sentinel_kwargs = {k: v for k, v in kwargs.items() if k != "decode_responses"}
-        sentinel = Sentinel(target.hosts, sentinel_kwargs=sentinel_kwargs, **kwargs)
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            target.hosts, sentinel_kwargs=sentinel_kwargs, **kwargs
+        )
         return sentinel.master_for(
             target.service_name, db=target.db, max_connections=max_connections
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .jobs import JobQueue
 from .keys import KeyBuilder
@@ -11,6 +11,9 @@ from .outbox import NO_WAIT, Replication
 from .preferences import PreferenceStore
 from .ratelimit import RateLimiter
 from .threads import ThreadStore
+
+if TYPE_CHECKING:
+    from mnemo_memory.config import MemoryServiceSettings
 
 
 @dataclass
@@ -25,7 +28,9 @@ class ShortTermStores:
     inline_global: bool = True
 
 
-def build_stores(settings: Any, redis: Any, *, inline_global: bool = True) -> ShortTermStores:
+def build_stores(
+    settings: MemoryServiceSettings, redis: Any, *, inline_global: bool = True
+) -> ShortTermStores:
     """The stores the servicer and the worker share."""
     keys = KeyBuilder(settings.redis.key_prefix)
     jobs = JobQueue(redis, keys)

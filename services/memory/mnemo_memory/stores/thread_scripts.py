@@ -16,7 +16,9 @@ from .lua import LuaScript
 # ARGV: 1 now_ms, 2 user_id, 3 thread_id, 4 idempotency key, 5 user msg json,
 #       6 assistant msg json, 7 assistant msg id, 8 max messages, 9 thread ttl ms,
 #       10 idem ttl ms, 11 idem cap, 12 extract every, 13 summary threshold,
-#       14 summary stale ms, 15 inline, 16 title, 17 extract job id, 18 summary job id,
+#       14 summary stale ms, 15 inline, 16 title, 17 the extract job, 18 the summary job
+#       (each ``Job.lua_template``: a JSON array of its fields whose last value is the
+#       count this script computes: new messages, messages held),
 #       19 activity member, 20 in-flight member ("tid:idempotency key")
 # Returns {status, message_count, created, extract(0/1), new_messages, summarize(0/1)};
 # status 'erasing' while the user's erasure runs, 'erased' for a turn PrepareTurn saw
@@ -83,16 +85,13 @@ if len > tonumber(ARGV[13]) then
   end
 end
 local writes = {}
-if extract == 1 then
-  writes[#writes + 1] = {'job_id', ARGV[17], 'type', 'extract_facts',
-    'user_id', ARGV[2], 'thread_id', ARGV[3], 'enqueued_at_ms', tostring(now),
-    'new_messages', tostring(new_messages), 'upto_message_id', ARGV[7]}
+local function job(template, count)
+  local fields = cjson.decode(template)
+  fields[#fields] = tostring(count)
+  return fields
 end
-if summarize == 1 then
-  writes[#writes + 1] = {'job_id', ARGV[18], 'type', 'summarize_thread',
-    'user_id', ARGV[2], 'thread_id', ARGV[3], 'enqueued_at_ms', tostring(now),
-    'message_count', tostring(len)}
-end
+if extract == 1 then writes[#writes + 1] = job(ARGV[17], new_messages) end
+if summarize == 1 then writes[#writes + 1] = job(ARGV[18], len) end
 if inline then
   redis.call('ZADD', KEYS[6], now, ARGV[19])
   for _, job in ipairs(writes) do redis.call('XADD', KEYS[7], '*', unpack(job)) end

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from mnemo_common.ids import new_id
-
 from mnemo_memory.errors import ErasedError, NotFoundError
 
 from . import outbox
-from .jobs import JobQueue
+from .jobs import Job, JobQueue, JobType
 from .keys import KeyBuilder, checked_id
 from .thread_models import (
     AppendResult,
@@ -110,7 +108,13 @@ class ThreadStore:
         ]
         keys += [k.activity_index(), k.jobs()] if self.inline_global else [k.outbox(user_id)]
         keys += [k.erasure(user_id), k.inflight(user_id)]
-        extract_job, summary_job = new_id("job-"), new_id("job-")
+        # the jobs the script may enqueue; it writes in the count it computes
+        extract_job = Job(
+            JobType.EXTRACT_FACTS, user_id, thread_id, enqueued_at_ms=now, upto_message_id=asst_id
+        ).lua_template("new_messages")
+        summary_job = Job(
+            JobType.SUMMARIZE_THREAD, user_id, thread_id, enqueued_at_ms=now
+        ).lua_template("message_count")
         member = k.activity_member(user_id, thread_id)
         args = [
             now,
@@ -143,11 +147,11 @@ class ThreadStore:
                 if status == "erasing"
                 else "the turn began before the user's erasure; it is not stored"
             )
-        jobs = []
+        jobs: list[str] = []
         if extract:
-            jobs.append("extract_facts")
+            jobs.append(JobType.EXTRACT_FACTS)
         if summarize:
-            jobs.append("summarize_thread")
+            jobs.append(JobType.SUMMARIZE_THREAD)
         if not self.inline_global:
             # Cluster: the turn and its jobs are in the user's slot; acknowledge once its
             # replica has them too, then relay the jobs to the stream — a relay that fails
@@ -347,4 +351,4 @@ class ThreadStore:
         await self.redis.zrem(
             self.keys.activity_index(), self.keys.activity_member(user_id, thread_id)
         )
-        return await self.jobs.enqueue("create_episode", user_id, thread_id, reason="closed")
+        return await self.jobs.enqueue(JobType.CREATE_EPISODE, user_id, thread_id, reason="closed")

@@ -37,8 +37,10 @@ from typing import Any
 from mnemo_common import metrics
 
 from mnemo_memory.errors import InvalidArgumentError, UnavailableError, store_unavailable
+from mnemo_memory.stores.jobs import JobType
 
 from .liveness import Heartbeat
+from .settings import WorkerSettings
 from .tasks import TaskContext, TaskRegistry, UnknownJobError, enqueue_idle_episodes
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,21 @@ JOBS_DROPPED = metrics.counter(
 )
 BACKLOG = metrics.gauge("mnemo_worker_stream_length", "Jobs waiting in the stream")
 
+#: failures no retry can mend — a bug in a handler or a malformed job (Job.from_fields
+#: raises ValueError): dead-lettered at the first failure. Anything else (the LLM's errors,
+#: timeouts, a store's unexpected answer) is retried up to WORKER__MAX_ATTEMPTS; a store
+#: that is down is waited for without spending an attempt.
+PERMANENT_ERRORS: tuple[type[Exception], ...] = (
+    TypeError,
+    AttributeError,
+    LookupError,  # KeyError, IndexError
+    NameError,
+    ValueError,  # includes UnicodeDecodeError and json.JSONDecodeError
+    AssertionError,
+    NotImplementedError,
+    InvalidArgumentError,  # an id in the job fails validation
+)
+
 
 def entry_time_ms(entry_id: Any) -> int:
     """The Redis time (ms) at which a stream entry was added: its id's first part."""
@@ -89,7 +106,7 @@ class StreamWorker:
         jobs: Any,
         ctx: TaskContext,
         registry: TaskRegistry,
-        settings: Any,
+        settings: WorkerSettings,
         idle_minutes: float,
         heartbeat: Heartbeat | None = None,
     ) -> None:
@@ -267,9 +284,9 @@ class StreamWorker:
                         return False
                     continue
                 JOB_DURATION.labels(job_type).observe(time.monotonic() - started)
-                if attempt >= self.cfg.max_attempts:
+                if attempt >= self.cfg.max_attempts or isinstance(exc, PERMANENT_ERRORS):
                     await self._dead_letter(entry_id, fields, repr(exc), attempt)
-                    if job_type == "summarize_thread":
+                    if job_type == JobType.SUMMARIZE_THREAD:
                         await self._allow_new_summary(fields)
                     return True
                 JOBS_RETRIED.labels(job_type).inc()

@@ -4,7 +4,6 @@ provider is ``offline``."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -173,7 +172,3 @@ class ExtractiveSummarizer:
         if len(text) > self.max_chars:
             text = "…" + text[-(self.max_chars - 1) :]
         return text, Usage()
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mnemo_common import metrics
 from mnemo_common.logging import configure_logging
@@ -14,26 +14,34 @@ from .extract import ExtractiveSummarizer, LLMExtractor, LLMSummarizer, RuleExtr
 from .liveness import Heartbeat
 from .tasks import TaskContext
 
+if TYPE_CHECKING:
+    from mnemo_common.llm import LLMProvider
+
+    from mnemo_memory.config import MemoryServiceSettings
+    from mnemo_memory.longterm.service import LongTermMemory
+    from mnemo_memory.stores.shortterm import ShortTermStores
+
 log = logging.getLogger(__name__)
 
 
-def build_context(settings: Any, redis: Any, longterm: Any, provider: Any) -> TaskContext:
-    """Handlers' context: LLM extractor/summariser, or the deterministic offline ones."""
-    from mnemo_memory.stores.jobs import JobQueue
-    from mnemo_memory.stores.keys import KeyBuilder
+def build_context(
+    settings: MemoryServiceSettings,
+    redis: Any,
+    longterm: LongTermMemory,
+    provider: LLMProvider | None,
+    *,
+    stores: ShortTermStores | None = None,
+) -> TaskContext:
+    """Handlers' context: LLM extractor/summariser, or the deterministic offline ones; the
+    ThreadStore is ``stores``' (else built on ``redis`` as the server builds its own)."""
     from mnemo_memory.stores.redis_client import target_from_settings
-    from mnemo_memory.stores.threads import ThreadStore
+    from mnemo_memory.stores.shortterm import build_stores
 
-    keys = KeyBuilder(settings.redis.key_prefix)
-    jobs = JobQueue(redis, keys)
-    threads = ThreadStore(
-        redis,
-        keys,
-        settings.memory,
-        jobs,
-        inline_global=target_from_settings(settings).cross_slot_ok,
-        summary_job_stale_s=settings.shortterm.summary_job_stale_s,
-    )
+    if stores is None:
+        stores = build_stores(
+            settings, redis, inline_global=target_from_settings(settings).cross_slot_ok
+        )
+    threads = stores.threads
     if provider is None or provider.name == "offline":
         extractor: Any = RuleExtractor()
         summarizer: Any = ExtractiveSummarizer(settings.worker.offline_summary_chars)
@@ -50,31 +58,20 @@ def build_context(settings: Any, redis: Any, longterm: Any, provider: Any) -> Ta
 
 
 async def serve(
-    settings: Any, *, install_signals: bool = True, heartbeat: Heartbeat | None = None
+    settings: MemoryServiceSettings,
+    *,
+    install_signals: bool = True,
+    heartbeat: Heartbeat | None = None,
 ) -> int:
     from mnemo_common.llm import build_provider
 
     from mnemo_memory.longterm import build_longterm
-    from mnemo_memory.stores.jobs import JobQueue
-    from mnemo_memory.stores.keys import KeyBuilder
-    from mnemo_memory.stores.redis_client import create_redis
+    from mnemo_memory.runtime import build_runtime, build_worker
 
-    from .consumer import StreamWorker
-    from .tasks import registry
-
-    redis = create_redis(settings)
-    longterm = build_longterm(settings, redis)
+    longterm = build_longterm(settings)
+    runtime = build_runtime(settings, longterm=longterm)
     provider = build_provider(settings)
-    ctx = build_context(settings, redis, longterm, provider)
-    worker = StreamWorker(
-        redis=redis,
-        jobs=JobQueue(redis, KeyBuilder(settings.redis.key_prefix)),
-        ctx=ctx,
-        registry=registry,
-        settings=settings.worker,
-        idle_minutes=settings.memory.episode_idle_minutes,
-        heartbeat=heartbeat,
-    )
+    worker = build_worker(settings, runtime.stores, longterm, provider, heartbeat)
     if install_signals:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -84,14 +81,13 @@ async def serve(
     try:
         await worker.run()
     finally:
-        await longterm.aclose()
+        await runtime.aclose()
         await provider.aclose()
         longterm.embedder.close()
-        await redis.aclose()
     return 0
 
 
-def run(settings: Any) -> int:
+def run(settings: MemoryServiceSettings) -> int:
     """Run the worker until SIGTERM (finishing the current job); returns the exit code."""
     configure_logging("mnemo-worker", settings.log.level, settings.log.json_format)
     heartbeat = Heartbeat(settings.worker.liveness_timeout_s)

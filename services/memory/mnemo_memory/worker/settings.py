@@ -22,7 +22,8 @@ class WorkerSettings(BaseModel):
     claim_idle_ms: int = Field(60_000, ge=100)
     # seconds between XAUTOCLAIM sweeps for stale pending jobs
     claim_interval_s: float = Field(5.0, gt=0)
-    # attempts of one job (LLM/validation errors) before it goes to the dead-letter stream
+    # attempts of one job (LLM errors, timeouts) before it goes to the dead-letter stream; a
+    # bug or a malformed job (TypeError, KeyError, ValueError...) goes there at once
     max_attempts: int = Field(3, ge=1)
     # deliveries (incl. redeliveries after crashes) before a job is dead-lettered
     max_deliveries: int = Field(10, ge=1)

@@ -1,6 +1,7 @@
 """One task registry, two backends (redis/agent-memory-server's HybridBackgroundTasks):
-the job handlers run from the Redis Stream in production (``consumer.py``) and
-in-process in tests, benchmarks and ``make run`` (:class:`InProcessTasks`).
+the job handlers run from the Redis Stream (``consumer.py``: the worker process, or the
+memory service's own loop with ``SERVER__RUN_WORKER``, as ``make run`` does) and directly,
+without the stream, in tests and the recall benchmark (:class:`InProcessTasks`).
 
 Handlers are idempotent: facts and episodes have deterministic ids, and a summary only
 replaces the exact messages it summarised (``ThreadStore.replace_oldest_with_summary``).
@@ -12,13 +13,20 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mnemo_common.llm import Usage
 
+from mnemo_memory.stores.jobs import Job, JobType
 from mnemo_memory.stores.vector import VectorFilter
 
 from .extract import Extractor, Summarizer
+
+if TYPE_CHECKING:
+    from mnemo_common.settings import MemoryPolicy
+
+    from mnemo_memory.longterm.service import LongTermMemory
+    from mnemo_memory.stores.threads import ThreadStore
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +35,11 @@ log = logging.getLogger(__name__)
 class TaskContext:
     """What handlers need; built once per process."""
 
-    threads: Any  # ThreadStore
-    longterm: Any  # LongTermMemory
+    threads: ThreadStore
+    longterm: LongTermMemory
     extractor: Extractor
     summarizer: Summarizer
-    policy: Any  # MemoryPolicy (MEMORY__*)
+    policy: MemoryPolicy  # MEMORY__*
     usage: list[Usage] = field(default_factory=list)  # LLM usage of the current job
 
 
@@ -42,7 +50,7 @@ class JobResult:
     usage: Usage = field(default_factory=Usage)
 
 
-Handler = Callable[[TaskContext, dict[str, str]], Awaitable[dict[str, Any]]]
+Handler = Callable[[TaskContext, Job], Awaitable[dict[str, Any]]]
 
 
 class TaskRegistry:
@@ -51,7 +59,7 @@ class TaskRegistry:
     def __init__(self) -> None:
         self.handlers: dict[str, Handler] = {}
 
-    def register(self, job_type: str) -> Callable[[Handler], Handler]:
+    def register(self, job_type: JobType) -> Callable[[Handler], Handler]:
         def deco(fn: Handler) -> Handler:
             self.handlers[job_type] = fn
             return fn
@@ -65,7 +73,7 @@ class TaskRegistry:
         if handler is None:
             raise UnknownJobError(f"unknown job type {job_type!r}")
         ctx.usage = []
-        detail = await handler(ctx, job)
+        detail = await handler(ctx, Job.from_fields(job))
         usage = Usage(
             sum(u.input_tokens for u in ctx.usage), sum(u.output_tokens for u in ctx.usage)
         )
@@ -93,13 +101,11 @@ def _window(messages: list[Any], upto: str, count: int) -> list[Any]:
     return messages[-count:] if count > 0 else messages
 
 
-@registry.register("extract_facts")
-async def extract_facts(ctx: TaskContext, job: dict[str, str]) -> dict[str, Any]:
-    user_id, thread_id = job["user_id"], job["thread_id"]
+@registry.register(JobType.EXTRACT_FACTS)
+async def extract_facts(ctx: TaskContext, job: Job) -> dict[str, Any]:
+    user_id, thread_id = job.user_id, job.thread_id
     messages = await ctx.threads.read_messages(user_id, thread_id)
-    window = _window(
-        messages, job.get("upto_message_id", ""), int(job.get("new_messages", "0") or 0)
-    )
+    window = _window(messages, job.upto_message_id, job.new_messages)
     if not window:
         return {"facts": 0, "reason": "messages no longer held"}
     # message memories first: they need no LLM, so an extraction failure loses none
@@ -122,9 +128,9 @@ async def extract_facts(ctx: TaskContext, job: dict[str, str]) -> dict[str, Any]
     return {**report.as_dict(), "messages": indexed}
 
 
-@registry.register("summarize_thread")
-async def summarize_thread(ctx: TaskContext, job: dict[str, str]) -> dict[str, Any]:
-    user_id, thread_id = job["user_id"], job["thread_id"]
+@registry.register(JobType.SUMMARIZE_THREAD)
+async def summarize_thread(ctx: TaskContext, job: Job) -> dict[str, Any]:
+    user_id, thread_id = job.user_id, job.thread_id
     messages = await ctx.threads.read_messages(user_id, thread_id)
     keep = int(ctx.policy.summary_keep_recent)
     old = messages[:-keep] if len(messages) > keep else []
@@ -143,9 +149,9 @@ async def summarize_thread(ctx: TaskContext, job: dict[str, str]) -> dict[str, A
     return {"summarized": len(old) if done else 0, "applied": bool(done)}
 
 
-@registry.register("create_episode")
-async def create_episode(ctx: TaskContext, job: dict[str, str]) -> dict[str, Any]:
-    user_id, thread_id = job["user_id"], job["thread_id"]
+@registry.register(JobType.CREATE_EPISODE)
+async def create_episode(ctx: TaskContext, job: Job) -> dict[str, Any]:
+    user_id, thread_id = job.user_id, job.thread_id
     messages = await ctx.threads.read_messages(user_id, thread_id)
     previous = await ctx.threads.get_summary(user_id, thread_id) or ""
     if not messages and not previous:
@@ -170,7 +176,7 @@ async def enqueue_idle_episodes(
     cutoff = int(time.time() * 1000 - idle_minutes * 60_000)
     idle = await ctx.threads.idle_threads(cutoff, limit)
     for user_id, thread_id in idle:
-        await jobs.enqueue("create_episode", user_id, thread_id, reason="idle")
+        await jobs.enqueue(JobType.CREATE_EPISODE, user_id, thread_id, reason="idle")
         # until the job runs, the scan must not enqueue the same thread again
         await ctx.threads.mark_episode_done(user_id, thread_id)
     return len(idle)

@@ -61,8 +61,7 @@ async def list_memories(
     page_size: Annotated[int, Query(ge=0, le=1000)] = 0,
     page_token: str = "",
 ) -> MemoryList:
-    resp = await memory.admin(
-        "ListMemories",
+    resp = await memory.list_memories(
         memory_pb2.ListMemoriesRequest(
             user_id=user,
             filter=_filter(kind, thread_id, min_importance, include_superseded),
@@ -85,8 +84,7 @@ async def search_memories(
     thread_id: str | None = None,
     min_importance: Annotated[int, Query(ge=0, le=10)] = 0,
 ) -> SearchResults:
-    resp = await memory.admin(
-        "SearchMemories",
+    resp = await memory.search_memories(
         memory_pb2.SearchMemoriesRequest(
             user_id=user,
             query=q,
@@ -110,8 +108,7 @@ async def search_memories(
 
 @router.post("", response_model=MemoryOut, status_code=201, summary="Tell Mnemo a fact")
 async def add_memory(user: MemoryUser, memory: Memory, body: MemoryCreate) -> MemoryOut:
-    resp = await memory.admin(
-        "AddMemory",
+    resp = await memory.add_memory(
         memory_pb2.AddMemoryRequest(
             user_id=user,
             text=body.text,
@@ -137,14 +134,13 @@ async def update_memory(
     if body.importance is not None:
         req.importance = body.importance
     if body.kind is not None:
-        req.kind = KIND_TO_PB[body.kind]  # type: ignore[assignment]
-    return MemoryOut.from_pb(await memory.admin("UpdateMemory", req))
+        req.kind = KIND_TO_PB[body.kind]
+    return MemoryOut.from_pb(await memory.update_memory(req))
 
 
 @router.delete("/{memory_id}", response_model=Deleted, summary="Forget one memory")
 async def delete_memory(user: MemoryUser, memory: Memory, memory_id: MemoryId) -> Deleted:
-    resp = await memory.admin(
-        "DeleteMemory",
+    resp = await memory.delete_memory(
         memory_pb2.DeleteMemoryRequest(
             user_id=user, memory_id=_checked(memory_id, "memory_id") or ""
         ),

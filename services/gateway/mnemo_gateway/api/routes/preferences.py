@@ -26,7 +26,7 @@ def _key(key: str) -> str:
 
 @router.get("", response_model=PreferencesOut, summary="A user's preferences")
 async def get_preferences(user: MemoryUser, memory: Memory) -> PreferencesOut:
-    resp = await memory.admin("GetPreferences", memory_pb2.GetPreferencesRequest(user_id=user))
+    resp = await memory.get_preferences(memory_pb2.GetPreferencesRequest(user_id=user))
     return PreferencesOut(values=dict(resp.values))
 
 
@@ -34,8 +34,7 @@ async def get_preferences(user: MemoryUser, memory: Memory) -> PreferencesOut:
 async def set_preference(
     user: MemoryUser, memory: Memory, key: PrefKey, body: PreferenceValue
 ) -> PreferencesOut:
-    resp = await memory.admin(
-        "SetPreference",
+    resp = await memory.set_preference(
         memory_pb2.SetPreferenceRequest(user_id=user, key=_key(key), value=body.value),
     )
     return PreferencesOut(values=dict(resp.values))
@@ -43,7 +42,7 @@ async def set_preference(
 
 @router.delete("/{key}", response_model=PreferencesOut, summary="Delete one preference")
 async def delete_preference(user: MemoryUser, memory: Memory, key: PrefKey) -> PreferencesOut:
-    resp = await memory.admin(
-        "DeletePreference", memory_pb2.DeletePreferenceRequest(user_id=user, key=_key(key))
+    resp = await memory.delete_preference(
+        memory_pb2.DeletePreferenceRequest(user_id=user, key=_key(key))
     )
     return PreferencesOut(values=dict(resp.values))

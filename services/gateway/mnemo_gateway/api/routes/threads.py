@@ -32,8 +32,7 @@ async def list_threads(
     page_size: Annotated[int, Query(ge=0, le=500)] = 0,
     page_token: str = "",
 ) -> ThreadList:
-    resp = await memory.admin(
-        "ListThreads",
+    resp = await memory.list_threads(
         memory_pb2.ListThreadsRequest(user_id=user, page_size=page_size, page_token=page_token),
     )
     return ThreadList(
@@ -50,8 +49,7 @@ async def get_thread(
     thread_id: ThreadId,
     limit: Annotated[int, Query(ge=0, le=10_000)] = 0,
 ) -> ThreadDetail:
-    resp = await memory.admin(
-        "GetThread",
+    resp = await memory.get_thread(
         memory_pb2.GetThreadRequest(user_id=user, thread_id=_thread(thread_id), limit=limit),
     )
     return ThreadDetail(
@@ -67,16 +65,16 @@ async def get_thread(
     summary="Mark a conversation finished (it becomes an episode)",
 )
 async def close_thread(user: MemoryUser, memory: Memory, thread_id: ThreadId) -> ThreadClosed:
-    resp = await memory.admin(
-        "CloseThread", memory_pb2.CloseThreadRequest(user_id=user, thread_id=_thread(thread_id))
+    resp = await memory.close_thread(
+        memory_pb2.CloseThreadRequest(user_id=user, thread_id=_thread(thread_id))
     )
     return ThreadClosed(episode_enqueued=resp.episode_enqueued)
 
 
 @router.delete("/{thread_id}", response_model=Deleted, summary="Delete a thread")
 async def delete_thread(user: MemoryUser, memory: Memory, thread_id: ThreadId) -> Deleted:
-    resp = await memory.admin(
-        "DeleteThread", memory_pb2.DeleteThreadRequest(user_id=user, thread_id=_thread(thread_id))
+    resp = await memory.delete_thread(
+        memory_pb2.DeleteThreadRequest(user_id=user, thread_id=_thread(thread_id))
     )
     if not resp.deleted:
         raise ApiError(

@@ -59,7 +59,7 @@ def _public(doc: Any, memory_user: str, public_user: str) -> Any:
 async def forget_user(
     user: MemoryUser, memory: Memory, identity: CurrentIdentity, response: Response
 ) -> ErasureReceiptOut:
-    resp = await memory.admin("ForgetUser", memory_pb2.ForgetUserRequest(user_id=user))
+    resp = await memory.forget_user(memory_pb2.ForgetUserRequest(user_id=user))
     r = resp.receipt
     if r.pending:
         response.status_code = 202
@@ -74,7 +74,7 @@ async def forget_user(
 
 @router.get("/stats", response_model=UserStatsOut, summary="How much is held about a user")
 async def user_stats(user: MemoryUser, memory: Memory) -> UserStatsOut:
-    resp = await memory.admin("GetStats", memory_pb2.GetStatsRequest(user_id=user))
+    resp = await memory.get_stats(memory_pb2.GetStatsRequest(user_id=user))
     u = resp.user
     return UserStatsOut(
         threads=u.threads,

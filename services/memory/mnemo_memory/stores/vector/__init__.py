@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from mnemo_common.settings import CommonSettings
 
 from mnemo_memory.embed import ModelInfo
 
@@ -16,12 +16,18 @@ from .chroma import ChromaVectorStore
 from .redis_index import RedisVectorStore
 
 
-def build_vector_store(settings: Any, model: ModelInfo) -> ChromaVectorStore | RedisVectorStore:
+def build_vector_store(
+    settings: CommonSettings, model: ModelInfo
+) -> ChromaVectorStore | RedisVectorStore:
     """The configured backend (not opened yet: call ``open()``)."""
     vs = settings.vector
     if vs.backend == "redis":
+        from mnemo_memory.stores.redis_client import create_redis
+
+        # its own client (binary replies), built from the same REDIS__* settings as the
+        # service's: socket and connect timeouts, pool size, TLS and its CA
         return RedisVectorStore(
-            url=settings.effective_redis_url, model=model, prefix=settings.redis.key_prefix
+            redis=create_redis(settings, binary=True), model=model, prefix=settings.redis.key_prefix
         )
     if settings.chromadb_url:
         return ChromaVectorStore(

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 import numpy as np
+
+from mnemo_memory.errors import NotFoundError
 
 #: kinds of long-term memory (the proto's MemoryKind without the prefix)
 KINDS = ("fact", "preference", "event", "episode", "message")
@@ -95,6 +97,20 @@ class MemoryRecord:
 Records = list[MemoryRecord]
 
 
+def owns(record: MemoryRecord | None, user_id: str) -> TypeGuard[MemoryRecord]:
+    """Is ``record`` one of ``user_id``'s memories? The one ownership predicate: every read
+    by id, and (belt and braces) every search hit, goes through it."""
+    return record is not None and record.user_id == user_id
+
+
+def ensure_owner(record: MemoryRecord | None, user_id: str, memory_id: str) -> MemoryRecord:
+    """``record`` when it is ``user_id``'s; NotFoundError otherwise: another user's memory
+    answers exactly like a missing one (no existence oracle)."""
+    if not owns(record, user_id):
+        raise NotFoundError(f"memory {memory_id} not found")
+    return record
+
+
 @dataclass(frozen=True)
 class VectorFilter:
     """Which memories a query or listing may see. ``user_id`` is required."""
@@ -114,7 +130,7 @@ class VectorFilter:
     def matches(self, r: MemoryRecord) -> bool:
         """The same predicate in Python (used by tests and in-memory post-filtering)."""
         return (
-            r.user_id == self.user_id
+            owns(r, self.user_id)
             and (not self.kinds or r.kind in self.kinds)
             and r.importance >= self.min_importance
             and (not self.since_ms or r.valid_from_ms >= self.since_ms)
@@ -214,4 +230,5 @@ def exact_similarities(queries: np.ndarray, matrix: np.ndarray) -> np.ndarray:
         return np.zeros((len(q), len(m)), dtype=np.float32)
     qn = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
     mn = m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)
-    return qn @ mn.T
+    sims: np.ndarray = qn @ mn.T
+    return sims

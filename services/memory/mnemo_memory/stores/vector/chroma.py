@@ -71,7 +71,6 @@ class ChromaVectorStore:
         path: str | None = None,
         url: str | None = None,
         collection_prefix: str = "mnemo",
-        timeout_s: float = 5.0,
         token: str | None = None,
     ) -> None:
         if not path and not url:
@@ -82,7 +81,6 @@ class ChromaVectorStore:
         #: sent as ``Authorization: Bearer`` to the server (VECTOR__CHROMA_TOKEN)
         self._token = token
         self.collection_name = f"{collection_prefix}_memories"
-        self.timeout_s = timeout_s
         self._client: Any = None
         self._collection: Any = None
         self._lock = threading.Lock()
@@ -181,7 +179,7 @@ class ChromaVectorStore:
         def call() -> None:
             self._collection_sync().update(
                 ids=[r.id for r in records],
-                metadatas=[r.to_flat() for r in records],  # type: ignore[misc]
+                metadatas=[r.to_flat() for r in records],
             )
 
         await self._run(call)

@@ -36,6 +36,7 @@ from .base import (
     VectorFilter,
     VectorHit,
     as_float32,
+    owns,
     stack_vectors,
 )
 
@@ -98,20 +99,32 @@ class RedisVectorStore:
     name = "redis"
 
     def __init__(
-        self, *, url: str, model: ModelInfo, prefix: str = "mnemo", socket_timeout_s: float = 5.0
+        self,
+        *,
+        model: ModelInfo,
+        prefix: str = "mnemo",
+        redis: Any = None,
+        url: str | None = None,
+        socket_timeout_s: float = 5.0,
     ) -> None:
+        """``redis``: a binary-safe RESP2 client (``create_redis(settings, binary=True)``,
+        as ``build_vector_store`` passes); or ``url`` for a plain one (tests, benchmarks).
+        Vectors are raw FLOAT32 bytes, FT.* replies flat lists."""
         self.model = model
         self.prefix = prefix
         self.index = f"{prefix}:idx:memories"
         self.model_key = f"{self.index}:model"
-        # binary-safe RESP2 client: vectors are raw FLOAT32 bytes, FT.* replies are flat lists
-        self.redis = aioredis.Redis.from_url(
-            url,
-            decode_responses=False,
-            protocol=2,
-            socket_timeout=socket_timeout_s,
-            socket_connect_timeout=2.0,
-        )
+        if redis is None:
+            if url is None:
+                raise ValueError("RedisVectorStore needs a redis client or a url")
+            redis = aioredis.Redis.from_url(
+                url,
+                decode_responses=False,
+                protocol=2,
+                socket_timeout=socket_timeout_s,
+                socket_connect_timeout=2.0,
+            )
+        self.redis: aioredis.Redis = redis
         self._opened = False
         self._open_lock = asyncio.Lock()
 
@@ -120,7 +133,7 @@ class RedisVectorStore:
 
     async def _call(self, *args: Any) -> Any:
         try:
-            return await self.redis.execute_command(*args)
+            return await self.redis.execute_command(*args)  # type: ignore[no-untyped-call]
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise UnavailableError("vector_store", f"redis vector index: {exc}") from exc
 
@@ -318,7 +331,7 @@ class RedisVectorStore:
             VectorHit(self._record(key, f), 1.0 - float(_s(f.get("dist", b"1")))) for key, f in rows
         ]
         # belt and braces: the index must never hand one user another's memory
-        return [h for h in hits if h.record.user_id == flt.user_id]
+        return [h for h in hits if owns(h.record, flt.user_id)]
 
     async def query_many(
         self, vectors: np.ndarray, flt: VectorFilter, k: int
@@ -353,7 +366,7 @@ class RedisVectorStore:
             record = self._record(
                 _s(res[i]), {_s(fields[j]): fields[j + 1] for j in range(0, len(fields), 2)}
             )
-            if record.user_id == flt.user_id:  # belt and braces, as in query()
+            if owns(record, flt.user_id):  # belt and braces, as in query()
                 records.append(record)
         return records, total
 
@@ -399,7 +412,7 @@ class RedisVectorStore:
                 f = {_s(fields[j]): fields[j + 1] for j in range(0, len(fields), 2)}
                 record = self._record(_s(res[i]), f)
                 blob = f.get("embedding")
-                if record.user_id == flt.user_id and isinstance(blob, bytes):
+                if owns(record, flt.user_id) and isinstance(blob, bytes):
                     records.append(record)
                     rows.append(blob)
             offset += _PAGE

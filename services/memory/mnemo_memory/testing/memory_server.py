@@ -31,17 +31,22 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from mnemo_common.testing.dicts import deep_merge
+from mnemo_common.testing.procs import ManagedProcess, free_port, wait_for
 
-from .dicts import deep_merge
-from .procs import ManagedProcess, free_port, wait_for
+if TYPE_CHECKING:
+    from mnemo_memory.config import MemoryServiceSettings
+    from mnemo_memory.longterm.service import LongTermMemory
 
 _DEFAULT = "default"
 
 
-def build_test_settings(test_redis_url: str, data_dir: Path, **overrides: Any) -> Any:
+def build_test_settings(
+    test_redis_url: str, data_dir: Path, **overrides: Any
+) -> MemoryServiceSettings:
     """MemoryServiceSettings for tests (see ``memory_settings``); ``redis_url=`` in
     ``overrides`` points at another server (e.g. ``fresh_redis.url``)."""
     from mnemo_memory.config import build_settings
@@ -66,7 +71,9 @@ def build_test_settings(test_redis_url: str, data_dir: Path, **overrides: Any) -
 class InProcessMemoryServer:
     """The memory service's gRPC server on a private event loop in a daemon thread."""
 
-    def __init__(self, settings: Any, longterm: Any = _DEFAULT) -> None:
+    def __init__(
+        self, settings: MemoryServiceSettings, longterm: LongTermMemory | str | None = _DEFAULT
+    ) -> None:
         self.settings = settings
         self.longterm = longterm
         self.port = 0
@@ -165,7 +172,7 @@ class MemoryServiceProcess:
 
     def __init__(
         self,
-        settings: Any | None = None,
+        settings: MemoryServiceSettings | None = None,
         *,
         env: dict[str, str] | None = None,
         redis_url: str | None = None,
@@ -264,10 +271,10 @@ class MemoryServiceProcess:
 
 
 @pytest.fixture
-def memory_settings(redis_url: str, tmp_path: Path) -> Callable[..., Any]:
+def memory_settings(redis_url: str, tmp_path: Path) -> Callable[..., MemoryServiceSettings]:
     """Factory of test settings for the memory service (see module docstring)."""
 
-    def make(**overrides: Any) -> Any:
+    def make(**overrides: Any) -> MemoryServiceSettings:
         return build_test_settings(redis_url, tmp_path, **overrides)
 
     return make
@@ -275,11 +282,14 @@ def memory_settings(redis_url: str, tmp_path: Path) -> Callable[..., Any]:
 
 @pytest.fixture
 def memory_server_factory(
-    memory_settings: Callable[..., Any], request: pytest.FixtureRequest
+    memory_settings: Callable[..., MemoryServiceSettings], request: pytest.FixtureRequest
 ) -> Iterator[Callable[..., InProcessMemoryServer]]:
     servers: list[InProcessMemoryServer] = []
 
-    def start(settings: Any = None, longterm: Any = _DEFAULT) -> InProcessMemoryServer:
+    def start(
+        settings: MemoryServiceSettings | None = None,
+        longterm: LongTermMemory | str | None = _DEFAULT,
+    ) -> InProcessMemoryServer:
         settings = settings or memory_settings()
         if longterm == _DEFAULT:
             # the session's loaded model: a cold load per server would make recall of the
@@ -311,7 +321,9 @@ def memory_process(
     """Factory of ``mnemo-memory serve`` subprocesses; all stopped at teardown."""
     procs: list[MemoryServiceProcess] = []
 
-    def make(settings: Any = None, env: dict[str, str] | None = None) -> MemoryServiceProcess:
+    def make(
+        settings: MemoryServiceSettings | None = None, env: dict[str, str] | None = None
+    ) -> MemoryServiceProcess:
         proc = MemoryServiceProcess(settings or memory_settings(), env=env, log_dir=tmp_path)
         procs.append(proc)
         return proc

@@ -20,8 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from .procs import ManagedProcess, RedisServer, free_port, port_open, redis_modules_dir, wait_for
+from mnemo_common.testing.procs import (
+    ManagedProcess,
+    RedisServer,
+    free_port,
+    port_open,
+    redis_modules_dir,
+    wait_for,
+)
 
 
 class ChromaServer:

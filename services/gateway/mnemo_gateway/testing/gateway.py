@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from mnemo_common.testing.procs import free_port, port_open, wait_for
 
-from .procs import free_port, port_open, wait_for
+if TYPE_CHECKING:
+    from mnemo_common.llm import LLMProvider
+
+    from mnemo_gateway.core.config import GatewaySettings
 
 __all__ = ["GatewayServer", "gateway", "gateway_factory", "gateway_settings"]
 
@@ -28,7 +32,7 @@ __all__ = ["GatewayServer", "gateway", "gateway_factory", "gateway_settings"]
 class GatewayServer:
     """The gateway app served by uvicorn in a daemon thread."""
 
-    def __init__(self, settings: Any, *, provider: Any = None) -> None:
+    def __init__(self, settings: GatewaySettings, *, provider: LLMProvider | None = None) -> None:
         self.settings = settings
         self.provider = provider
         self.port: int = settings.gateway.port
@@ -41,6 +45,7 @@ class GatewayServer:
 
     def start(self) -> GatewayServer:
         import uvicorn
+
         from mnemo_gateway.main import create_app
 
         app = create_app(self.settings, provider=self.provider)
@@ -78,11 +83,11 @@ class GatewayServer:
         self._thread = None
 
 
-def gateway_settings(llm_fake: Any, memory_addr: str | None, **overrides: Any) -> Any:
+def gateway_settings(llm_fake: Any, memory_addr: str | None, **overrides: Any) -> GatewaySettings:
     """``GatewaySettings`` for a test gateway (see the module docstring)."""
-    from mnemo_gateway.core.config import AuthSettings, GatewayServerSettings, GatewaySettings
-
     from mnemo_common.settings import LLMSettings
+
+    from mnemo_gateway.core.config import AuthSettings, GatewayServerSettings, GatewaySettings
 
     gw: dict[str, Any] = {
         "host": "127.0.0.1",

@@ -1,0 +1,1 @@
+"""Test support of the chat gateway: a real gateway over HTTP (pytest plugin: :mod:`.plugin`)."""
