@@ -470,7 +470,7 @@ JWT_VALUES = {"gateway": {"auth": {"mode": "jwt", "jwtSecret": "s" * 32}}}
 @pytest.mark.parametrize(("memory", "reply"), [("degraded", b'{"answer": "hi"}'), ("ok", b"{}")])
 def test_chat_test_fails_on_an_answer_without_memory(memory: str, reply: bytes) -> None:
     container = _chat_hook(deep_merge(JWT_VALUES, {"tests": {"jwtToken": "eyJ.test.token"}}))
-    out, seen = _run_chat_test(container, memory=memory, reply=reply)
+    out, _seen = _run_chat_test(container, memory=memory, reply=reply)
     assert out.returncode == 1
     assert "FAILED:" in out.stdout
     if memory == "degraded":

@@ -73,7 +73,6 @@ def build_worker(
 ) -> StreamWorker:
     """The stream worker on these stores (its handlers' ThreadStore is ``stores.threads``)."""
     from mnemo_memory.worker.consumer import StreamWorker
-    from mnemo_memory.worker.liveness import Heartbeat
     from mnemo_memory.worker.main import build_context
     from mnemo_memory.worker.tasks import registry
 
