@@ -37,6 +37,7 @@ from .core.config import AuthMode, GatewaySettings, get_settings
 from .core.errors import ApiError
 from .core.middleware import GatewayMiddleware
 from .core.text_guard import TextGuardMiddleware
+from .core.web_headers import WebHeadersMiddleware
 from .memory.client import MemoryClient
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,12 @@ def create_app(
                 await llm.aclose()
 
     app = FastAPI(
-        title="Mnemo gateway", version="0.1.0", description=DESCRIPTION, lifespan=lifespan
+        title="Mnemo gateway",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,  # served offline by web.docs_router
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.authenticator = Authenticator(
@@ -137,9 +143,12 @@ def create_app(
     if settings.gateway.web_ui:
         app.include_router(web.router)
         app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
+    app.include_router(web.docs_router)
+    app.mount(web.SWAGGER_ASSETS, web.swagger_assets(), name="docs-assets")
     _install_error_handlers(app)
     app.add_middleware(TextGuardMiddleware)  # inside: the body limit applies while it reads
     app.add_middleware(GatewayMiddleware, max_body_bytes=settings.gateway.max_body_bytes)
+    app.add_middleware(WebHeadersMiddleware)  # outermost: HEAD as GET, security headers
     return app
 
 
