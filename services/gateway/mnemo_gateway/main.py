@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,6 +17,7 @@ from mnemo_common.llm.base import LLMProvider
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
+from .api.openapi import truthful_openapi
 from .api.routes import (
     anthropic,
     chat,
@@ -130,6 +132,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.settings = settings
+    app.openapi = partial(truthful_openapi, app)  # type: ignore[method-assign]
     app.state.authenticator = Authenticator(
         settings.auth,
         settings.gateway.default_user_id if settings.auth.mode is AuthMode.NONE else None,
