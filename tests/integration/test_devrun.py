@@ -167,6 +167,10 @@ def test_try_it_right_after_up_recalls_in_a_new_thread(tmp_path, chroma):
     with run.explained():
         run.start()
         try:
+            # "up" comes after the worker joined the job stream (its model loaded), whether
+            # it runs in the memory service (embedded) or as its own process (server)
+            log = run.log.read_text(errors="replace")
+            assert 0 <= log.find("worker started") < log.find(UP), log[-3000:]
             r = httpx.post(
                 run.url + "/v1/chat",
                 timeout=60,

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.generation.modes import GenerationMode
 
-#: examples per operation and mode: ~40 operations × 2 modes × this stays ≲ 2 minutes
-EXAMPLES = int(os.environ.get('MNEMO_SCHEMATHESIS_EXAMPLES', '5'))
+#: examples per operation and mode: 26 operations x 2 modes x this stays ≲ 2 minutes
+EXAMPLES = int(os.environ.get("MNEMO_SCHEMATHESIS_EXAMPLES", "5"))
 
 BOUNDED = settings(
     max_examples=EXAMPLES,
@@ -43,6 +43,15 @@ def test_every_operation_conforms(offline_platform):
             @BOUNDED
             @given(case=operation.as_strategy(generation_mode=mode))
             def check(case):
+                if case.operation.method.upper() in ("POST",) and _last_message_empty(case):
+                    # JSON Schema cannot say "the last item": a conversation whose last
+                    # message has no content is refused (422, docs/api.md), earlier ones not
+                    return
+                if mode is GenerationMode.POSITIVE and isinstance(case.query, dict):
+                    # page tokens are opaque: only one the service issued is valid, and a
+                    # generated one is a 422 by design (its refusal is still checked in
+                    # negative mode and by the memory service's paging tests)
+                    case.query.pop("page_token", None)
                 case.call_and_validate(base_url=gw.url)
 
             try:
@@ -52,8 +61,19 @@ def test_every_operation_conforms(offline_platform):
                 # request): not a failure, and the positive run of it still checked it
                 assert mode is GenerationMode.NEGATIVE, operation.label
                 unsatisfiable.append(operation.label)
-            except BaseException as exc:  # noqa: BLE001 every failure of every operation, not just the first
+            except BaseException as exc:
                 failures.append(f"{operation.label} [{mode}]: {exc}")
     assert not failures, f"{len(failures)} failing:\n\n" + "\n\n".join(failures)
     assert operations >= 25  # every operation of the document was exercised
     assert set(unsatisfiable) <= {"GET /healthz", "GET /readyz", "GET /v1/info", "GET /v1/me"}
+
+
+def _last_message_empty(case) -> bool:
+    body = case.body if isinstance(case.body, dict) else {}
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages or not isinstance(messages[-1], dict):
+        return False
+    last = messages[-1]
+    content = last.get("content")
+    empty = content is None or content == [] or (isinstance(content, str) and not content.strip())
+    return empty and not last.get("tool_calls")

@@ -25,6 +25,17 @@ from mnemo_common.ids import ID_PATTERN
 #: text_guard's refusal (C0 but tab/LF/CR, DEL, C1) as a JSON Schema pattern
 CLEAN_TEXT = "^[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F-\\x9F]*$"
 ID_PARAMS = frozenset({"user_id", "thread_id", "memory_id", "key"})
+#: body fields holding an id; empty counts as absent (``api.turns.checked_id``)
+ID_FIELDS = frozenset(
+    {"user_id", "thread_id", "idempotency_key", "agent_name", "user", "safety_identifier"}
+)
+#: where the drop-in bodies name the user (``api.caller.requested_user``): an id or nothing
+USER_FIELDS = {
+    "CompletionsBody": ("user", "safety_identifier"),
+    "CountTokensBody": (),
+    "MessagesBody": (),
+}
+ID_OR_EMPTY = "^([A-Za-z0-9._@+-]{1,128})?$"
 STREAMING = frozenset({"/v1/chat", "/v1/messages", "/v1/chat/completions", "/v1/responses"})
 CHAT = STREAMING | {"/v1/messages/count_tokens"}
 
@@ -129,9 +140,97 @@ def _operation(path: str, method: str, op: dict[str, Any]) -> None:
         }
     if path in STREAMING and "200" in responses:
         content = responses["200"].setdefault("content", {})
-        content["text/event-stream"] = {
-            "schema": {"type": "string", "description": "Server-Sent Events (`stream: true`)"}
-        }
+        # one JSON document per event, of the endpoint's own protocol
+        content["text/event-stream"] = {"schema": {"description": "events of `stream: true`"}}
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+_EMPTY: dict[str, Any] = {"enum": [None, False, 0, "", [], {}]}
+_TEXT: dict[str, Any] = {"type": "string", "pattern": CLEAN_TEXT}
+RESPONSES_ITEM: dict[str, Any] = {
+    "type": "object",
+    "required": ["role", "content"],
+    "properties": {
+        "type": {"const": "message"},
+        "role": {"enum": ["user", "assistant", "system", "developer"]},
+        "content": {
+            "anyOf": [
+                _TEXT,
+                {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["type"],
+                        "properties": {
+                            "type": {"enum": ["input_text", "output_text", "text"]},
+                            "text": _TEXT,
+                        },
+                    },
+                },
+            ]
+        },
+    },
+}
+#: /v1/responses reads the body itself (api/responses_wire.py): the fields it honours, the
+#: ones accepted when they ask for nothing, and every other field only when empty
+RESPONSES_BODY: dict[str, Any] = {
+    "type": "object",
+    "required": ["model", "input"],
+    "properties": {
+        "model": {"type": "string", "minLength": 1, "pattern": CLEAN_TEXT},
+        "input": {
+            "anyOf": [
+                {"type": "string", "minLength": 1, "pattern": CLEAN_TEXT},
+                {"type": "array", "minItems": 1, "items": RESPONSES_ITEM},
+            ]
+        },
+        "instructions": _nullable({"type": "string", "pattern": CLEAN_TEXT}),
+        "stream": _nullable({"type": "boolean"}),
+        "max_output_tokens": _nullable({"type": "number", "minimum": 1}),
+        "temperature": _nullable({"type": "number", "minimum": 0, "maximum": 2}),
+        "user": _nullable({"type": "string", "pattern": ID_OR_EMPTY}),
+        "safety_identifier": _nullable({"type": "string", "pattern": ID_OR_EMPTY}),
+        "store": {"enum": [None, True]},
+        "tool_choice": {"enum": [None, "auto", "none"]},
+        "parallel_tool_calls": {"$ref": _REF + "JsonValue"},
+        "text": {"enum": [None, {}, {"format": {"type": "text"}}]},
+        "truncation": {"enum": [None, "disabled"]},
+        "stream_options": {"enum": [None, {}]},
+    },
+    "propertyNames": {"pattern": CLEAN_TEXT},
+    "additionalProperties": _EMPTY,
+}
+
+
+def _at_least_one(schema: dict[str, Any], fields: tuple[str, ...]) -> None:
+    """``schema`` (a PATCH body) must set one of ``fields`` to a non-null value."""
+    schema["anyOf"] = [
+        {"required": [f], "properties": {f: {"not": {"type": "null"}}}} for f in fields
+    ]
+
+
+def _id_fields(components: dict[str, Any]) -> None:
+    id_or_empty = _nullable({"type": "string", "pattern": ID_OR_EMPTY})
+    for name, fields in USER_FIELDS.items():
+        model = components.get(name)
+        if model is None:
+            continue
+        for field in fields:
+            model.setdefault("properties", {})[field] = id_or_empty
+        metadata = model.get("properties", {}).get("metadata")
+        for branch in metadata.get("anyOf", [metadata]) if metadata else ():
+            if branch.get("type") == "object":
+                branch.setdefault("properties", {})["user_id"] = id_or_empty
+    for model in components.values():
+        for name, prop in model.get("properties", {}).items():
+            if name not in ID_FIELDS:
+                continue
+            for branch in [prop, *prop.get("anyOf", [])]:
+                if branch.get("type") == "string":
+                    branch["pattern"] = ID_OR_EMPTY
 
 
 def truthful_openapi(app: FastAPI) -> dict[str, Any]:
@@ -148,10 +247,16 @@ def truthful_openapi(app: FastAPI) -> dict[str, Any]:
     )
     components = doc.setdefault("components", {}).setdefault("schemas", {})
     _clean_strings(components)
+    _id_fields(components)
+    if "MemoryPatch" in components:
+        _at_least_one(components["MemoryPatch"], ("text", "importance", "kind"))
     components["JsonValue"] = JSON_VALUE
     components["Error"] = ERROR
     components.pop("HTTPValidationError", None)
     components.pop("ValidationError", None)
+    responses_op = doc.get("paths", {}).get("/v1/responses", {}).get("post")
+    if responses_op is not None:
+        responses_op["requestBody"]["content"]["application/json"]["schema"] = RESPONSES_BODY
     for path, ops in doc.get("paths", {}).items():
         for method, op in ops.items():
             _operation(path, method, op)
