@@ -16,6 +16,7 @@ from mnemo_common import metrics
 from mnemo_common.llm.base import LLMProvider
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
+from starlette.routing import Match, Mount
 
 from .api.openapi import truthful_openapi
 from .api.routes import (
@@ -155,6 +156,22 @@ def create_app(
     return app
 
 
+def allowed_methods(app: FastAPI, path: str) -> str:
+    """The ``Allow`` header of ``path``: the methods some route answers there (routers
+    included, each asked as the router would), and ``HEAD`` wherever ``GET`` is
+    (:mod:`.core.web_headers`)."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+            scope = {"type": "http", "path": path, "method": method, "root_path": ""}
+            if route.matches(scope)[0] is Match.FULL:
+                # a mount (static files) matches any method and serves GET only
+                methods.add("GET" if isinstance(route, Mount) else method)
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -179,10 +196,11 @@ def _install_error_handlers(app: FastAPI) -> None:
         return ApiError(422, "invalid_request", message, field=field).to_response()
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return ApiError(
-            exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {})
-        ).to_response()
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path, not only the first route's
+            headers["Allow"] = allowed_methods(app, request.url.path)
+        return ApiError(exc.status_code, code, str(exc.detail), headers=headers).to_response()
 
     # unexpected exceptions are answered by GatewayMiddleware (it has the request id)

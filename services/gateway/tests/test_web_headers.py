@@ -36,6 +36,17 @@ def test_head_is_answered_on_every_get_route(gw):
                 assert head.headers["content-length"] == got.headers["content-length"], path
         # a route without GET still says so
         assert http.head("/v1/chat").status_code == 405
+        # a 405 names every method of the path (two routes here), HEAD with GET
+        for method, path, allow in (
+            ("TRACE", "/v1/users/ada/memories", "GET, HEAD, POST"),
+            ("PUT", "/v1/info", "GET, HEAD"),
+            ("GET", "/v1/chat", "POST"),
+            ("POST", "/v1/users/ada/memories/m1", "DELETE, PATCH"),
+        ):
+            r = http.request(method, path)
+            assert r.status_code == 405, (method, path)
+            assert r.headers["allow"] == allow, (method, path)
+            assert r.json()["error"]["code"] == "method_not_allowed"
 
 
 def test_security_headers_on_pages_api_and_errors(gw):
