@@ -10,6 +10,7 @@ same cases every run), no shrinking.
 from __future__ import annotations
 
 import os
+import time
 
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
@@ -52,7 +53,14 @@ def test_every_operation_conforms(offline_platform):
                     # generated one is a 422 by design (its refusal is still checked in
                     # negative mode and by the memory service's paging tests)
                     case.query.pop("page_token", None)
-                case.call_and_validate(base_url=gw.url)
+                response = case.call(base_url=gw.url)
+                if _transient(response):
+                    # a memory store too slow on a loaded machine is a documented 503/504
+                    # (memory_unavailable / memory_timeout, docs/api.md): asked again once,
+                    # a second one fails the check like any 5xx
+                    time.sleep(1)
+                    response = case.call(base_url=gw.url)
+                case.validate_response(response)
 
             try:
                 check()
@@ -77,3 +85,13 @@ def _last_message_empty(case) -> bool:
     content = last.get("content")
     empty = content is None or content == [] or (isinstance(content, str) and not content.strip())
     return empty and not last.get("tool_calls")
+
+
+def _transient(response) -> bool:
+    if response.status_code not in (503, 504):
+        return False
+    try:
+        code = response.json()["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    return code in ("memory_unavailable", "memory_timeout")

@@ -27,7 +27,15 @@ CLEAN_TEXT = "^[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F-\\x9F]*$"
 ID_PARAMS = frozenset({"user_id", "thread_id", "memory_id", "key"})
 #: body fields holding an id; empty counts as absent (``api.turns.checked_id``)
 ID_FIELDS = frozenset(
-    {"user_id", "thread_id", "idempotency_key", "agent_name", "user", "safety_identifier"}
+    {
+        "user_id",
+        "thread_id",
+        "source_thread_id",
+        "idempotency_key",
+        "agent_name",
+        "user",
+        "safety_identifier",
+    }
 )
 #: where the drop-in bodies name the user (``api.caller.requested_user``): an id or nothing
 USER_FIELDS = {
