@@ -214,10 +214,9 @@ RESPONSES_BODY: dict[str, Any] = {
 
 
 def _at_least_one(schema: dict[str, Any], fields: tuple[str, ...]) -> None:
-    """``schema`` (a PATCH body) must set one of ``fields`` to a non-null value."""
-    schema["anyOf"] = [
-        {"required": [f], "properties": {f: {"not": {"type": "null"}}}} for f in fields
-    ]
+    """``schema`` (a PATCH body) must set one of ``fields`` to a non-null value: it is not
+    an object whose ``fields`` are all absent or null."""
+    schema["not"] = {"properties": {f: {"type": "null"} for f in fields}}
 
 
 def _id_fields(components: dict[str, Any]) -> None:
