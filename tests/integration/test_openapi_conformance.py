@@ -18,7 +18,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis.generation.modes import GenerationMode
 
 #: examples per operation and mode: 26 operations x 2 modes x this stays ≲ 2 minutes
-EXAMPLES = int(os.environ.get("MNEMO_SCHEMATHESIS_EXAMPLES", "3"))
+EXAMPLES = int(os.environ.get("MNEMO_SCHEMATHESIS_EXAMPLES", "6"))
 
 BOUNDED = settings(
     max_examples=EXAMPLES,
