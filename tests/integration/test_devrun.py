@@ -64,6 +64,7 @@ class DevRun:
             if not k.startswith(("LLM__", "GATEWAY__", "REDIS", "CHROMADB"))
         }
         env.pop("ANTHROPIC_API_KEY", None)  # offline: what a newcomer without a key gets
+        ups = self._ups()
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, str(ROOT / "scripts" / "devrun.py"), *self.args],
@@ -73,12 +74,16 @@ class DevRun:
                 cwd=ROOT,
             )
         try:
-            # what a user waits for: the "up" line (devrun writes the pids file just before)
-            wait_for(lambda: UP in self.log.read_text(errors="replace"), 240, "Mnemo is up")
+            # what a user waits for: this run's "up" line (the log is appended to across
+            # restarts; devrun writes the pids file just before the line)
+            wait_for(lambda: self._ups() > ups, 240, "Mnemo is up")
         except TimeoutError:
             self.interrupt()
             pytest.fail("devrun did not come up:\n" + self.log.read_text()[-4000:])
         return json.loads((self.var_dir / "devrun.pids").read_text())
+
+    def _ups(self) -> int:
+        return self.log.read_text(errors="replace").count(UP) if self.log.exists() else 0
 
     @contextlib.contextmanager
     def explained(self):
