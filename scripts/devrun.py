@@ -25,6 +25,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -330,6 +331,24 @@ def main(argv: list[str] | None = None) -> int:
                     child,
                     180,
                 )
+                if embedded and not args.no_worker:  # the worker runs inside it
+                    name = consumer_of(child)
+                    wait_until(
+                        lambda name=name: _consuming(redis_url, name),
+                        "worker (job stream)",
+                        child,
+                        180,
+                    )
+            elif child.name == "worker":
+                # it loads its own embedding model, then reads the job stream: until then a
+                # turn's facts wait in the stream and the Try-it's next question recalls nothing
+                name = consumer_of(child)
+                wait_until(
+                    lambda name=name: _consuming(redis_url, name),
+                    "worker (embedding model, job stream)",
+                    child,
+                    180,
+                )
             elif child.name == "gateway":
                 wait_until(
                     lambda: http_ok(f"http://127.0.0.1:{args.port}/healthz"), "gateway", child, 60
@@ -359,6 +378,27 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(FileNotFoundError):
             pids_file.unlink()
     return code
+
+
+def consumer_of(child: Child) -> str:
+    """The worker's consumer name in the job stream's group (``default_consumer_name``)."""
+    assert child.proc is not None
+    return child.env.get("WORKER__CONSUMER_NAME") or f"{socket.gethostname()}-{child.proc.pid}"
+
+
+def _consuming(url: str, consumer: str) -> bool:
+    """``consumer`` reads the job stream: it is in the ``workers`` group of
+    ``{REDIS__KEY_PREFIX}:jobs`` (a worker joins it only once its model is loaded; its pid
+    in the name tells it from the consumers of earlier runs, kept in the AOF)."""
+    import redis
+
+    prefix = os.environ.get("REDIS__KEY_PREFIX", "mnemo")
+    client = redis.Redis.from_url(url, socket_timeout=0.5)
+    try:
+        consumers = client.xinfo_consumers(f"{prefix}:jobs", "workers")
+    finally:
+        client.close()
+    return any(c["name"] in (consumer, consumer.encode()) for c in consumers)
 
 
 def _redis_ping(url: str) -> bool:

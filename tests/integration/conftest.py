@@ -9,6 +9,37 @@ import uuid
 import pytest
 from mnemo_common.testing.procs import ManagedProcess
 
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture
+def chromium():
+    """Headless Chromium (the system's, driven by Playwright)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def browser_page(chromium):
+    """A page of :func:`chromium` (30 s default timeout)."""
+    page = chromium.new_page()
+    page.set_default_timeout(30_000)
+    return page
+
 
 @pytest.fixture
 def platform(memory_server_factory, memory_settings, chroma_server, gateway_factory, tmp_path):

@@ -15,6 +15,9 @@ import pytest
 from mnemo_common.testing.procs import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
+UP = "Mnemo is up"
+#: how long the Try-it may take to remember, from "up": a person typing the next command
+TRY_IT_S = 15
 
 
 def alive(pid: int) -> bool:
@@ -61,6 +64,7 @@ class DevRun:
             if not k.startswith(("LLM__", "GATEWAY__", "REDIS", "CHROMADB"))
         }
         env.pop("ANTHROPIC_API_KEY", None)  # offline: what a newcomer without a key gets
+        ups = self._ups()
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, str(ROOT / "scripts" / "devrun.py"), *self.args],
@@ -70,13 +74,16 @@ class DevRun:
                 cwd=ROOT,
             )
         try:
-            wait_for(lambda: httpx.get(self.url + "/readyz").status_code == 200, 180, "make run")
-            # devrun writes its children's pids once it has seen the gateway healthy itself
-            wait_for(lambda: (self.var_dir / "devrun.pids").exists(), 30, "devrun.pids")
+            # what a user waits for: this run's "up" line (the log is appended to across
+            # restarts; devrun writes the pids file just before the line)
+            wait_for(lambda: self._ups() > ups, 240, "Mnemo is up")
         except TimeoutError:
             self.interrupt()
             pytest.fail("devrun did not come up:\n" + self.log.read_text()[-4000:])
         return json.loads((self.var_dir / "devrun.pids").read_text())
+
+    def _ups(self) -> int:
+        return self.log.read_text(errors="replace").count(UP) if self.log.exists() else 0
 
     @contextlib.contextmanager
     def explained(self):
@@ -155,3 +162,54 @@ def test_make_run_starts_stops_cleanly_and_keeps_data(tmp_path, chroma):
         finally:
             assert run.interrupt() == 0
         assert [name for name, pid in pids.items() if alive(pid)] == []
+
+
+@pytest.mark.parametrize("chroma", ["embedded", "server"])
+def test_try_it_right_after_up_recalls_in_a_new_thread(tmp_path, chroma):
+    """The README's Try-it, typed at once after "up": the worker already consumes (its
+    embedding model loaded), so the fact is recalled in a new thread within seconds."""
+    run = DevRun(tmp_path / "var", tmp_path / "devrun.log", chroma)
+    with run.explained():
+        run.start()
+        try:
+            # "up" comes after the worker joined the job stream (its model loaded), whether
+            # it runs in the memory service (embedded) or as its own process (server)
+            log = run.log.read_text(errors="replace")
+            assert 0 <= log.find("worker started") < log.find(UP), log[-3000:]
+            r = httpx.post(
+                run.url + "/v1/chat",
+                timeout=60,
+                json={"user_id": "ada", "prompt": "I live in Lisbon and I prefer short answers."},
+            )
+            assert r.status_code == 200 and r.json()["committed"] is True
+            first_thread = r.json()["thread_id"]
+
+            def recalled() -> bool:
+                out = subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "mnemo_gateway.cli",
+                        "--url",
+                        run.url,
+                        "--user",
+                        "ada",
+                        "chat",
+                        "Where do I live?",
+                    ],
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                    check=True,
+                )
+                return "Lisbon" in out.stdout and "User lives in Lisbon" in out.stdout
+
+            wait_for(recalled, TRY_IT_S, "the Try-it recalling Lisbon")
+            threads = httpx.get(run.url + "/v1/users/ada/threads", timeout=30).json()["threads"]
+            assert len(threads) >= 2 and first_thread in {t["thread_id"] for t in threads}
+            facts = httpx.get(
+                run.url + "/v1/users/ada/memories", params={"kind": "fact"}, timeout=30
+            ).json()["memories"]
+            assert any("Lisbon" in m["text"] for m in facts)
+        finally:
+            assert run.interrupt() == 0

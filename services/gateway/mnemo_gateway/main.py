@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -15,7 +16,9 @@ from mnemo_common import metrics
 from mnemo_common.llm.base import LLMProvider
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
+from starlette.routing import Match, Mount
 
+from .api.openapi import truthful_openapi
 from .api.routes import (
     anthropic,
     chat,
@@ -37,6 +40,7 @@ from .core.config import AuthMode, GatewaySettings, get_settings
 from .core.errors import ApiError
 from .core.middleware import GatewayMiddleware
 from .core.text_guard import TextGuardMiddleware
+from .core.web_headers import WebHeadersMiddleware
 from .mcp_server import install as install_mcp
 from .memory.client import MemoryClient
 
@@ -122,9 +126,15 @@ def create_app(
                 await llm.aclose()
 
     app = FastAPI(
-        title="Mnemo gateway", version="0.1.0", description=DESCRIPTION, lifespan=lifespan
+        title="Mnemo gateway",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,  # served offline by web.docs_router
+        redoc_url=None,
     )
     app.state.settings = settings
+    app.openapi = partial(truthful_openapi, app)  # type: ignore[method-assign]
     app.state.authenticator = Authenticator(
         settings.auth,
         settings.gateway.default_user_id if settings.auth.mode is AuthMode.NONE else None,
@@ -139,10 +149,29 @@ def create_app(
         app.include_router(web.router)
         app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     install_mcp(app)  # MCP at /mcp (streamable HTTP), same auth as the REST API
+    app.include_router(web.docs_router)
+    app.mount(web.SWAGGER_ASSETS, web.swagger_assets(), name="docs-assets")
     _install_error_handlers(app)
     app.add_middleware(TextGuardMiddleware)  # inside: the body limit applies while it reads
     app.add_middleware(GatewayMiddleware, max_body_bytes=settings.gateway.max_body_bytes)
+    app.add_middleware(WebHeadersMiddleware)  # outermost: HEAD as GET, security headers
     return app
+
+
+def allowed_methods(app: FastAPI, path: str) -> str:
+    """The ``Allow`` header of ``path``: the methods some route answers there (routers
+    included, each asked as the router would), and ``HEAD`` wherever ``GET`` is
+    (:mod:`.core.web_headers`)."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+            scope = {"type": "http", "path": path, "method": method, "root_path": ""}
+            if route.matches(scope)[0] is Match.FULL:
+                # a mount (static files) matches any method and serves GET only
+                methods.add("GET" if isinstance(route, Mount) else method)
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -169,10 +198,11 @@ def _install_error_handlers(app: FastAPI) -> None:
         return ApiError(422, "invalid_request", message, field=field).to_response()
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return ApiError(
-            exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {})
-        ).to_response()
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path, not only the first route's
+            headers["Allow"] = allowed_methods(app, request.url.path)
+        return ApiError(exc.status_code, code, str(exc.detail), headers=headers).to_response()
 
     # unexpected exceptions are answered by GatewayMiddleware (it has the request id)

@@ -14,7 +14,7 @@ import uuid
 import redis.asyncio as aioredis
 from mnemo_common import metrics
 from mnemo_common.testing.procs import free_port, wait_for
-from mnemo_memory.stores.jobs import JobQueue
+from mnemo_memory.stores.jobs import JobQueue, JobType
 from mnemo_memory.stores.keys import KeyBuilder
 from mnemo_memory.worker.consumer import StreamWorker
 from mnemo_memory.worker.liveness import Heartbeat
@@ -42,9 +42,10 @@ class WorkerThread:
     async def _main(self) -> None:
         registry = TaskRegistry()
 
-        @registry.register("stall")
-        async def stall(ctx, job):  # a synchronous call that hangs the event loop
-            time.sleep(float(job["seconds"]))  # noqa: ASYNC251 -- the point of the test
+        # a job whose handler makes a synchronous call that hangs the event loop
+        @registry.register(JobType.CREATE_EPISODE)
+        async def stall(ctx, job):
+            time.sleep(STALL_S)  # noqa: ASYNC251 -- the point of the test
             return "stalled"
 
         client = aioredis.Redis.from_url(self.redis_url, decode_responses=True)
@@ -71,11 +72,14 @@ class WorkerThread:
         self.thread.join(15)
 
 
-async def _enqueue_stall(redis_url: str, prefix: str, seconds: float) -> None:
+STALL_S = 4.0
+
+
+async def _enqueue_stall(redis_url: str, prefix: str) -> None:
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
     try:
         jobs = JobQueue(client, KeyBuilder(prefix))
-        await client.xadd(jobs.stream, {"type": "stall", "seconds": str(seconds), "job_id": "j1"})
+        await jobs.enqueue("create_episode", "n.u1", "t1", reason="closed")
     finally:
         await client.aclose()
 
@@ -90,7 +94,7 @@ def test_livez_fails_while_the_loop_is_stuck_and_metrics_still_answer(redis_url)
         assert get(port, "/livez") == (200, "starting\n")  # model loading: startup probe's time
         worker.thread.start()
         wait_for(lambda: get(port, "/livez") == (200, "alive\n"), 20, "the loop to beat")
-        asyncio.run(_enqueue_stall(redis_url, prefix, 4.0))
+        asyncio.run(_enqueue_stall(redis_url, prefix))
         wait_for(lambda: get(port, "/livez")[0] == 503, 10, "/livez to notice the stuck loop")
         _, body = get(port, "/livez")
         assert "consumer loop silent" in body

@@ -2,16 +2,32 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { threadId: null, info: null };
+const state = { threadId: null, info: null, pollTimer: null };
+// the id rule the gateway enforces (mnemo_common.ids.ID_PATTERN)
+const ID_RE = /^[A-Za-z0-9._@+-]{1,128}$/;
 
-function userId() { return ($("user-id").value || "").trim() || "me"; }
+function authNone() { return !state.info || state.info.auth_mode === "none"; }
+function typedUser() { return ($("user-id").value || "").trim(); }
+// auth none: the user named on this page (never the gateway's shared default user);
+// with a credential: the credential's user ("me") unless another one is named
+function userId() { return typedUser() || (authNone() ? "" : "me"); }
 function userPath(rest) { return `/v1/users/${encodeURIComponent(userId())}${rest}`; }
 
 function headers(extra) {
   const h = Object.assign({ "Content-Type": "application/json" }, extra || {});
   const key = ($("api-key").value || "").trim();
   if (key) h["Authorization"] = "Bearer " + key;
+  if (typedUser()) h["X-Mnemo-User-Id"] = typedUser();
   return h;
+}
+
+// auth none and nobody named yet: ask for a name before anything is read or sent
+function needUser() {
+  const missing = authNone() && !ID_RE.test(typedUser());
+  $("user-picker").hidden = !missing;
+  $("main").hidden = missing;
+  if (missing) $("pick-user").focus();
+  return missing;
 }
 
 async function api(method, path, body) {
@@ -90,6 +106,7 @@ async function send(prompt) {
           bubble.dataset.done = "1";
           showMemoryState(doc.memory);  // final: degraded when the turn was not stored
           setStatus(doc.committed ? "remembered" : "not stored (memory unavailable)");
+          if (doc.committed) watchMemory();
         } else if (event === "error") {
           throw new Error(doc.error ? doc.error.message : "stream failed");
         }
@@ -109,6 +126,7 @@ async function send(prompt) {
 
 async function loadThreads() {
   const list = $("threads");
+  if (!userId()) return;
   try {
     const data = await api("GET", userPath("/threads"));
     list.replaceChildren();
@@ -141,6 +159,7 @@ async function openThread(threadId) {
 }
 
 function newThread() {
+  clearTimeout(state.pollTimer);
   state.threadId = null;
   $("messages").replaceChildren();
   setStatus("new conversation");
@@ -161,11 +180,32 @@ function row(text, actions) {
   return li;
 }
 
+// after an answer the worker extracts facts in the background: reload the panel every
+// POLL_MS until a memory that was not there appears, for at most POLL_FOR_MS
+const POLL_MS = 1000, POLL_FOR_MS = 30000;
+
+function watchMemory() {
+  clearTimeout(state.pollTimer);
+  const before = new Set(Array.from(document.querySelectorAll("#memories li[data-memory-id]"),
+    (li) => li.dataset.memoryId));
+  const until = Date.now() + POLL_FOR_MS, user = userId();
+  const tick = async () => {
+    if (userId() !== user) return;
+    const ids = await loadMemory();
+    const fresh = ids && ids.some(([id, kind]) => kind !== "message" && !before.has(id));
+    if (!fresh && Date.now() < until) state.pollTimer = setTimeout(tick, POLL_MS);
+  };
+  tick();
+}
+
 async function loadMemory() {
   const list = $("memories"), note = $("memories-note");
-  note.hidden = true;
+  if (!userId()) return null;
+  let ids = null;
   try {
     const data = await api("GET", userPath("/memories"));
+    note.hidden = true;
+    ids = data.memories.map((m) => [m.id, m.kind]);
     list.replaceChildren();
     for (const m of data.memories) {
       const li = row(m.text, [
@@ -177,7 +217,7 @@ async function loadMemory() {
     }
     if (!data.memories.length) { note.hidden = false; note.textContent = "Nothing yet."; }
   } catch (err) {
-    list.replaceChildren(); note.hidden = false;
+    list.replaceChildren(); note.hidden = false; ids = null;
     note.textContent = err.status === 501 ? "Long-term memory is not enabled on this server."
       : "Memories unavailable: " + err.message;
   }
@@ -192,6 +232,7 @@ async function loadMemory() {
       li.setAttribute("data-testid", "preference"); plist.appendChild(li);
     }
   } catch (err) { $("preferences").replaceChildren(row("unavailable: " + err.message, [])); }
+  return ids;
 }
 
 async function guarded(fn) {
@@ -239,7 +280,21 @@ async function exportData() {
 async function init() {
   $("user-id").value = localStorage.getItem("mnemo.user") || "";
   $("api-key").value = localStorage.getItem("mnemo.key") || "";
-  $("user-id").onchange = () => { localStorage.setItem("mnemo.user", $("user-id").value); newThread(); };
+  $("user-id").onchange = () => {
+    localStorage.setItem("mnemo.user", typedUser());
+    if (!needUser()) newThread();
+  };
+  $("user-picker").onsubmit = (e) => {
+    e.preventDefault();
+    const name = $("pick-user").value.trim();
+    if (!ID_RE.test(name)) {
+      $("pick-user-note").textContent =
+        "Use 1-128 letters, digits, '.', '_', '-', '@' or '+' (no spaces).";
+      return;
+    }
+    $("user-id").value = name;
+    $("user-id").onchange();
+  };
   $("api-key").onchange = () => { localStorage.setItem("mnemo.key", $("api-key").value); newThread(); };
   try {
     state.info = await api("GET", "/v1/info");
@@ -272,6 +327,7 @@ async function init() {
     if (k) { $("pref-key").value = ""; $("pref-value").value = "";
       guarded(() => api("PUT", userPath(`/preferences/${encodeURIComponent(k)}`), { value: v })); }
   };
+  if (needUser()) return;
   loadThreads();
   loadMemory();
 }
