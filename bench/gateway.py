@@ -162,26 +162,7 @@ def _sdk_turn(base_url: str, tag: str) -> tuple[Any, Any]:
 
 async def sdk_level(base_url: str, concurrency: int, per_worker: int, tag: str) -> list[float]:
     """Time to the first text delta of ``messages.stream`` against ``base_url``."""
-    import anthropic
-
-    client = anthropic.AsyncAnthropic(base_url=base_url, api_key="x", max_retries=0)
-
-    async def turn(w: int) -> float:
-        start = time.perf_counter()
-        async with client.messages.stream(
-            model="m",
-            max_tokens=64,
-            metadata={"user_id": f"{tag}-u{w}"},
-            extra_headers={"X-Mnemo-Thread-Id": f"{tag}-t{w}"},
-            messages=[{"role": "user", "content": "What did I say about my garden?"}],
-        ) as stream:
-            first = None
-            async for _ in stream.text_stream:
-                if first is None:
-                    first = time.perf_counter() - start
-        assert first is not None
-        return first
-
+    turn, close = _sdk_turn(base_url, tag)
     for w in range(concurrency):  # warm-up: connections, thread creation
         await turn(w)
 
@@ -189,7 +170,7 @@ async def sdk_level(base_url: str, concurrency: int, per_worker: int, tag: str) 
         return [await turn(w) for _ in range(per_worker)]
 
     results = await asyncio.gather(*(worker(w) for w in range(concurrency)))
-    await client.close()
+    await close()
     return [x for r in results for x in r]
 
 

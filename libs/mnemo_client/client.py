@@ -10,7 +10,7 @@ may reach. Failures raise :class:`~mnemo_client.errors.MnemoError` subclasses.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator
-from typing import Any, cast
+from typing import Any, Generic, TypeVar, cast
 
 import httpx
 
@@ -32,8 +32,14 @@ from .types import (
 DEFAULT_TIMEOUT_S = 120.0
 
 
-class MnemoClient:
-    """The Mnemo gateway over HTTP, blocking. Use as a context manager or call close()."""
+_H = TypeVar("_H", httpx.Client, httpx.AsyncClient)
+
+
+class _Base(Generic[_H]):
+    """What both clients hold alike: the gateway's URL, the request builder, the HTTP
+    client (``http``, else one of ``_http_class`` the client closes)."""
+
+    _http_class: type[_H]
 
     def __init__(
         self,
@@ -42,17 +48,23 @@ class MnemoClient:
         api_key: str | None = None,
         user: str = ME,
         timeout_s: float = DEFAULT_TIMEOUT_S,
-        http: httpx.Client | None = None,
+        http: _H | None = None,
     ) -> None:
         self.url = base_url(url)
         self.requests = Requests(user)
-        self.http = http or httpx.Client(
+        self.http: _H = http or self._http_class(
             base_url=self.url, headers=headers(api_key), timeout=timeout_s
         )
 
     @property
     def user(self) -> str:
         return self.requests.user
+
+
+class MnemoClient(_Base[httpx.Client]):
+    """The Mnemo gateway over HTTP, blocking. Use as a context manager or call close()."""
+
+    _http_class = httpx.Client
 
     def __enter__(self) -> MnemoClient:
         return self
@@ -180,27 +192,10 @@ class MnemoClient:
         return cast(ErasureReceipt, self._send(self.requests.erase(user)))
 
 
-class AsyncMnemoClient:
+class AsyncMnemoClient(_Base[httpx.AsyncClient]):
     """The Mnemo gateway over HTTP, for asyncio: the same methods as :class:`MnemoClient`."""
 
-    def __init__(
-        self,
-        url: str | None = None,
-        *,
-        api_key: str | None = None,
-        user: str = ME,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
-        http: httpx.AsyncClient | None = None,
-    ) -> None:
-        self.url = base_url(url)
-        self.requests = Requests(user)
-        self.http = http or httpx.AsyncClient(
-            base_url=self.url, headers=headers(api_key), timeout=timeout_s
-        )
-
-    @property
-    def user(self) -> str:
-        return self.requests.user
+    _http_class = httpx.AsyncClient
 
     async def __aenter__(self) -> AsyncMnemoClient:
         return self

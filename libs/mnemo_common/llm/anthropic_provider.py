@@ -7,20 +7,13 @@ bounds each attempt, ``LLM__MAX_RETRIES`` the number of retries.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import replace
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import anthropic
 
 from ..settings import LLMSettings
-from ._support import (
-    check_schema,
-    join_system,
-    json_instructions,
-    observe_call,
-    structured_reply,
-)
+from ._support import observe_call
 from .base import (
     ChatRequest,
     ChatResult,
@@ -31,15 +24,18 @@ from .base import (
     TextDelta,
     Usage,
 )
-from .forward import Forwarded, forward
+from .sdk_provider import SdkProvider
 
 
-class AnthropicProvider:
+class AnthropicProvider(SdkProvider):
     """Claude through the Messages API."""
 
     name = "anthropic"
+    forward_path = "/v1/messages"
     #: the wire protocol a drop-in client body is forwarded in as sent
     protocol = "anthropic"
+
+    _client: anthropic.AsyncAnthropic
 
     def __init__(self, settings: LLMSettings, api_key: str) -> None:
         self._settings = settings
@@ -116,25 +112,3 @@ class AnthropicProvider:
                 )
             record.usage = Usage(input_tokens, output_tokens)
             yield StreamEnd(model, record.usage, stop_reason)
-
-    async def forward(
-        self, body: dict[str, Any], *, stream: bool, headers: Mapping[str, str] | None = None
-    ) -> Forwarded:
-        """``POST /v1/messages`` with ``body`` as given (see :mod:`.forward`)."""
-        return await forward(
-            self._client, self.name, "/v1/messages", body, stream=stream, headers=headers
-        )
-
-    async def complete_json(
-        self, request: ChatRequest, schema: dict[str, Any]
-    ) -> tuple[Any, Usage]:
-        """A JSON value validated against ``schema`` (``INVALID_OUTPUT`` otherwise)."""
-        check_schema(schema, self.name)
-        result = await self.complete(
-            replace(request, system=join_system(request.system, json_instructions(schema)))
-        )
-        return structured_reply(result.text, result.stop_reason, schema, self.name), result.usage
-
-    async def aclose(self) -> None:
-        """Close the SDK's HTTP connection pool."""
-        await self._client.close()

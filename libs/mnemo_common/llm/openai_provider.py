@@ -8,21 +8,14 @@ that ignore the option get their usage estimated (``mnemo_common.tokens``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import replace
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import openai
 
 from ..settings import LLMSettings
 from ..tokens import estimate_message_tokens, estimate_tokens
-from ._support import (
-    check_schema,
-    join_system,
-    json_instructions,
-    observe_call,
-    structured_reply,
-)
+from ._support import observe_call
 from .base import (
     ChatRequest,
     ChatResult,
@@ -33,18 +26,21 @@ from .base import (
     TextDelta,
     Usage,
 )
-from .forward import Forwarded, forward
+from .sdk_provider import SdkProvider
 
 #: sent when no key is configured: local servers ignore it, the SDK insists on one
 NO_API_KEY = "no-key"
 
 
-class OpenAICompatibleProvider:
+class OpenAICompatibleProvider(SdkProvider):
     """Chat Completions over HTTP at ``LLM__OPENAI_BASE_URL``."""
 
     name = "openai-compatible"
+    forward_path = "/chat/completions"
     #: the wire protocol a drop-in client body is forwarded in as sent
     protocol = "openai"
+
+    _client: openai.AsyncOpenAI
 
     def __init__(
         self,
@@ -146,25 +142,3 @@ class OpenAICompatibleProvider:
                 usage = Usage(self._estimated_input(params), estimate_tokens("".join(written)))
             record.usage = usage
             yield StreamEnd(model, usage, finish_reason)
-
-    async def forward(
-        self, body: dict[str, Any], *, stream: bool, headers: Mapping[str, str] | None = None
-    ) -> Forwarded:
-        """``POST <base>/chat/completions`` with ``body`` as given (see :mod:`.forward`)."""
-        return await forward(
-            self._client, self.name, "/chat/completions", body, stream=stream, headers=headers
-        )
-
-    async def complete_json(
-        self, request: ChatRequest, schema: dict[str, Any]
-    ) -> tuple[Any, Usage]:
-        """A JSON value validated against ``schema`` (``INVALID_OUTPUT`` otherwise)."""
-        check_schema(schema, self.name)
-        result = await self.complete(
-            replace(request, system=join_system(request.system, json_instructions(schema)))
-        )
-        return structured_reply(result.text, result.stop_reason, schema, self.name), result.usage
-
-    async def aclose(self) -> None:
-        """Close the SDK's HTTP connection pool."""
-        await self._client.close()

@@ -20,6 +20,7 @@ from grpc_health.v1 import health_pb2
 from mnemo_common.testing.procs import free_port, wait_for
 
 CASES = [(ep, stream) for ep in ("chat", "messages", "completions") for stream in (False, True)]
+CASES.append(("responses", False))  # its stream carries no final memory status
 UNSTORED = "mnemo_gateway_turns_unstored_total"
 
 
@@ -39,6 +40,9 @@ def send(gw: Any, endpoint: str, stream: bool, prompt: str, thread: str) -> http
     elif endpoint == "messages":
         path = "/v1/messages"
         body = {"model": "m", "max_tokens": 64, "messages": [{"role": "user", "content": prompt}]}
+    elif endpoint == "responses":
+        path = "/v1/responses"
+        body = {"model": "m", "input": prompt}
     else:
         path = "/v1/chat/completions"
         body = {"model": "m", "messages": [{"role": "user", "content": prompt}]}

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Request
-from mnemo_common.ids import InvalidIdError, validate_id
 
 from ..chat.service import PreparedTurn
 from ..core.config import GatewaySettings
-from ..core.errors import ApiError, invalid_id
+from ..core.errors import ApiError, valid_id
 from .deps import new_idempotency_key, new_thread_id
 
 THREAD_HEADER = "X-Mnemo-Thread-Id"
@@ -22,12 +21,7 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 def checked_id(value: str | None, field: str) -> str | None:
     """``value`` when it is a valid id, None when absent; 422 naming ``field`` otherwise."""
-    if value is None or value == "":
-        return None
-    try:
-        return validate_id(value, field)
-    except InvalidIdError as exc:
-        raise invalid_id(exc) from None
+    return None if value is None or value == "" else valid_id(value, field)
 
 
 def thread_id_of(value: str | None, field: str) -> str:

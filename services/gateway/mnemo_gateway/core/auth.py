@@ -34,7 +34,7 @@ import jwt
 from mnemo_common.ids import InvalidIdError, validate_id
 
 from .config import AuthMode, AuthSettings
-from .errors import ApiError, invalid_id
+from .errors import ApiError, valid_id
 
 log = logging.getLogger(__name__)
 
@@ -94,10 +94,7 @@ class Identity:
         if requested in ("", ME):
             requested = None
         if requested is not None:
-            try:
-                validate_id(requested, field)
-            except InvalidIdError as exc:
-                raise invalid_id(exc) from None
+            valid_id(requested, field)
         if self.user_id is not None:
             if requested is not None and requested != self.user_id:
                 raise ApiError(

@@ -15,7 +15,7 @@ import math
 from typing import Any
 
 import grpc
-from mnemo_common.ids import InvalidIdError
+from mnemo_common.ids import InvalidIdError, validate_id
 from mnemo_common.llm.base import LLMError, LLMErrorKind
 from starlette.responses import JSONResponse
 
@@ -81,6 +81,15 @@ def internal_error() -> ApiError:
 
 def invalid_id(exc: InvalidIdError) -> ApiError:
     return ApiError(422, "invalid_id", f"{exc.field} {exc.reason}", field=exc.field)
+
+
+def valid_id(value: str, field: str) -> str:
+    """``value`` when it is a safe id (:func:`mnemo_common.ids.validate_id`); a 422
+    ``invalid_id`` naming ``field`` otherwise. The one wrapper every HTTP id goes through."""
+    try:
+        return validate_id(value, field)
+    except InvalidIdError as exc:
+        raise invalid_id(exc) from None
 
 
 # --- gRPC → HTTP -------------------------------------------------------------------------

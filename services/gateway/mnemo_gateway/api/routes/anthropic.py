@@ -9,19 +9,15 @@ Anthropic upstream the body is forwarded as sent (:mod:`mnemo_gateway.chat.passt
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from ...chat import passthrough
 from ...chat.fingerprint import anthropic_opening
-from ...chat.service import TurnRequest
 from ..caller import conversation_thread, memory_user
-from ..deps import Chat, CurrentIdentity, Provider, Settings
-from ..turns import check_prompt_size, idempotency_key_of
+from ..run import TurnCtx, run_turn
 
 router = APIRouter(tags=["anthropic-compatible"])
 
@@ -47,34 +43,18 @@ class MessagesBody(BaseModel):
 
 
 @router.post("/v1/messages", summary="Anthropic Messages API (drop-in, with memory)")
-async def messages(
-    body: MessagesBody,
-    request: Request,
-    identity: CurrentIdentity,
-    service: Chat,
-    provider: Provider,
-    settings: Settings,
-) -> Response:
-    call = passthrough.read_call("anthropic", json.loads(await request.body()), request.headers)
-    check_prompt_size(call.exchange.user_text, settings, "messages")
+async def messages(body: MessagesBody, ctx: TurnCtx) -> Response:
+    call = await ctx.drop_in_call("anthropic")
     user = memory_user(
-        identity, request, ("metadata.user_id", (body.metadata or {}).get("user_id"))
+        ctx.identity, ctx.request, ("metadata.user_id", (body.metadata or {}).get("user_id"))
     )
     opening = anthropic_opening(body.system, [m.model_dump() for m in body.messages])
-    turn = TurnRequest(
-        endpoint="messages",
+    turn = ctx.drop_in_turn(
+        "messages",
+        call,
         user_id=user,
-        thread_id=conversation_thread(request, user, opening),
-        query=call.exchange.user_text,
-        instructions="",
-        client_messages=(),
-        idempotency_key=idempotency_key_of(request),
-        model=body.model if settings.gateway.pass_client_model else None,
+        thread_id=conversation_thread(ctx.request, user, opening),
+        model=body.model,
         max_tokens=body.max_tokens,
-        recall=bool(call.exchange.user_text.strip()),
-        started_at=request.state.started_at,
-        tenant=identity.tenant,
     )
-    return await passthrough.answer(
-        call, lambda: service.prepare(turn), service, provider, settings
-    )
+    return await run_turn(ctx, turn, call)

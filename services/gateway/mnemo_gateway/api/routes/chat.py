@@ -6,25 +6,24 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from mnemo_common.limits import MAX_METADATA_VALUE_BYTES
 from mnemo_common.llm.base import StreamEnd, StreamEvent, TextDelta
 from pydantic import BaseModel, Field
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
-from ...chat.service import TurnRequest
+from ...chat.service import PreparedTurn, TurnOutcome
+from ...core.config import GatewaySettings
 from ...core.errors import ApiError
-from ..deps import Chat, CurrentIdentity, Provider, Settings
-from ..sse import sse, start_stream, stream_response
+from ..run import Reply, TurnContext, TurnCtx, run_turn
+from ..sse import sse
 from ..turns import (
     USER_HEADER,
     check_prompt_size,
     check_text,
     checked_id,
-    idempotency_key_of,
     memory_outcome,
     thread_id_of,
-    turn_headers,
 )
 
 router = APIRouter(tags=["chat"])
@@ -73,20 +72,7 @@ class ChatAnswer(BaseModel):
     usage: ChatUsage
 
 
-@router.post(
-    "/v1/chat",
-    response_model=ChatAnswer,
-    summary="Chat with memory",
-    responses={200: {"content": {"text/event-stream": {}}}},
-)
-async def chat(
-    body: ChatBody,
-    request: Request,
-    identity: CurrentIdentity,
-    service: Chat,
-    provider: Provider,
-    settings: Settings,
-) -> Response:
+def _check(body: ChatBody, settings: GatewaySettings) -> None:
     check_prompt_size(check_text(body.prompt, "prompt"), settings, "prompt")
     if body.instructions is not None:
         check_text(body.instructions, "instructions")
@@ -100,62 +86,86 @@ async def chat(
             f"tools: the tool names may take at most {MAX_METADATA_VALUE_BYTES} bytes",
             field="tools",
         )
-    user = identity.memory_user_id(body.user_id or request.headers.get(USER_HEADER))
+
+
+@router.post(
+    "/v1/chat",
+    response_model=ChatAnswer,
+    summary="Chat with memory",
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def chat(body: ChatBody, ctx: TurnCtx) -> Response:
+    _check(body, ctx.settings)
+    user = ctx.identity.memory_user_id(body.user_id or ctx.request.headers.get(USER_HEADER))
     agent = checked_id(body.agent_name, "agent_name") or "assistant"
-    turn = TurnRequest(
-        endpoint="chat",
+    turn = ctx.turn(
+        "chat",
         user_id=user,
         thread_id=thread_id_of(body.thread_id, "thread_id"),
         query=body.prompt,
-        instructions=body.instructions or settings.gateway.default_instructions,
+        model=body.model,
+        instructions=body.instructions or ctx.settings.gateway.default_instructions,
         client_messages=None,
-        idempotency_key=idempotency_key_of(request, body.idempotency_key),
-        model=body.model if settings.gateway.pass_client_model else None,
+        idempotency_key=body.idempotency_key,
         max_tokens=body.max_tokens,
         temperature=body.temperature,
         recall=body.recall,
         metadata={"agent_name": agent, **({"tools": ",".join(body.tools)} if body.tools else {})},
-        started_at=request.state.started_at,
-        tenant=identity.tenant,
     )
-    prepared = await service.prepare(turn)
-    headers = turn_headers(prepared, provider.name)
-    public_user = identity.public_user_id(user)
+    return await run_turn(ctx, turn, ChatReply(ctx, body.stream))
 
-    if not body.stream:
-        out = await service.complete(prepared)
-        answer = ChatAnswer(
+
+class ChatReply(Reply):
+    """/v1/chat's answer: a :class:`ChatAnswer`, or ``start``, ``delta``, ``done`` (and
+    ``error``) events."""
+
+    def __init__(self, ctx: TurnContext, stream: bool) -> None:
+        super().__init__(stream)
+        self.provider = ctx.provider.name
+        self.public_user = ctx.identity.public_user_id
+        self.parts: list[str] = []
+        self.prepared: PreparedTurn | None = None
+
+    def document(self, prepared: PreparedTurn, out: TurnOutcome) -> dict[str, Any]:
+        return ChatAnswer(
             response=out.text,
-            thread_id=turn.thread_id,
-            user_id=public_user,
+            thread_id=prepared.turn.thread_id,
+            user_id=self.public_user(prepared.turn.user_id),
             model=out.model,
-            provider=provider.name,
+            provider=self.provider,
             memory=out.memory,
             committed=out.committed,
             missing=prepared.missing,
             usage=ChatUsage(
                 input_tokens=out.usage.input_tokens, output_tokens=out.usage.output_tokens
             ),
-        )
-        # after the commit: the header says degraded when the turn was not stored
-        return JSONResponse(answer.model_dump(), headers=turn_headers(prepared, provider.name))
+        ).model_dump()
 
-    first, events = await start_stream(service, prepared)
-    parts: list[str] = []
+    def head(self, prepared: PreparedTurn) -> list[str]:
+        self.prepared = prepared
+        start: dict[str, Any] = {
+            "thread_id": prepared.turn.thread_id,
+            "user_id": self.public_user(prepared.turn.user_id),
+            "memory": prepared.memory,
+            "provider": self.provider,
+            "created_at_ms": int(time.time() * 1000),
+        }
+        return [sse(start, "start")]
 
-    def render(event: StreamEvent) -> Iterable[str]:
+    def render(self, event: StreamEvent) -> Iterable[str]:
         if isinstance(event, TextDelta):
-            parts.append(event.text)
+            self.parts.append(event.text)
             yield sse({"text": event.text}, "delta")
         elif isinstance(event, StreamEnd):
+            assert self.prepared is not None
             yield sse(
                 {
-                    "response": "".join(parts),
-                    "thread_id": turn.thread_id,
-                    "user_id": public_user,
+                    "response": "".join(self.parts),
+                    "thread_id": self.prepared.turn.thread_id,
+                    "user_id": self.public_user(self.prepared.turn.user_id),
                     "model": event.model,
-                    "provider": provider.name,
-                    **memory_outcome(prepared),
+                    "provider": self.provider,
+                    **memory_outcome(self.prepared),
                     "usage": {
                         "input_tokens": event.usage.input_tokens,
                         "output_tokens": event.usage.output_tokens,
@@ -164,16 +174,5 @@ async def chat(
                 "done",
             )
 
-    def on_error(err: ApiError) -> Iterable[str]:
+    def on_error(self, err: ApiError) -> Iterable[str]:
         yield sse({**err.body(), "status": err.status}, "error")
-
-    start: dict[str, Any] = {
-        "thread_id": turn.thread_id,
-        "user_id": public_user,
-        "memory": prepared.memory,
-        "provider": provider.name,
-        "created_at_ms": int(time.time() * 1000),
-    }
-    return stream_response(
-        first, events, head=[sse(start, "start")], render=render, on_error=on_error, headers=headers
-    )

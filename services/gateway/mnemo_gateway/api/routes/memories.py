@@ -6,9 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 from mnemo.memory.v1 import memory_pb2
-from mnemo_common.ids import InvalidIdError, validate_id
 
-from ...core.errors import ApiError, invalid_id
+from ...core.errors import ApiError
 from ..deps import Memory, MemoryUser
 from ..schemas import (
     KIND_TO_PB,
@@ -21,19 +20,11 @@ from ..schemas import (
     ScoredMemoryOut,
     SearchResults,
 )
+from ..turns import checked_id
 
 router = APIRouter(prefix="/v1/users/{user_id}/memories", tags=["memories"])
 
 MemoryId = Annotated[str, Path(description="id of the memory")]
-
-
-def _checked(value: str | None, field: str) -> str | None:
-    if value is None or value == "":
-        return None
-    try:
-        return validate_id(value, field)
-    except InvalidIdError as exc:
-        raise invalid_id(exc) from None
 
 
 def _filter(
@@ -44,7 +35,7 @@ def _filter(
 ) -> memory_pb2.MemoryFilter:
     return memory_pb2.MemoryFilter(
         kinds=[KIND_TO_PB[k] for k in kinds or []],
-        thread_id=_checked(thread_id, "thread_id") or "",
+        thread_id=checked_id(thread_id, "thread_id") or "",
         min_importance=min_importance,
         include_superseded=include_superseded,
     )
@@ -114,7 +105,7 @@ async def add_memory(user: MemoryUser, memory: Memory, body: MemoryCreate) -> Me
             text=body.text,
             kind=KIND_TO_PB[body.kind],
             importance=body.importance,
-            source_thread_id=_checked(body.source_thread_id, "source_thread_id") or "",
+            source_thread_id=checked_id(body.source_thread_id, "source_thread_id") or "",
         ),
     )
     return MemoryOut.from_pb(resp)
@@ -127,7 +118,7 @@ async def update_memory(
     if body.text is None and body.importance is None and body.kind is None:
         raise ApiError(422, "empty_update", "send at least one of text, importance, kind")
     req = memory_pb2.UpdateMemoryRequest(
-        user_id=user, memory_id=_checked(memory_id, "memory_id") or ""
+        user_id=user, memory_id=checked_id(memory_id, "memory_id") or ""
     )
     if body.text is not None:
         req.text = body.text
@@ -142,7 +133,7 @@ async def update_memory(
 async def delete_memory(user: MemoryUser, memory: Memory, memory_id: MemoryId) -> Deleted:
     resp = await memory.delete_memory(
         memory_pb2.DeleteMemoryRequest(
-            user_id=user, memory_id=_checked(memory_id, "memory_id") or ""
+            user_id=user, memory_id=checked_id(memory_id, "memory_id") or ""
         ),
     )
     if not resp.deleted:

@@ -6,22 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 from mnemo.memory.v1 import memory_pb2
-from mnemo_common.ids import InvalidIdError, validate_id
 
-from ...core.errors import invalid_id
+from ...core.errors import valid_id
 from ..deps import Memory, MemoryUser
 from ..schemas import PreferencesOut, PreferenceValue
 
 router = APIRouter(prefix="/v1/users/{user_id}/preferences", tags=["preferences"])
 
 PrefKey = Annotated[str, Path(description="preference name, e.g. `language`")]
-
-
-def _key(key: str) -> str:
-    try:
-        return validate_id(key, "key")
-    except InvalidIdError as exc:
-        raise invalid_id(exc) from None
 
 
 @router.get("", response_model=PreferencesOut, summary="A user's preferences")
@@ -35,7 +27,7 @@ async def set_preference(
     user: MemoryUser, memory: Memory, key: PrefKey, body: PreferenceValue
 ) -> PreferencesOut:
     resp = await memory.set_preference(
-        memory_pb2.SetPreferenceRequest(user_id=user, key=_key(key), value=body.value),
+        memory_pb2.SetPreferenceRequest(user_id=user, key=valid_id(key, "key"), value=body.value),
     )
     return PreferencesOut(values=dict(resp.values))
 
@@ -43,6 +35,6 @@ async def set_preference(
 @router.delete("/{key}", response_model=PreferencesOut, summary="Delete one preference")
 async def delete_preference(user: MemoryUser, memory: Memory, key: PrefKey) -> PreferencesOut:
     resp = await memory.delete_preference(
-        memory_pb2.DeletePreferenceRequest(user_id=user, key=_key(key))
+        memory_pb2.DeletePreferenceRequest(user_id=user, key=valid_id(key, "key"))
     )
     return PreferencesOut(values=dict(resp.values))

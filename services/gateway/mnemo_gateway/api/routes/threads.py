@@ -6,22 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 from mnemo.memory.v1 import memory_pb2
-from mnemo_common.ids import InvalidIdError, validate_id
 
-from ...core.errors import ApiError, invalid_id
+from ...core.errors import ApiError, valid_id
 from ..deps import CurrentIdentity, Memory, MemoryUser
 from ..schemas import Deleted, MessageOut, ThreadClosed, ThreadDetail, ThreadList, ThreadOut
 
 router = APIRouter(prefix="/v1/users/{user_id}/threads", tags=["threads"])
 
 ThreadId = Annotated[str, Path(description="id of the thread")]
-
-
-def _thread(thread_id: str) -> str:
-    try:
-        return validate_id(thread_id, "thread_id")
-    except InvalidIdError as exc:
-        raise invalid_id(exc) from None
 
 
 @router.get("", response_model=ThreadList, summary="A user's threads, most recent first")
@@ -50,7 +42,9 @@ async def get_thread(
     limit: Annotated[int, Query(ge=0, le=10_000)] = 0,
 ) -> ThreadDetail:
     resp = await memory.get_thread(
-        memory_pb2.GetThreadRequest(user_id=user, thread_id=_thread(thread_id), limit=limit),
+        memory_pb2.GetThreadRequest(
+            user_id=user, thread_id=valid_id(thread_id, "thread_id"), limit=limit
+        ),
     )
     return ThreadDetail(
         thread=ThreadOut.from_pb(resp.thread, identity),
@@ -66,7 +60,7 @@ async def get_thread(
 )
 async def close_thread(user: MemoryUser, memory: Memory, thread_id: ThreadId) -> ThreadClosed:
     resp = await memory.close_thread(
-        memory_pb2.CloseThreadRequest(user_id=user, thread_id=_thread(thread_id))
+        memory_pb2.CloseThreadRequest(user_id=user, thread_id=valid_id(thread_id, "thread_id"))
     )
     return ThreadClosed(episode_enqueued=resp.episode_enqueued)
 
@@ -74,7 +68,7 @@ async def close_thread(user: MemoryUser, memory: Memory, thread_id: ThreadId) ->
 @router.delete("/{thread_id}", response_model=Deleted, summary="Delete a thread")
 async def delete_thread(user: MemoryUser, memory: Memory, thread_id: ThreadId) -> Deleted:
     resp = await memory.delete_thread(
-        memory_pb2.DeleteThreadRequest(user_id=user, thread_id=_thread(thread_id))
+        memory_pb2.DeleteThreadRequest(user_id=user, thread_id=valid_id(thread_id, "thread_id"))
     )
     if not resp.deleted:
         raise ApiError(
