@@ -45,6 +45,8 @@ DROPIN_LABELS = {
     "off": "pass-through, memory off",
     "on_norecall": "pass-through, memory on, no recall",
     "on": "pass-through, memory on, recall on",
+    "base_off": "baseline code: pass-through, memory off",
+    "base_on_norecall": "baseline code: pass-through, memory on, no recall",
 }
 
 
@@ -209,9 +211,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--requests", type=int, default=100, help="requests at concurrency 1")
     p.add_argument("--per-worker", type=int, default=8, help="requests per worker at 32")
     p.add_argument("--drop-in", action="store_true", help="the /v1/messages pass-through")
+    p.add_argument(
+        "--baseline-src",
+        help="with --drop-in: also run the gateway and memory service of this checkout "
+        "(e.g. the main branch), interleaved with this one's (rows base_*)",
+    )
     args = p.parse_args(argv)
     if args.drop_in:
-        return drop_in(args.requests, args.per_worker)
+        return drop_in(args.requests, args.per_worker, args.baseline_src)
 
     from mnemo_common.logging import configure_logging
     from mnemo_common.testing.fake_llm import FakeAnthropicServer
@@ -311,48 +318,63 @@ the gateway; the memory-on/off difference there is the cost of PrepareTurn under
     return 0
 
 
-def drop_in(requests: int, per_worker: int) -> int:
+def _baseline_line(added: dict[str, float]) -> str:
+    if "base_off" not in added:
+        return ""
+    return (
+        f"Baseline code in the same run: memory off {added['base_off']} ms, memory on "
+        f"without recall {added['base_on_norecall']} ms."
+    )
+
+
+def drop_in(requests: int, per_worker: int, baseline_src: str | None = None) -> int:
     """The pass-through overhead (see the module docstring)."""
-    from mnemo_common.logging import configure_logging
-    from mnemo_common.testing.fake_llm import FakeAnthropicServer
-    from mnemo_common.testing.gateway import GatewayServer, gateway_settings
-    from mnemo_common.testing.memory_server import InProcessMemoryServer, build_test_settings
     from mnemo_common.testing.procs import RedisServer
 
-    configure_logging("bench", "ERROR", json_format=False)
-    redis = RedisServer().start()
-    fake = FakeAnthropicServer().start()
-    fake.set_default_reply("Your garden has tomatoes and a fig tree.")
-    data = Path(tempfile.mkdtemp(prefix="mnemo-bench-dropin-"))
-    mem_settings = build_test_settings(redis.url, data, rate_limit={"enabled": False})
-    short_only = InProcessMemoryServer(mem_settings, longterm=None).start()
-    with_recall = InProcessMemoryServer(
-        build_test_settings(redis.url, data / "r", rate_limit={"enabled": False})
-    ).start()
-    import grpc
-    from mnemo.memory.v1 import memory_pb2, memory_pb2_grpc
+    from .serve import start
 
-    with grpc.insecure_channel(with_recall.address) as channel:  # load the embedding model
-        stub = memory_pb2_grpc.MemoryServiceStub(channel)
-        for i in range(3):
-            stub.PrepareTurn(
-                memory_pb2.PrepareTurnRequest(user_id="w", thread_id="w", query=f"warm {i}"),
-                timeout=120,
+    redis = RedisServer().start()
+    data = Path(tempfile.mkdtemp(prefix="mnemo-bench-dropin-"))
+    procs = []
+    try:
+        fake_url, p = start("fake")
+        procs.append(p)
+        short_addr, p = start("memory", redis_url=redis.url, data_dir=str(data / "s"), recall=False)
+        procs.append(p)
+        recall_addr, p = start("memory", redis_url=redis.url, data_dir=str(data / "r"))
+        procs.append(p)
+        import grpc
+        from mnemo.memory.v1 import memory_pb2, memory_pb2_grpc
+
+        with grpc.insecure_channel(recall_addr) as channel:  # load the embedding model
+            stub = memory_pb2_grpc.MemoryServiceStub(channel)
+            for i in range(3):
+                stub.PrepareTurn(
+                    memory_pb2.PrepareTurnRequest(user_id="w", thread_id="w", query=f"warm {i}"),
+                    timeout=120,
+                )
+        gateways: dict[str, str] = {}
+        for name, addr in (("off", None), ("on_norecall", short_addr), ("on", recall_addr)):
+            gateways[name], p = start("gateway", fake_url=fake_url, memory_addr=addr)
+            procs.append(p)
+        if baseline_src:
+            base_short, p = start(
+                "memory", baseline_src, redis_url=redis.url, data_dir=str(data / "b"), recall=False
             )
-    llm = {"max_retries": 0}
-    gw = {"memory_timeout_s": 30}
-    gateways = {
-        "off": GatewayServer(gateway_settings(fake, None, llm=llm)).start(),
-        "on_norecall": GatewayServer(
-            gateway_settings(fake, short_only.address, llm=llm, gateway=gw)
-        ).start(),
-        "on": GatewayServer(
-            gateway_settings(fake, with_recall.address, llm=llm, gateway=gw)
-        ).start(),
-    }
+            procs.append(p)
+            for name, addr in (("base_off", None), ("base_on_norecall", base_short)):
+                gateways[name], p = start(
+                    "gateway", baseline_src, fake_url=fake_url, memory_addr=addr
+                )
+                procs.append(p)
+    except BaseException:
+        for p in procs:
+            p.stop()
+        redis.stop()
+        raise
     results: dict[str, Any] = {}
     try:
-        targets = {"direct": fake.url, **{k: g.url for k, g in gateways.items()}}
+        targets = {"direct": fake_url, **gateways}
         c1 = asyncio.run(sdk_interleaved(targets, requests))
         for name in targets:
             results[f"{name}/c1"] = summarise(c1[name])
@@ -369,11 +391,8 @@ def drop_in(requests: int, per_worker: int) -> int:
             for k in gateways
         }
     finally:
-        for g in gateways.values():
-            g.stop()
-        short_only.stop()
-        with_recall.stop()
-        fake.stop()
+        for p in procs:
+            p.stop()
         redis.stop()
     doc = {
         "benchmark": "gateway_dropin",
@@ -402,16 +421,19 @@ def drop_in(requests: int, per_worker: int) -> int:
 Added over direct at concurrency 1 (median of the per-round differences): memory off
 {added["off"]} ms, memory on without recall {added["on_norecall"]} ms (target ≤ 3 ms),
 memory on with recall {added["on"]} ms (PrepareTurn's query embedding included).
+{_baseline_line(added)}
 
 Method: `python -m bench.gateway --drop-in --requests {requests} --per-worker {per_worker}`.
-One process hosts a real Redis (child process), two memory services (grpc.aio, in-process
-threads: short-term only, and with long-term recall), three gateways under uvicorn and the
-fake Anthropic server (instant, TCP_NODELAY); the anthropic SDK streams `POST /v1/messages`
-and times the first text delta. Every row uses the same SDK and body; "direct" streams from
-the fake without a gateway. At concurrency 1 the four targets take turns, one request each
-per round, so the machine's changing load hits them alike. At concurrency 32 every
-component shares one Python process and {os.cpu_count()} shared cores: those rows show
-saturation of this machine, not the gateway.
+Every component runs in its own process, as in a deployment (`bench/serve.py`): a real
+Redis, two memory services (short-term only, and with long-term recall), the gateways
+under uvicorn and the fake Anthropic server (instant, TCP_NODELAY); the bench process runs
+only the anthropic SDK client, which streams `POST /v1/messages` and times the first text
+delta. Every row uses the same SDK and body; "direct" streams from the fake without a
+gateway; `base_*` rows (with `--baseline-src`) run another checkout's gateway and memory
+service in the same run. At concurrency 1 the targets take turns, one request each per
+round, so the machine's changing load hits them alike. {os.cpu_count()} CPU cores, shared
+with other work: at concurrency 32 the rows show saturation of this machine as much as
+the gateway.
 """)
     return 0
 
