@@ -118,7 +118,11 @@ class AnthropicProvider:
             yield StreamEnd(model, record.usage, stop_reason)
 
     async def forward(
-        self, body: dict[str, Any], *, stream: bool, headers: Mapping[str, str] | None = None
+        self,
+        body: dict[str, Any] | bytes,
+        *,
+        stream: bool,
+        headers: Mapping[str, str] | None = None,
     ) -> Forwarded:
         """``POST /v1/messages`` with ``body`` as given (see :mod:`.forward`)."""
         return await forward(

@@ -148,7 +148,11 @@ class OpenAICompatibleProvider:
             yield StreamEnd(model, usage, finish_reason)
 
     async def forward(
-        self, body: dict[str, Any], *, stream: bool, headers: Mapping[str, str] | None = None
+        self,
+        body: dict[str, Any] | bytes,
+        *,
+        stream: bool,
+        headers: Mapping[str, str] | None = None,
     ) -> Forwarded:
         """``POST <base>/chat/completions`` with ``body`` as given (see :mod:`.forward`)."""
         return await forward(

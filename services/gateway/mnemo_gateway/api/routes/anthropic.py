@@ -9,7 +9,6 @@ Anthropic upstream the body is forwarded as sent (:mod:`mnemo_gateway.chat.passt
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
@@ -55,7 +54,9 @@ async def messages(
     provider: Provider,
     settings: Settings,
 ) -> Response:
-    call = passthrough.read_call("anthropic", json.loads(await request.body()), request.headers)
+    call = passthrough.read_call(
+        "anthropic", await request.json(), request.headers, await request.body()
+    )
     check_prompt_size(call.exchange.user_text, settings, "messages")
     user = memory_user(
         identity, request, ("metadata.user_id", (body.metadata or {}).get("user_id"))

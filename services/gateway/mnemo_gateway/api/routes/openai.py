@@ -9,7 +9,6 @@ same header. On an OpenAI-compatible upstream the body is forwarded as sent
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
@@ -55,7 +54,9 @@ async def completions(
     provider: Provider,
     settings: Settings,
 ) -> Response:
-    call = passthrough.read_call("openai", json.loads(await request.body()), request.headers)
+    call = passthrough.read_call(
+        "openai", await request.json(), request.headers, await request.body()
+    )
     check_prompt_size(call.exchange.user_text, settings, "messages")
     user = memory_user(
         identity,
