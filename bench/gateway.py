@@ -123,19 +123,38 @@ async def direct_level(fake_url: str, concurrency: int, per_worker: int) -> list
     return [x for r in results for x in r]
 
 
-async def sdk_interleaved(targets: dict[str, str], rounds: int) -> dict[str, list[float]]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def sdk_interleaved(
+    targets: dict[str, str], rounds: int, pids: dict[str, dict[str, int]] | None = None
+) -> tuple[dict[str, list[float]], dict[str, dict[str, float]]]:
     """Concurrency 1, one request per target per round, in turn: drift in the shared
-    machine's load hits every target alike, so per-round differences are comparable."""
+    machine's load hits every target alike, so per-round differences are comparable.
+    Also returns the CPU milliseconds per request of each target's processes (``pids``:
+    target → {"gateway": pid, "memory": pid}), read from /proc around each request."""
+    pids = pids or {}
     turns = {name: _sdk_turn(url, f"{name}-c1") for name, url in targets.items()}
     for turn, _close in turns.values():
         await turn(0)  # warm-up
     samples: dict[str, list[float]] = {name: [] for name in targets}
+    cpu: dict[str, dict[str, float]] = {n: dict.fromkeys(pids.get(n, {}), 0.0) for n in targets}
     for _ in range(rounds):
         for name, (turn, _close) in turns.items():
+            before = {role: cpu_seconds(pid) for role, pid in pids.get(name, {}).items()}
             samples[name].append(await turn(0))
+            for role, pid in pids.get(name, {}).items():
+                cpu[name][role] += cpu_seconds(pid) - before[role]
     for _turn, close in turns.values():
         await close()
-    return samples
+    per_request = {
+        n: {role: round(total * 1000 / rounds, 3) for role, total in roles.items()}
+        for n, roles in cpu.items()
+    }
+    return samples, per_request
 
 
 def _sdk_turn(base_url: str, tag: str) -> tuple[Any, Any]:
@@ -318,6 +337,18 @@ the gateway; the memory-on/off difference there is the cost of PrepareTurn under
     return 0
 
 
+def _pid(proc: Any) -> int:
+    return int(proc.proc.pid)
+
+
+def _cpu_rows(cpu_ms: dict[str, dict[str, float]]) -> str:
+    return "\n".join(
+        f"| {DROPIN_LABELS[name]} | {roles.get('gateway', '—')} | {roles.get('memory', '—')} |"
+        for name, roles in cpu_ms.items()
+        if roles
+    )
+
+
 def _baseline_line(added: dict[str, float]) -> str:
     if "base_off" not in added:
         return ""
@@ -341,8 +372,10 @@ def drop_in(requests: int, per_worker: int, baseline_src: str | None = None) -> 
         procs.append(p)
         short_addr, p = start("memory", redis_url=redis.url, data_dir=str(data / "s"), recall=False)
         procs.append(p)
+        memory_pid = {short_addr: _pid(p)}
         recall_addr, p = start("memory", redis_url=redis.url, data_dir=str(data / "r"))
         procs.append(p)
+        memory_pid[recall_addr] = _pid(p)
         import grpc
         from mnemo.memory.v1 import memory_pb2, memory_pb2_grpc
 
@@ -354,19 +387,26 @@ def drop_in(requests: int, per_worker: int, baseline_src: str | None = None) -> 
                     timeout=120,
                 )
         gateways: dict[str, str] = {}
+        pids: dict[str, dict[str, int]] = {}
         for name, addr in (("off", None), ("on_norecall", short_addr), ("on", recall_addr)):
             gateways[name], p = start("gateway", fake_url=fake_url, memory_addr=addr)
             procs.append(p)
+            pids[name] = {"gateway": _pid(p), **({"memory": memory_pid[addr]} if addr else {})}
         if baseline_src:
             base_short, p = start(
                 "memory", baseline_src, redis_url=redis.url, data_dir=str(data / "b"), recall=False
             )
             procs.append(p)
+            memory_pid[base_short] = _pid(p)
             for name, addr in (("base_off", None), ("base_on_norecall", base_short)):
                 gateways[name], p = start(
                     "gateway", baseline_src, fake_url=fake_url, memory_addr=addr
                 )
                 procs.append(p)
+                pids[name] = {
+                    "gateway": _pid(p),
+                    **({"memory": memory_pid[addr]} if addr else {}),
+                }
     except BaseException:
         for p in procs:
             p.stop()
@@ -375,7 +415,8 @@ def drop_in(requests: int, per_worker: int, baseline_src: str | None = None) -> 
     results: dict[str, Any] = {}
     try:
         targets = {"direct": fake_url, **gateways}
-        c1 = asyncio.run(sdk_interleaved(targets, requests))
+        c1, cpu_ms = asyncio.run(sdk_interleaved(targets, requests, pids))
+        print("CPU ms per request", cpu_ms)
         for name in targets:
             results[f"{name}/c1"] = summarise(c1[name])
             print(name, 1, results[f"{name}/c1"])
@@ -401,6 +442,7 @@ def drop_in(requests: int, per_worker: int, baseline_src: str | None = None) -> 
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "results": results,
         "added_p50_ms_c1_paired": paired,
+        "cpu_ms_per_request_c1": cpu_ms,
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "gateway_dropin.json").write_text(json.dumps(doc, indent=2) + "\n")
@@ -422,6 +464,13 @@ Added over direct at concurrency 1 (median of the per-round differences): memory
 {added["off"]} ms, memory on without recall {added["on_norecall"]} ms (target ≤ 3 ms),
 memory on with recall {added["on"]} ms (PrepareTurn's query embedding included).
 {_baseline_line(added)}
+
+CPU time per request at concurrency 1 (ms, from /proc, user + system; steadier than
+latency on a shared machine):
+
+| path | gateway process | memory service process |
+|---|---|---|
+{_cpu_rows(cpu_ms)}
 
 Method: `python -m bench.gateway --drop-in --requests {requests} --per-worker {per_worker}`.
 Every component runs in its own process, as in a deployment (`bench/serve.py`): a real
