@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.mnemo-setup
 CHECKOV := .venv-checkov/bin/checkov
 SETUP_INPUTS := constraints.txt libs/pyproject.toml services/memory/pyproject.toml services/gateway/pyproject.toml scripts/setup_system.sh
 
-.PHONY: help setup run test test-redis7 chaos lint fmt typecheck proto proto-check bench recall constraints images kind-up deploy deploy-check e2e clean
+.PHONY: help setup run test test-redis7 chaos lint fmt typecheck proto proto-check bench bench-peers recall constraints images kind-up deploy deploy-check e2e clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -84,6 +84,13 @@ config-docs-check: ## fail when docs/configuration.md is out of date
 
 bench: setup ## run the benchmarks; results in bench/results/ and docs/benchmarks.md
 	$(PY) -m bench.run_all
+
+PEERS_PYTHON ?= python3.12
+
+bench-peers: setup ## Mnemo vs agent-memory-server (own venv .venv-peers); bench/results/peers.*
+	@test -x .venv-peers/bin/agent-memory || { $(PEERS_PYTHON) -m venv .venv-peers && \
+		.venv-peers/bin/pip install --no-deps -r bench/peers-constraints.txt; }
+	$(PY) -m bench.peers
 
 recall: setup ## LoCoMo recall evaluation (DATA=path/to/locomo.json)
 	$(PY) -m bench.recall --data $${DATA:-../shared/data/locomo/locomo-dev.json} --out bench/results/recall

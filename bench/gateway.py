@@ -45,6 +45,8 @@ DROPIN_LABELS = {
     "off": "pass-through, memory off",
     "on_norecall": "pass-through, memory on, no recall",
     "on": "pass-through, memory on, recall on",
+    "base_off": "baseline code: pass-through, memory off",
+    "base_on_norecall": "baseline code: pass-through, memory on, no recall",
 }
 
 
@@ -121,19 +123,38 @@ async def direct_level(fake_url: str, concurrency: int, per_worker: int) -> list
     return [x for r in results for x in r]
 
 
-async def sdk_interleaved(targets: dict[str, str], rounds: int) -> dict[str, list[float]]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def sdk_interleaved(
+    targets: dict[str, str], rounds: int, pids: dict[str, dict[str, int]] | None = None
+) -> tuple[dict[str, list[float]], dict[str, dict[str, float]]]:
     """Concurrency 1, one request per target per round, in turn: drift in the shared
-    machine's load hits every target alike, so per-round differences are comparable."""
+    machine's load hits every target alike, so per-round differences are comparable.
+    Also returns the CPU milliseconds per request of each target's processes (``pids``:
+    target → {"gateway": pid, "memory": pid}), read from /proc around each request."""
+    pids = pids or {}
     turns = {name: _sdk_turn(url, f"{name}-c1") for name, url in targets.items()}
     for turn, _close in turns.values():
         await turn(0)  # warm-up
     samples: dict[str, list[float]] = {name: [] for name in targets}
+    cpu: dict[str, dict[str, float]] = {n: dict.fromkeys(pids.get(n, {}), 0.0) for n in targets}
     for _ in range(rounds):
         for name, (turn, _close) in turns.items():
+            before = {role: cpu_seconds(pid) for role, pid in pids.get(name, {}).items()}
             samples[name].append(await turn(0))
+            for role, pid in pids.get(name, {}).items():
+                cpu[name][role] += cpu_seconds(pid) - before[role]
     for _turn, close in turns.values():
         await close()
-    return samples
+    per_request = {
+        n: {role: round(total * 1000 / rounds, 3) for role, total in roles.items()}
+        for n, roles in cpu.items()
+    }
+    return samples, per_request
 
 
 def _sdk_turn(base_url: str, tag: str) -> tuple[Any, Any]:
@@ -162,7 +183,26 @@ def _sdk_turn(base_url: str, tag: str) -> tuple[Any, Any]:
 
 async def sdk_level(base_url: str, concurrency: int, per_worker: int, tag: str) -> list[float]:
     """Time to the first text delta of ``messages.stream`` against ``base_url``."""
-    turn, close = _sdk_turn(base_url, tag)
+    import anthropic
+
+    client = anthropic.AsyncAnthropic(base_url=base_url, api_key="x", max_retries=0)
+
+    async def turn(w: int) -> float:
+        start = time.perf_counter()
+        async with client.messages.stream(
+            model="m",
+            max_tokens=64,
+            metadata={"user_id": f"{tag}-u{w}"},
+            extra_headers={"X-Mnemo-Thread-Id": f"{tag}-t{w}"},
+            messages=[{"role": "user", "content": "What did I say about my garden?"}],
+        ) as stream:
+            first = None
+            async for _ in stream.text_stream:
+                if first is None:
+                    first = time.perf_counter() - start
+        assert first is not None
+        return first
+
     for w in range(concurrency):  # warm-up: connections, thread creation
         await turn(w)
 
@@ -170,7 +210,7 @@ async def sdk_level(base_url: str, concurrency: int, per_worker: int, tag: str) 
         return [await turn(w) for _ in range(per_worker)]
 
     results = await asyncio.gather(*(worker(w) for w in range(concurrency)))
-    await close()
+    await client.close()
     return [x for r in results for x in r]
 
 
@@ -190,9 +230,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--requests", type=int, default=100, help="requests at concurrency 1")
     p.add_argument("--per-worker", type=int, default=8, help="requests per worker at 32")
     p.add_argument("--drop-in", action="store_true", help="the /v1/messages pass-through")
+    p.add_argument(
+        "--baseline-src",
+        help="with --drop-in: also run the gateway and memory service of this checkout "
+        "(e.g. the main branch), interleaved with this one's (rows base_*)",
+    )
     args = p.parse_args(argv)
     if args.drop_in:
-        return drop_in(args.requests, args.per_worker)
+        return drop_in(args.requests, args.per_worker, args.baseline_src)
 
     from mnemo_common.logging import configure_logging
     from mnemo_common.testing.fake_llm import FakeAnthropicServer
@@ -292,49 +337,86 @@ the gateway; the memory-on/off difference there is the cost of PrepareTurn under
     return 0
 
 
-def drop_in(requests: int, per_worker: int) -> int:
+def _pid(proc: Any) -> int:
+    return int(proc.proc.pid)
+
+
+def _cpu_rows(cpu_ms: dict[str, dict[str, float]]) -> str:
+    return "\n".join(
+        f"| {DROPIN_LABELS[name]} | {roles.get('gateway', '—')} | {roles.get('memory', '—')} |"
+        for name, roles in cpu_ms.items()
+        if roles
+    )
+
+
+def _baseline_line(added: dict[str, float]) -> str:
+    if "base_off" not in added:
+        return ""
+    return (
+        f"Baseline code in the same run: memory off {added['base_off']} ms, memory on "
+        f"without recall {added['base_on_norecall']} ms."
+    )
+
+
+def drop_in(requests: int, per_worker: int, baseline_src: str | None = None) -> int:
     """The pass-through overhead (see the module docstring)."""
-    from mnemo_common.logging import configure_logging
-    from mnemo_common.testing.fake_llm import FakeAnthropicServer
     from mnemo_common.testing.procs import RedisServer
-    from mnemo_gateway.testing.gateway import GatewayServer, gateway_settings
-    from mnemo_memory.testing.memory_server import InProcessMemoryServer, build_test_settings
 
-    configure_logging("bench", "ERROR", json_format=False)
+    from .serve import start
+
     redis = RedisServer().start()
-    fake = FakeAnthropicServer().start()
-    fake.set_default_reply("Your garden has tomatoes and a fig tree.")
     data = Path(tempfile.mkdtemp(prefix="mnemo-bench-dropin-"))
-    mem_settings = build_test_settings(redis.url, data, rate_limit={"enabled": False})
-    short_only = InProcessMemoryServer(mem_settings, longterm=None).start()
-    with_recall = InProcessMemoryServer(
-        build_test_settings(redis.url, data / "r", rate_limit={"enabled": False})
-    ).start()
-    import grpc
-    from mnemo.memory.v1 import memory_pb2, memory_pb2_grpc
+    procs = []
+    try:
+        fake_url, p = start("fake")
+        procs.append(p)
+        short_addr, p = start("memory", redis_url=redis.url, data_dir=str(data / "s"), recall=False)
+        procs.append(p)
+        memory_pid = {short_addr: _pid(p)}
+        recall_addr, p = start("memory", redis_url=redis.url, data_dir=str(data / "r"))
+        procs.append(p)
+        memory_pid[recall_addr] = _pid(p)
+        import grpc
+        from mnemo.memory.v1 import memory_pb2, memory_pb2_grpc
 
-    with grpc.insecure_channel(with_recall.address) as channel:  # load the embedding model
-        stub = memory_pb2_grpc.MemoryServiceStub(channel)
-        for i in range(3):
-            stub.PrepareTurn(
-                memory_pb2.PrepareTurnRequest(user_id="w", thread_id="w", query=f"warm {i}"),
-                timeout=120,
+        with grpc.insecure_channel(recall_addr) as channel:  # load the embedding model
+            stub = memory_pb2_grpc.MemoryServiceStub(channel)
+            for i in range(3):
+                stub.PrepareTurn(
+                    memory_pb2.PrepareTurnRequest(user_id="w", thread_id="w", query=f"warm {i}"),
+                    timeout=120,
+                )
+        gateways: dict[str, str] = {}
+        pids: dict[str, dict[str, int]] = {}
+        for name, addr in (("off", None), ("on_norecall", short_addr), ("on", recall_addr)):
+            gateways[name], p = start("gateway", fake_url=fake_url, memory_addr=addr)
+            procs.append(p)
+            pids[name] = {"gateway": _pid(p), **({"memory": memory_pid[addr]} if addr else {})}
+        if baseline_src:
+            base_short, p = start(
+                "memory", baseline_src, redis_url=redis.url, data_dir=str(data / "b"), recall=False
             )
-    llm = {"max_retries": 0}
-    gw = {"memory_timeout_s": 30}
-    gateways = {
-        "off": GatewayServer(gateway_settings(fake, None, llm=llm)).start(),
-        "on_norecall": GatewayServer(
-            gateway_settings(fake, short_only.address, llm=llm, gateway=gw)
-        ).start(),
-        "on": GatewayServer(
-            gateway_settings(fake, with_recall.address, llm=llm, gateway=gw)
-        ).start(),
-    }
+            procs.append(p)
+            memory_pid[base_short] = _pid(p)
+            for name, addr in (("base_off", None), ("base_on_norecall", base_short)):
+                gateways[name], p = start(
+                    "gateway", baseline_src, fake_url=fake_url, memory_addr=addr
+                )
+                procs.append(p)
+                pids[name] = {
+                    "gateway": _pid(p),
+                    **({"memory": memory_pid[addr]} if addr else {}),
+                }
+    except BaseException:
+        for p in procs:
+            p.stop()
+        redis.stop()
+        raise
     results: dict[str, Any] = {}
     try:
-        targets = {"direct": fake.url, **{k: g.url for k, g in gateways.items()}}
-        c1 = asyncio.run(sdk_interleaved(targets, requests))
+        targets = {"direct": fake_url, **gateways}
+        c1, cpu_ms = asyncio.run(sdk_interleaved(targets, requests, pids))
+        print("CPU ms per request", cpu_ms)
         for name in targets:
             results[f"{name}/c1"] = summarise(c1[name])
             print(name, 1, results[f"{name}/c1"])
@@ -350,11 +432,8 @@ def drop_in(requests: int, per_worker: int) -> int:
             for k in gateways
         }
     finally:
-        for g in gateways.values():
-            g.stop()
-        short_only.stop()
-        with_recall.stop()
-        fake.stop()
+        for p in procs:
+            p.stop()
         redis.stop()
     doc = {
         "benchmark": "gateway_dropin",
@@ -363,6 +442,7 @@ def drop_in(requests: int, per_worker: int) -> int:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "results": results,
         "added_p50_ms_c1_paired": paired,
+        "cpu_ms_per_request_c1": cpu_ms,
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "gateway_dropin.json").write_text(json.dumps(doc, indent=2) + "\n")
@@ -383,16 +463,26 @@ def drop_in(requests: int, per_worker: int) -> int:
 Added over direct at concurrency 1 (median of the per-round differences): memory off
 {added["off"]} ms, memory on without recall {added["on_norecall"]} ms (target ≤ 3 ms),
 memory on with recall {added["on"]} ms (PrepareTurn's query embedding included).
+{_baseline_line(added)}
+
+CPU time per request at concurrency 1 (ms, from /proc, user + system; steadier than
+latency on a shared machine):
+
+| path | gateway process | memory service process |
+|---|---|---|
+{_cpu_rows(cpu_ms)}
 
 Method: `python -m bench.gateway --drop-in --requests {requests} --per-worker {per_worker}`.
-One process hosts a real Redis (child process), two memory services (grpc.aio, in-process
-threads: short-term only, and with long-term recall), three gateways under uvicorn and the
-fake Anthropic server (instant, TCP_NODELAY); the anthropic SDK streams `POST /v1/messages`
-and times the first text delta. Every row uses the same SDK and body; "direct" streams from
-the fake without a gateway. At concurrency 1 the four targets take turns, one request each
-per round, so the machine's changing load hits them alike. At concurrency 32 every
-component shares one Python process and {os.cpu_count()} shared cores: those rows show
-saturation of this machine, not the gateway.
+Every component runs in its own process, as in a deployment (`bench/serve.py`): a real
+Redis, two memory services (short-term only, and with long-term recall), the gateways
+under uvicorn and the fake Anthropic server (instant, TCP_NODELAY); the bench process runs
+only the anthropic SDK client, which streams `POST /v1/messages` and times the first text
+delta. Every row uses the same SDK and body; "direct" streams from the fake without a
+gateway; `base_*` rows (with `--baseline-src`) run another checkout's gateway and memory
+service in the same run. At concurrency 1 the targets take turns, one request each per
+round, so the machine's changing load hits them alike. {os.cpu_count()} CPU cores, shared
+with other work: at concurrency 32 the rows show saturation of this machine as much as
+the gateway.
 """)
     return 0
 

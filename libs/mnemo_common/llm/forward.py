@@ -9,11 +9,15 @@ and the wire, and the response comes back as bytes (a JSON document, an error bo
 SSE stream).
 
 Both SDKs come from the same generator: ``client.post(path, cast_to=httpx2.Response,
-body=...)`` is their documented way to make a request the typed methods do not model.
+content=...)`` is their documented way to make a request the typed methods do not model.
+The body goes as bytes: the client's own bytes when Mnemo changed nothing, else one
+``json.dumps`` of the dict — the SDK's ``body=`` path would copy the whole tree and encode
+it again with its own encoder on every request.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -83,17 +87,19 @@ async def forward(
     client: anthropic.AsyncAnthropic | openai.AsyncOpenAI,
     provider: str,
     path: str,
-    body: dict[str, Any],
+    body: dict[str, Any] | bytes,
     *,
     stream: bool,
     headers: Mapping[str, str] | None = None,
 ) -> Forwarded:
-    """POST ``body`` to ``path`` through ``client`` and return the raw answer.
+    """POST ``body`` (a JSON object, or its encoded bytes to send as they are) to ``path``
+    through ``client`` and return the raw answer.
 
     Vendor errors (after the SDK's retries) come back as a :class:`Forwarded` with their
     status and body; a connection failure or timeout raises :class:`LLMError`.
     """
-    options: dict[str, Any] = {"headers": dict(headers or {})}
+    options: dict[str, Any] = {"headers": {**(headers or {}), "Content-Type": "application/json"}}
+    content = body if isinstance(body, bytes) else encode_body(body)
     if stream:
         options["headers"]["X-Stainless-Raw-Response"] = "stream"  # leave the body unread
     started = time.perf_counter()
@@ -101,7 +107,7 @@ async def forward(
         response: httpx2.Response = await client.post(  # type: ignore[call-overload]
             path,
             cast_to=httpx2.Response,
-            body=body,
+            content=content,
             options=options,
             stream=stream,
             stream_cls=None,
@@ -124,6 +130,11 @@ async def forward(
     return Forwarded(
         response.status_code, kept, chunks=_chunks(response, provider), _response=response
     )
+
+
+def encode_body(body: dict[str, Any]) -> bytes:
+    """``body`` as compact UTF-8 JSON (what the SDKs send for ``body=``)."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 async def _chunks(response: httpx2.Response, provider: str) -> AsyncIterator[bytes]:

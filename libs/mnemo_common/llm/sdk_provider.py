@@ -29,7 +29,11 @@ class SdkProvider(ABC):
     async def complete(self, request: ChatRequest) -> ChatResult: ...
 
     async def forward(
-        self, body: dict[str, Any], *, stream: bool, headers: Mapping[str, str] | None = None
+        self,
+        body: dict[str, Any] | bytes,
+        *,
+        stream: bool,
+        headers: Mapping[str, str] | None = None,
     ) -> Forwarded:
         """``POST <base URL><forward_path>`` with ``body`` as given (see :mod:`.forward`)."""
         return await forward(

@@ -32,6 +32,8 @@ class RecordedRequest:
     headers: dict[str, str]
     body: Any
     received_at: float = field(default_factory=time.time)
+    #: the body's bytes as they arrived
+    raw: bytes = b""
 
     @property
     def api_key(self) -> str | None:
@@ -66,6 +68,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # keep pytest output clean
 
     def do_GET(self) -> None:
+        self.raw_body = b""
         self.server.fake._handle(self, None)
 
     def do_POST(self) -> None:
@@ -75,6 +78,7 @@ class _Handler(BaseHTTPRequestHandler):
             body: Any = json.loads(raw) if raw else None
         except ValueError:
             body = raw.decode("utf-8", "replace")
+        self.raw_body = raw
         self.server.fake._handle(self, body)
 
     # -- writing helpers used by the fakes ---------------------------------------------
@@ -334,7 +338,10 @@ class FakeLLMServer:
     def _handle(self, handler: _Handler, body: Any) -> None:
         headers = {k.lower(): v for k, v in handler.headers.items()}
         with self._lock:
-            self.requests.append(RecordedRequest(handler.command, handler.path, headers, body))
+            raw = getattr(handler, "raw_body", b"")
+            self.requests.append(
+                RecordedRequest(handler.command, handler.path, headers, body, raw=raw)
+            )
             self._counter += 1
             delay, abort = self._delay_s, self._abort
         if delay and abort.wait(delay):

@@ -315,3 +315,33 @@ def test_betas_header_and_upstream_headers_pass(gateway_factory, fake_anthropic)
         )
     assert info.value.response.headers["retry-after"] == "7"
     assert info.value.body["error"]["type"] == "rate_limit_error"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("protocol", ["anthropic", "openai"])
+def test_unchanged_body_reaches_the_upstream_byte_for_byte(
+    gateway_factory, fake_anthropic, fake_openai, protocol, stream
+):
+    """Nothing to add (memory off, the client's model kept): the upstream receives the
+    client's own bytes — spacing, key order and escapes included — not a re-encoding; once
+    the gateway changes the model, it receives a body with the gateway's model."""
+    fake = fake_anthropic if protocol == "anthropic" else fake_openai
+    path = "/v1/messages" if protocol == "anthropic" else "/v1/chat/completions"
+    raw = (
+        '{ "model" : "client-model",\n  "max_tokens": 16, "zz_unknown": "caf\\u00e9",'
+        '  "messages": [ {"role": "user", "content": "hi \\ud83d\\ude00"} ],'
+        f' "stream": {json.dumps(stream)} }}'
+    ).encode()
+    headers = {"content-type": "application/json", "x-api-key": "unused"}
+    kept = gateway_factory(None, llm_fake=fake, gateway={"pass_client_model": True})
+    resp = httpx.post(kept.url + path, content=raw, headers=headers, timeout=10)
+    assert resp.status_code == 200, resp.text
+    assert fake.last_request.raw == raw
+
+    rewritten = gateway_factory(None, llm_fake=fake)
+    resp = httpx.post(rewritten.url + path, content=raw, headers=headers, timeout=10)
+    assert resp.status_code == 200, resp.text
+    sent = fake.last_request
+    assert sent.raw != raw
+    assert sent.body["model"] != "client-model"
+    assert without_model(sent.body) == without_model(json.loads(raw))

@@ -192,11 +192,27 @@ async def _fail(context: Any, exc: BaseException, rid: str, method: str) -> grpc
 class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
     """Wraps unary-unary and unary-stream handlers (see module docstring)."""
 
+    #: wrapped handlers are built once per method, not per call (bounded: the servicer's
+    #: registered handlers are a fixed set)
+    _CACHE_LIMIT = 256
+
+    def __init__(self) -> None:
+        self._wrapped: dict[tuple[str, Any], Any] = {}
+
     async def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
         handler = await continuation(handler_call_details)
         if handler is None or handler.request_streaming:
             return handler
-        method = handler_call_details.method.rsplit("/", 1)[-1]
+        key = (handler_call_details.method, handler)
+        wrapped = self._wrapped.get(key)
+        if wrapped is None:
+            wrapped = self._wrap(handler, handler_call_details.method.rsplit("/", 1)[-1])
+            if len(self._wrapped) < self._CACHE_LIMIT:
+                self._wrapped[key] = wrapped
+        return wrapped
+
+    @staticmethod
+    def _wrap(handler: Any, method: str) -> Any:
         deserializer = _safe_deserializer(handler.request_deserializer)
         if handler.unary_unary is not None:
             return handler._replace(

@@ -9,7 +9,6 @@ A chat route only adapts: it reads its vendor's request into a :class:`TurnReque
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -69,9 +68,10 @@ class TurnContext:
     async def drop_in_call(self, protocol: Protocol) -> DropInCall:
         """The drop-in request as sent (422 naming a field Mnemo cannot read; 413 when the
         new user message is past the prompt limits)."""
-        call = passthrough.read_call(
-            protocol, json.loads(await self.request.body()), self.request.headers
-        )
+        raw = await self.request.body()
+        # FastAPI parsed the body already (request.json() is cached); ``raw`` goes upstream
+        # unchanged when Mnemo adds nothing (ADR 0023)
+        call = passthrough.read_call(protocol, await self.request.json(), self.request.headers, raw)
         check_prompt_size(call.exchange.user_text, self.settings, "messages")
         return call
 

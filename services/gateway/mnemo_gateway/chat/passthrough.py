@@ -94,20 +94,25 @@ class DropInCall:
     body: dict[str, Any]
     exchange: Exchange
     headers: dict[str, str]
+    #: the request body's bytes, forwarded as they are when Mnemo changes nothing
+    raw: bytes | None = None
 
     @property
     def stream(self) -> bool:
         return bool(self.body.get("stream"))
 
 
-def read_call(protocol: Protocol, body: Any, headers: Mapping[str, str]) -> DropInCall:
-    """Validate what Mnemo needs of ``body`` (422 naming the field otherwise)."""
+def read_call(
+    protocol: Protocol, body: Any, headers: Mapping[str, str], raw: bytes | None = None
+) -> DropInCall:
+    """Validate what Mnemo needs of ``body`` (422 naming the field otherwise); ``raw`` is
+    its encoded form as the client sent it."""
     if not isinstance(body, dict):
         raise ApiError(422, "invalid_request", "the body must be a JSON object", field="body")
     check_strings(body)
     messages = check_messages(body)
     kept = {k: v for k in FORWARDED_REQUEST_HEADERS if (v := headers.get(k)) is not None}
-    return DropInCall(protocol, body, read_exchange(protocol, messages), kept)
+    return DropInCall(protocol, body, read_exchange(protocol, messages), kept, raw)
 
 
 async def answer(
@@ -144,8 +149,12 @@ async def answer(
     if body is None or upstream is None:
         return await run.rendered(_offline_events(call, prepared, provider, memory))
     body = add_memory(upstream, body, memory)
+    payload: dict[str, Any] | bytes = body
+    unchanged = not memory and upstream == call.protocol and call.body.get("model") == model
+    if unchanged and call.raw is not None:
+        payload = call.raw  # nothing to add: the client's bytes, not a re-encoding
     try:
-        forwarded = await provider.forward(body, stream=call.stream, headers=call.headers)  # type: ignore[attr-defined]
+        forwarded = await provider.forward(payload, stream=call.stream, headers=call.headers)  # type: ignore[attr-defined]
     except LLMError as err:
         raise run.failed(err) from err
     if forwarded.status >= 400:

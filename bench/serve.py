@@ -1,0 +1,113 @@
+"""One benchmark component in its own process, as a deployment runs it.
+
+    python -m bench.serve KIND READY_FILE [JSON_OPTIONS]
+
+KIND is ``fake`` (the fake Anthropic upstream), ``memory`` (the memory service;
+``{"redis_url", "data_dir", "recall": bool}``) or ``gateway`` (``{"fake_url",
+"memory_addr"}``). The process writes its address to READY_FILE once it serves, then runs
+until SIGTERM. :func:`start` launches one and waits for that file. The benchmarks use it so
+that the client, the gateway, the memory service and the fake upstream each have their own
+interpreter (and GIL), like separate pods, instead of sharing one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from mnemo_common.testing.procs import ManagedProcess
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class _FakeRef:
+    """What ``gateway_settings`` needs of a fake LLM server that runs elsewhere."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def env(self, **llm: Any) -> dict[str, str]:
+        from mnemo_common.testing.fake_llm import FakeAnthropicServer
+
+        return FakeAnthropicServer.env(self, **llm)  # type: ignore[arg-type]
+
+
+def _serve(kind: str, opts: dict[str, Any]) -> tuple[str, Any]:
+    from mnemo_common.logging import configure_logging
+
+    configure_logging("bench", "ERROR", json_format=False)
+    if kind == "fake":
+        from mnemo_common.testing.fake_llm import FakeAnthropicServer
+
+        fake = FakeAnthropicServer().start()
+        fake.set_default_reply(opts.get("reply", "Your garden has tomatoes and a fig tree."))
+        return fake.url, fake
+    if kind == "memory":
+        from mnemo_memory.testing.memory_server import InProcessMemoryServer, build_test_settings
+
+        settings = build_test_settings(
+            opts["redis_url"], Path(opts["data_dir"]), rate_limit={"enabled": False}
+        )
+        if opts.get("recall", True):
+            server = InProcessMemoryServer(settings).start()
+        else:
+            server = InProcessMemoryServer(settings, longterm=None).start()
+        return server.address, server
+    if kind == "gateway":
+        from mnemo_gateway.testing.gateway import GatewayServer, gateway_settings
+
+        gw = {"memory_timeout_s": 30}
+        settings = gateway_settings(
+            _FakeRef(opts["fake_url"]), opts.get("memory_addr"), llm={"max_retries": 0}, gateway=gw
+        )
+        server = GatewayServer(settings).start()
+        return server.url, server
+    raise SystemExit(f"unknown component {kind!r}")
+
+
+def main(argv: list[str]) -> int:
+    kind, ready = argv[0], Path(argv[1])
+    opts = json.loads(argv[2]) if len(argv) > 2 else {}
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    address, server = _serve(kind, opts)
+    tmp = ready.with_suffix(".tmp")
+    tmp.write_text(address)
+    tmp.rename(ready)  # the parent never reads a half-written address
+    done.wait()
+    server.stop()
+    return 0
+
+
+def start(kind: str, src: str | None = None, **opts: Any) -> tuple[str, ManagedProcess]:
+    """Launch one component; returns its address (URL or host:port) and its process.
+    ``src``: run the code of another checkout (its libs/ and services/), e.g. the
+    baseline of a before/after comparison."""
+    tmp = Path(tempfile.mkdtemp(prefix=f"mnemo-bench-{kind}-"))
+    ready = tmp / "ready"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
+    if src is not None:
+        base = Path(src).resolve()
+        env["PYTHONPATH"] = os.pathsep.join(
+            str(base / d) for d in ("libs", "services/memory", "services/gateway")
+        )
+    argv = [sys.executable, "-m", "bench.serve", kind, str(ready), json.dumps(opts)]
+    proc = ManagedProcess(argv, env=env, cwd=ROOT, log_path=tmp / "log").start()
+    deadline = time.monotonic() + 180
+    while not ready.exists():
+        if not proc.running or time.monotonic() > deadline:
+            proc.stop()
+            raise RuntimeError(f"{kind} did not start:\n{proc.log_tail()}")
+        time.sleep(0.1)
+    return ready.read_text(), proc
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
