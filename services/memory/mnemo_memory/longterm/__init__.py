@@ -47,12 +47,17 @@ def build_longterm(settings: Any, redis: Any = None, *, embedder: Any = None) ->
     """The configured :class:`~.service.LongTermMemory` (cheap: the model starts loading
     on the embedding thread at once; the first query waits for it there).
 
-    ``redis`` is unused (the Redis vector backend opens its own binary-safe client);
-    ``embedder`` lets tests and benchmarks share one loaded model.
+    ``redis`` (the service's client; one is made from ``settings`` when omitted) holds the
+    keyword index (``keywords.py``) for either vector backend (the Redis vector backend
+    opens its own binary-safe client for the vectors); ``embedder`` lets tests and
+    benchmarks share one loaded model.
     """
     from mnemo_memory.embed import Embedder
+    from mnemo_memory.stores.redis_client import create_redis
     from mnemo_memory.stores.vector import build_vector_store
 
+    from .keyword_store import KeywordIndexedStore
+    from .keywords import KeywordIndex
     from .service import LongTermMemory
     from .settings import LongTermSettings
 
@@ -60,11 +65,17 @@ def build_longterm(settings: Any, redis: Any = None, *, embedder: Any = None) ->
     if emb is None:
         emb = Embedder.from_settings(settings)
         emb.start_loading()
-    store = build_vector_store(settings, emb.info)
+    cfg = getattr(settings, "longterm", None) or LongTermSettings()
+    keywords = KeywordIndex(
+        redis if redis is not None else create_redis(settings),
+        settings.redis.key_prefix,
+        cfg.date_prefix,
+    )
+    store = KeywordIndexedStore(build_vector_store(settings, emb.info), keywords)
     return LongTermMemory(
         embedder=emb,
         store=store,
-        cfg=getattr(settings, "longterm", None) or LongTermSettings(),
+        cfg=cfg,
         default_top_k=settings.vector.default_top_k,
     )
 
