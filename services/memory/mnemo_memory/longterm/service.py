@@ -91,9 +91,9 @@ class LongTermMemory:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="mnemo-rank")
 
     async def open(self) -> None:
-        """Load the model (in its thread) and open the store (ModelMismatchError)."""
-        await self.embedder.aload()
-        await self.store.open()
+        """Load the model (in its thread) and open the store (ModelMismatchError), at the
+        same time: recall is ready when the slower of the two is."""
+        await _both(self.embedder.aload(), self.store.open())
 
     # --- search ---
     async def search(
