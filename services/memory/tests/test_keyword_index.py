@@ -1,4 +1,4 @@
-"""The Redis-kept keyword index (``longterm/keywords.py``, ADR 0019): the same BM25 ranking
+"""The Redis-kept keyword index (``longterm/keywords.py``, ADR 0018): the same BM25 ranking
 as the in-process index it replaced, maintained on every write (add, correct, supersede,
 delete, erasure), built once for memories stored before it, and read per query in
 O(candidates) — never the user's whole memory — off the event loop."""
@@ -171,3 +171,18 @@ async def test_a_query_reads_its_candidates_not_all_of_the_users_memories(pair):
     assert ("all_matching", 0) not in calls
     assert sum(n for name, n in calls if name == "get") <= 5 + 8  # the candidates only
     assert rank_threads and all(name.startswith("mnemo-rank") for name in rank_threads)
+
+
+def test_the_keyword_index_setting_is_honoured_or_refused(memory_settings, embedder, tmp_path):
+    from mnemo_common.settings import SettingsError
+    from mnemo_memory.config import build_settings
+    from mnemo_memory.longterm import build_longterm
+
+    for choice, wrapped in (("redis", True), ("inprocess", False)):
+        settings = memory_settings(
+            vector={"chroma_path": str(tmp_path / choice)}, longterm={"keyword_index": choice}
+        )
+        lt = build_longterm(settings, embedder=embedder)
+        assert isinstance(lt.store, KeywordIndexedStore) is wrapped
+    with pytest.raises(SettingsError, match="LONGTERM__KEYWORD_INDEX"):
+        build_settings(longterm={"keyword_index": "elastic"})

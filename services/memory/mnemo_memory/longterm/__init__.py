@@ -48,9 +48,9 @@ def build_longterm(settings: Any, redis: Any = None, *, embedder: Any = None) ->
     on the embedding thread at once; the first query waits for it there).
 
     ``redis`` (the service's client; one is made from ``settings`` when omitted) holds the
-    keyword index (``keywords.py``) for either vector backend (the Redis vector backend
-    opens its own binary-safe client for the vectors); ``embedder`` lets tests and
-    benchmarks share one loaded model.
+    keyword index (``keywords.py``, ``LONGTERM__KEYWORD_INDEX=redis``) for either backend
+    (the Redis vector backend opens its own binary-safe client for the vectors);
+    ``embedder`` lets tests and benchmarks share one loaded model.
     """
     from mnemo_memory.embed import Embedder
     from mnemo_memory.stores.redis_client import create_redis
@@ -66,12 +66,14 @@ def build_longterm(settings: Any, redis: Any = None, *, embedder: Any = None) ->
         emb = Embedder.from_settings(settings)
         emb.start_loading()
     cfg = getattr(settings, "longterm", None) or LongTermSettings()
-    keywords = KeywordIndex(
-        redis if redis is not None else create_redis(settings),
-        settings.redis.key_prefix,
-        cfg.date_prefix,
-    )
-    store = KeywordIndexedStore(build_vector_store(settings, emb.info), keywords)
+    store: Any = build_vector_store(settings, emb.info)
+    if cfg.keyword_index == "redis":
+        keywords = KeywordIndex(
+            redis if redis is not None else create_redis(settings),
+            settings.redis.key_prefix,
+            cfg.date_prefix,
+        )
+        store = KeywordIndexedStore(store, keywords)
     return LongTermMemory(
         embedder=emb,
         store=store,

@@ -1,5 +1,5 @@
 """The vector store with its keyword index kept in step, and the keyword candidates of a
-query (``keywords.py``; ADR 0019).
+query (``keywords.py``; ADR 0018).
 
 :class:`KeywordIndexedStore` wraps either backend: every write of the vector store
 (upsert, metadata update, delete, a user's erasure) updates the Redis keyword index right

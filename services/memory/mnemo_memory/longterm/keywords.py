@@ -1,5 +1,5 @@
 """The keyword (BM25) index of long-term memory, kept in Redis and maintained on write
-(ADR 0019), so a query costs O(its candidates) — the memories that share a word with it —
+(ADR 0018), so a query costs O(its candidates) — the memories that share a word with it —
 and never reads all of the user's memories.
 
 Layout (``P`` = ``REDIS__KEY_PREFIX``; ``{uid}`` is the user's Cluster hash tag, and the
