@@ -147,7 +147,7 @@ async def test_a_query_reads_its_candidates_not_all_of_the_users_memories(pair):
         "alice", "t1", [fact(f"User noted item {n} of the inventory", n) for n in range(60)]
     )
     await indexed.write_facts("alice", "t1", [fact("User's locker code is 4711", 100)])
-    await indexed.search("alice", "warm up", VectorFilter(user_id="alice"))  # built
+    # written through the index from the user's first memory on: nothing to backfill
     calls: list[tuple[str, int]] = []
     rank_threads: list[str] = []
     real_all, real_get, real_rank = base.all_matching, base.get, indexed._rank

@@ -34,8 +34,17 @@ class KeywordIndexedStore:
         return getattr(self.store, name)
 
     async def upsert(self, records: list[MemoryRecord], vectors: np.ndarray) -> None:
+        # a user without memories yet needs no backfill: their index is complete from
+        # this first write on (one HEXISTS per write, a count only for unbuilt users)
+        users = sorted({r.user_id for r in records})
+        fresh = []
+        for uid in await self.keywords.unbuilt(users):
+            if not (await self.store.count(uid)).get("total", 0):
+                fresh.append(uid)
         await self.store.upsert(records, vectors)
         await self.keywords.apply(records, "put")
+        for uid in fresh:
+            await self.keywords.mark_built(uid)
 
     async def update_fields(self, records: list[MemoryRecord]) -> None:
         await self.store.update_fields(records)

@@ -202,11 +202,11 @@ class KeywordIndex:
                 keys, args = self._args(record, mode)
                 await self._run(self._move(keys=keys, args=args))
             return
-        pipe = self.redis.pipeline(transaction=False)
-        for record in batch:
-            keys, args = self._args(record, mode)
-            await self._move(keys=keys, args=args, client=pipe)
-        await self._run(pipe.execute())
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for record in batch:
+                keys, args = self._args(record, mode)
+                await self._move(keys=keys, args=args, client=pipe)
+            await self._run(pipe.execute())
 
     async def lookup(self, user_id: str, query: str, flt: VectorFilter) -> Lookup:
         """One round trip: the family counts and every query token's postings (and, for a
@@ -214,14 +214,14 @@ class KeywordIndex:
         base = self.base(user_id)
         tokens = sorted(set(tokenize(query)))
         fams = ("c", "s") if flt.include_superseded else ("c",)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hgetall(base + "stats")
         order: list[str] = []
-        for tok in tokens:
-            for fam in fams:
-                pipe.hgetall(f"{base}{fam}:{tok}")
-                order.append(tok)
-        replies = await self._run(pipe.execute())
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(base + "stats")
+            for tok in tokens:
+                for fam in fams:
+                    pipe.hgetall(f"{base}{fam}:{tok}")
+                    order.append(tok)
+            replies = await self._run(pipe.execute())
         meta: dict[str, str | None] = {}
         if _narrowed(flt):
             ids = sorted({mid for rows in replies[1:] for mid in rows})
@@ -229,6 +229,14 @@ class KeywordIndex:
                 values = await self._run(self.redis.hmget(base + "docs", ids))
                 meta = dict(zip(ids, values, strict=True))
         return Lookup(replies[0] or {}, list(replies[1:]), order, meta)
+
+    async def unbuilt(self, user_ids: Sequence[str]) -> list[str]:
+        """Those of ``user_ids`` whose index is not marked built."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for uid in user_ids:
+                pipe.hexists(self.base(uid) + "stats", "built")
+            built = await self._run(pipe.execute())
+        return [uid for uid, b in zip(user_ids, built, strict=True) if not b]
 
     async def mark_built(self, user_id: str) -> None:
         await self._run(self.redis.hset(self.base(user_id) + "stats", "built", "1"))
