@@ -10,7 +10,7 @@ embedding alone, one at a time and 32 concurrent callers micro-batched) in the s
         [--no-batching]
 
 ``--keyword-index``: ``redis`` is the service's path (the keyword index kept in Redis,
-ADR 0019); ``inprocess`` the previous one (BM25 over all of the user's memories, cached
+ADR 0018); ``inprocess`` the previous one (BM25 over all of the user's memories, cached
 per process), on the same stored data; several are measured interleaved, round by round.
 CPU per turn counts the whole benchmark process (client, service, model) and the Redis
 server. Writes bench/results/<out>.json and bench/results/<out>.md.
@@ -358,6 +358,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 floor += await embedding_floor(embedder, args, len(results))  # interleaved
                 res["summary"] = medians(res["runs"], (*keys, "degraded"))
                 results.append(res)
+                partial = RESULTS / f"{args.out}.partial.json"  # a run cut short keeps these
+                partial.write_text(json.dumps({"prepare_turn": results, "floor": floor}) + "\n")
             finally:
                 shutil.rmtree(workdir, ignore_errors=True)
     return {
@@ -425,7 +427,7 @@ def markdown(res: dict[str, Any]) -> str:
         "pays the query embedding (no LRU hit), the Redis pipeline, the vector KNN with "
         "the user filter, the keyword candidates and the fusion and budget fit. At "
         "concurrency N, N clients call back to back. Figures are medians over the rounds; "
-        "the keyword-index variants (`redis`: ADR 0019; `inprocess`: the previous BM25 "
+        "the keyword-index variants (`redis`: ADR 0018; `inprocess`: the previous BM25 "
         "over all of the user's memories, cached per process for "
         "`LONGTERM__KEYWORD_CACHE_S`) run interleaved on the same data, and the floor "
         "(the query embedding alone, unique texts) is measured after each backend. CPU ms "
@@ -470,12 +472,15 @@ def main(argv: list[str] | None = None) -> int:
     res = asyncio.run(main_async(args))
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.out}.json").write_text(json.dumps(res, indent=2) + "\n")
+    (RESULTS / f"{args.out}.partial.json").unlink(missing_ok=True)
     text = markdown(res)
-    notes = RESULTS / "longterm-runtime.md"
-    if args.out == "longterm" and notes.exists():
-        # before/after figures and py-spy shares of the embedding-runtime change (kept by
-        # hand: they come from several interleaved runs and profiles, see that file)
-        text += "\n" + notes.read_text()
+    for name in ("longterm-recall-path.md", "longterm-runtime.md"):
+        notes = RESULTS / name
+        if args.out == "longterm" and notes.exists():
+            # before/after figures and py-spy shares of the recall-path and embedding-
+            # runtime changes (kept by hand: they come from several interleaved runs and
+            # profiles, see those files)
+            text += "\n" + notes.read_text()
     (RESULTS / f"{args.out}.md").write_text(text)
     print(text)
     return 0

@@ -129,12 +129,12 @@ def bm25_candidates(
                 if meta is None or not _field_ok(meta, flt):
                     continue
             bucket.append((mid, int(raw)))
-    for rows in per_token.values():
-        df = len(rows)
+    for hits in per_token.values():
+        df = len(hits)
         if not df:
             continue
         idf = math.log((n - df + 0.5) / (df + 0.5) + 1.0)
-        for mid, value in rows:
+        for mid, value in hits:
             tf = (value >> _LEN_BITS) & 0xFF
             length = value & 0xFFFF
             norm = k1 * (1 - b + b * length / avgdl)

@@ -63,11 +63,11 @@ def _offset(token: str) -> int:
 
 async def _both(a: Awaitable[Any], b: Awaitable[Any]) -> tuple[Any, Any]:
     """Await two concurrently; the first failure is raised once both have finished."""
-    x, y = await asyncio.gather(a, b, return_exceptions=True)
-    for r in (x, y):
+    done: list[Any] = list(await asyncio.gather(a, b, return_exceptions=True))
+    for r in done:
         if isinstance(r, BaseException):
             raise r
-    return x, y
+    return done[0], done[1]
 
 
 class LongTermMemory:
@@ -117,20 +117,20 @@ class LongTermMemory:
                 self._pool, self._rank, hits, corpus, query, top_k, token_budget
             )
         hits = await self._vector_hits(query, flt, limit)
-        corpus = None
+        cached: KeywordCorpus | None = None
         if self.cfg.keyword_weight > 0:
             key = repr(flt)
-            corpus = self.keyword_cache.get(user_id, key)
-            if corpus is None:
+            cached = self.keyword_cache.get(user_id, key)
+            if cached is None:
                 records = await self.store.all_matching(flt)
-                corpus = await loop.run_in_executor(
+                cached = await loop.run_in_executor(
                     self._pool, build_corpus, records, self.cfg.date_prefix
                 )
-                self.keyword_cache.put(user_id, key, corpus)
+                self.keyword_cache.put(user_id, key, cached)
         kept, tokens = await loop.run_in_executor(
-            self._pool, self._rank, hits, corpus, query, top_k, 0
+            self._pool, self._rank, hits, cached, query, top_k, 0
         )
-        if corpus is not None:
+        if cached is not None:
             kept = await self._current(kept, {h.record.id for h in hits}, flt)
         kept, tokens, _ = fit_budget(kept, token_budget)
         return kept, tokens
