@@ -33,6 +33,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -118,33 +119,53 @@ def bm25_candidates(
         return []
     avgdl = total / n or 1.0
     narrowed = _narrowed(flt)
-    scores: dict[str, float] = {}
-    created: dict[str, int] = {}
-    per_token: dict[str, list[tuple[str, int]]] = {}
+    per_token: dict[str, tuple[list[str], list[str]]] = {}
     for tok, rows in zip(lookup.tokens, lookup.postings, strict=True):
-        bucket = per_token.setdefault(tok, [])
-        for mid, raw in rows.items():
-            if narrowed:
-                meta = lookup.meta.get(mid)
-                if meta is None or not _field_ok(meta, flt):
-                    continue
-            bucket.append((mid, int(raw)))
-    for hits in per_token.values():
-        df = len(hits)
+        if narrowed:
+            rows = {
+                mid: raw
+                for mid, raw in rows.items()
+                if (meta := lookup.meta.get(mid)) is not None and _field_ok(meta, flt)
+            }
+        ids, raws = per_token.setdefault(tok, ([], []))
+        ids.extend(rows)
+        raws.extend(rows.values())
+    names: list[str] = []
+    parts: list[np.ndarray] = []
+    created_parts: list[np.ndarray] = []
+    for ids, raws in per_token.values():
+        df = len(ids)
         if not df:
             continue
         idf = math.log((n - df + 0.5) / (df + 0.5) + 1.0)
-        for mid, value in hits:
-            tf = (value >> _LEN_BITS) & 0xFF
-            length = value & 0xFFFF
-            norm = k1 * (1 - b + b * length / avgdl)
-            scores[mid] = scores.get(mid, 0.0) + idf * tf * (k1 + 1) / (tf + norm)
-            created[mid] = value >> 24
+        value = np.fromiter(map(int, raws), dtype=np.int64, count=df)
+        tf = ((value >> _LEN_BITS) & 0xFF).astype(np.float64)
+        norm = k1 * (1 - b + b * (value & 0xFFFF) / avgdl)
+        parts.append(idf * tf * (k1 + 1) / (tf + norm))
+        created_parts.append(value >> 24)
+        names.extend(ids)
+    if not names:
+        return []
+    scores, created = np.concatenate(parts), np.concatenate(created_parts)
+    if len(parts) > 1:  # a memory holding several query tokens: its scores add up
+        slot: dict[str, int] = {}
+        where = np.fromiter(
+            (slot.setdefault(mid, len(slot)) for mid in names), dtype=np.int64, count=len(names)
+        )
+        summed = np.zeros(len(slot))
+        np.add.at(summed, where, scores)
+        newest = np.zeros(len(slot), dtype=np.int64)
+        newest[where] = created
+        names, scores, created = list(slot), summed, newest
+    order = np.flatnonzero(scores > 0)
+    if len(order) > limit:  # everything tied with the limit-th best, then an exact sort
+        cut = np.partition(scores[order], len(order) - limit)[len(order) - limit]
+        order = order[scores[order] >= cut]
     ranked = sorted(
-        ((mid, s) for mid, s in scores.items() if s > 0),
-        key=lambda x: (-x[1], -created[x[0]], x[0]),
+        ((names[i], float(scores[i]), int(created[i])) for i in order),
+        key=lambda x: (-x[1], -x[2], x[0]),
     )
-    return ranked[:limit]
+    return [(mid, score) for mid, score, _ in ranked[:limit]]
 
 
 class KeywordIndex:
