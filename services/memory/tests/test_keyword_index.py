@@ -186,3 +186,25 @@ def test_the_keyword_index_setting_is_honoured_or_refused(memory_settings, embed
         assert isinstance(lt.store, KeywordIndexedStore) is wrapped
     with pytest.raises(SettingsError, match="LONGTERM__KEYWORD_INDEX"):
         build_settings(longterm={"keyword_index": "elastic"})
+
+
+async def test_recall_ranks_by_vectors_alone_while_the_keyword_index_is_unreachable(
+    embedder, chroma_path
+):
+    from mnemo_common.testing.procs import free_port
+
+    base = ChromaVectorStore(
+        model=embedder.info, path=str(chroma_path), collection_prefix="d" + uuid.uuid4().hex[:8]
+    )
+    dead = Redis.from_url(f"redis://127.0.0.1:{free_port()}", decode_responses=True)
+    indexed = LongTermMemory(
+        embedder=embedder, store=KeywordIndexedStore(base, KeywordIndex(dead, "x", True))
+    )
+    plain = LongTermMemory(embedder=embedder, store=base)
+    await plain.open()
+    await plain.write_facts("alice", "t1", [fact("User's locker code is 4711", 1)])
+    ranked, _ = await indexed.search("alice", "locker code", VectorFilter(user_id="alice"))
+    assert [r.record.text for r in ranked] == ["User's locker code is 4711"]
+    assert ranked[0].keyword_score == 0  # no keyword part, no failure
+    await dead.aclose()
+    await plain.aclose()

@@ -70,6 +70,16 @@ async def _both(a: Awaitable[Any], b: Awaitable[Any]) -> tuple[Any, Any]:
     return done[0], done[1]
 
 
+async def _or_none(lookup: Awaitable[Any]) -> Any:
+    """The keyword lookup, or None when its Redis is unreachable (logged): recall then
+    ranks by the vector store alone instead of failing."""
+    try:
+        return await lookup
+    except UnavailableError as exc:
+        log.warning("keyword index unavailable, vector ranking only: %s", exc)
+        return None
+
+
 class LongTermMemory:
     """Facts and episodes of every user in one vector store."""
 
@@ -110,9 +120,11 @@ class LongTermMemory:
             # the keyword index is read while the query is embedded and searched
             hits, lookup = await _both(
                 self._vector_hits(query, flt, limit),
-                keyword_lookup(self.store, user_id, query, flt),
+                _or_none(keyword_lookup(self.store, user_id, query, flt)),
             )
-            corpus = await keyword_corpus(self.store, lookup, flt, limit, hits, self._pool)
+            corpus = None  # the keyword index unreachable: vector ranking alone
+            if lookup is not None:
+                corpus = await keyword_corpus(self.store, lookup, flt, limit, hits, self._pool)
             return await loop.run_in_executor(
                 self._pool, self._rank, hits, corpus, query, top_k, token_budget
             )
