@@ -220,6 +220,7 @@ async def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "data": os.path.basename(args.data),
         "facts": args.facts,
+        "embedding_backend": embedder.backend,
         "samples": len(samples),
         "memories_indexed": memories,
         "message_memories": message_memories,
@@ -249,7 +250,8 @@ def markdown(res: dict[str, Any], ks: list[int]) -> str:
         + " |"
     )
     lines = [
-        f"## Recall on `{res['data']}` (facts: `{res['facts']}`)",
+        f"## Recall on `{res['data']}` (facts: `{res['facts']}`, embedding runtime: "
+        f"`{res.get('embedding_backend', 'onnx')}`)",
         "",
         head,
         "|" + "---|" * (2 + 2 * len(ks)),
@@ -298,7 +300,15 @@ def main(argv: list[str] | None = None) -> int:
         help="only these conversations (sample ids, e.g. conv-26): a quick subset",
     )
     parser.add_argument("--k", type=int, nargs="+", default=[5, 10])
+    parser.add_argument(
+        "--embedding-backend",
+        choices=["onnx", "sentence-transformers"],
+        default="",
+        help="the embedding runtime (EMBEDDING__BACKEND; default: the service's, onnx)",
+    )
     args = parser.parse_args(argv)
+    if args.embedding_backend:
+        os.environ["EMBEDDING__BACKEND"] = args.embedding_backend
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     # one torch thread: on a shared 2-core machine two threads ran ~10x slower (spinning)
@@ -309,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     stem = "recall" if args.facts == "both" else f"recall-{args.facts}"
     if args.samples:
         stem += "-subset"
+    if args.embedding_backend:
+        stem += f"-{args.embedding_backend}"
     (out / f"{stem}.json").write_text(json.dumps(res, indent=2) + "\n")
     (out / f"{stem}.md").write_text(markdown(res, args.k))
     print(markdown(res, args.k))

@@ -60,7 +60,7 @@ def build_runtime(
     target = target_from_settings(settings)
     client = redis if redis is not None else create_redis(settings, target=target)
     stores = build_stores(settings, client, inline_global=target.cross_slot_ok)
-    lt = build_longterm(settings) if isinstance(longterm, str) else longterm
+    lt = build_longterm(settings, client) if isinstance(longterm, str) else longterm
     return Runtime(settings, target, client, stores, lt)
 
 

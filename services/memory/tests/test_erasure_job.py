@@ -137,6 +137,8 @@ def test_vector_store_down_leaves_the_erasure_pending_then_it_completes(
         fill_user(stub, "dan", threads=1)
         for text in ("Dan lives in Oslo", "Dan plays chess"):
             stub.AddMemory(pb.AddMemoryRequest(user_id="dan", text=text))
+        keyword_keys = f"{settings.redis.key_prefix}:kw:{{dan}}:*"  # ADR 0024's index
+        assert srv.run(lambda h: h.stores.redis.keys(keyword_keys))
         chroma.stop()
         receipt = stub.ForgetUser(pb.ForgetUserRequest(user_id="dan"), timeout=60).receipt
         assert list(receipt.pending) == ["vector_store"]
@@ -153,6 +155,7 @@ def test_vector_store_down_leaves_the_erasure_pending_then_it_completes(
             "the pending erasure completed",
         )
         assert list(stub.ListMemories(pb.ListMemoriesRequest(user_id="dan")).memories) == []
+        assert srv.run(lambda h: h.stores.redis.keys(keyword_keys)) == []  # its words too
         # the retry's receipt is the whole job's: threads and facts
         again = stub.ForgetUser(pb.ForgetUserRequest(user_id="dan")).receipt
         assert list(again.pending) == []

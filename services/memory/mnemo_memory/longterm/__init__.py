@@ -79,28 +79,42 @@ class LongTermAPI(Protocol):
 
 
 def build_longterm(
-    settings: MemoryServiceSettings, *, embedder: Embedder | None = None
+    settings: MemoryServiceSettings, redis: Any = None, *, embedder: Embedder | None = None
 ) -> LongTermMemory:
     """The configured :class:`~.service.LongTermMemory` (cheap: the model starts loading
     on the embedding thread at once; the first query waits for it there).
 
-    The Redis vector backend opens its own binary-safe client (same REDIS__* settings);
+    ``redis`` (the service's client; one is made from ``settings`` when omitted) holds the
+    keyword index (``keywords.py``, ``LONGTERM__KEYWORD_INDEX=redis``) for either backend
+    (the Redis vector backend opens its own binary-safe client for the vectors, with the
+    same REDIS__* settings);
     ``embedder`` lets tests and benchmarks share one loaded model.
     """
     from mnemo_memory.embed import Embedder
+    from mnemo_memory.stores.redis_client import create_redis
     from mnemo_memory.stores.vector import build_vector_store
 
+    from .keyword_store import KeywordIndexedStore
+    from .keywords import KeywordIndex
     from .service import LongTermMemory
 
     emb = embedder
     if emb is None:
         emb = Embedder.from_settings(settings)
         emb.start_loading()
-    store = build_vector_store(settings, emb.info)
+    cfg = settings.longterm
+    store: Any = build_vector_store(settings, emb.info)
+    if cfg.keyword_index == "redis":
+        keywords = KeywordIndex(
+            redis if redis is not None else create_redis(settings),
+            settings.redis.key_prefix,
+            cfg.date_prefix,
+        )
+        store = KeywordIndexedStore(store, keywords)
     return LongTermMemory(
         embedder=emb,
         store=store,
-        cfg=settings.longterm,
+        cfg=cfg,
         default_top_k=settings.vector.default_top_k,
     )
 

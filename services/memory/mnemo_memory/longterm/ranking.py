@@ -19,6 +19,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from mnemo_common.tokens import estimate_tokens
@@ -64,12 +65,19 @@ class BM25Index:
         return out
 
 
+class KeywordScores(Protocol):
+    """BM25 scores aligned with a corpus's records (``BM25Index``, or the candidates the
+    Redis keyword index scored: ``keyword_store.CandidateScores``)."""
+
+    def scores(self, query_tokens: Sequence[str]) -> np.ndarray: ...
+
+
 @dataclass
 class KeywordCorpus:
-    """A user's memories and their BM25 index (cached for a short time)."""
+    """A user's memories (or a query's keyword candidates) and their BM25 scores."""
 
     records: list[MemoryRecord]
-    index: BM25Index
+    index: KeywordScores
     built_at: float
 
 

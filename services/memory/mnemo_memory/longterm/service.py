@@ -7,12 +7,14 @@ the worker's job handlers.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from mnemo.memory.v1 import memory_pb2
@@ -23,13 +25,14 @@ from mnemo_memory.errors import (
     UnavailableError,
 )
 from mnemo_memory.stores.text import checked_clean
-from mnemo_memory.stores.vector import MemoryRecord, VectorFilter
+from mnemo_memory.stores.vector import MemoryRecord, VectorFilter, VectorHit
 from mnemo_memory.stores.vector.base import ensure_owner, owns
 
 from .convert import filter_from_pb, kind_from_pb, ranked_to_pb
 from .facts import CandidateFact, FactWriter, WriteReport
+from .keyword_store import KeywordIndexedStore, keyword_corpus, keyword_lookup
 from .messages import MESSAGE_KIND, delete_thread_messages, write_messages
-from .ranking import KeywordCache, Ranked, build_corpus, fit_budget, fuse
+from .ranking import KeywordCache, KeywordCorpus, Ranked, build_corpus, fit_budget, fuse
 from .settings import LongTermSettings
 from .text import indexed_text
 
@@ -58,6 +61,25 @@ def _offset(token: str) -> int:
     return offset
 
 
+async def _both(a: Awaitable[Any], b: Awaitable[Any]) -> tuple[Any, Any]:
+    """Await two concurrently; the first failure is raised once both have finished."""
+    done: list[Any] = list(await asyncio.gather(a, b, return_exceptions=True))
+    for r in done:
+        if isinstance(r, BaseException):
+            raise r
+    return done[0], done[1]
+
+
+async def _or_none(lookup: Awaitable[Any]) -> Any:
+    """The keyword lookup, or None when its Redis is unreachable (logged): recall then
+    ranks by the vector store alone instead of failing."""
+    try:
+        return await lookup
+    except UnavailableError as exc:
+        log.warning("keyword index unavailable, vector ranking only: %s", exc)
+        return None
+
+
 class LongTermMemory:
     """Facts and episodes of every user in one vector store."""
 
@@ -75,11 +97,13 @@ class LongTermMemory:
         self.default_top_k = default_top_k
         self.keyword_cache = KeywordCache(self.cfg.keyword_cache_s, self.cfg.keyword_cache_users)
         self.writer = FactWriter(self)
+        # ranking's CPU work runs here, off the event loop (one thread: it holds the GIL)
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="mnemo-rank")
 
     async def open(self) -> None:
-        """Load the model (in its thread) and open the store (ModelMismatchError)."""
-        await self.embedder.aload()
-        await self.store.open()
+        """Load the model (in its thread) and open the store (ModelMismatchError), at the
+        same time: recall is ready when the slower of the two is."""
+        await _both(self.embedder.aload(), self.store.open())
 
     # --- search ---
     async def search(
@@ -90,20 +114,56 @@ class LongTermMemory:
         if flt.user_id != user_id:
             raise InvalidArgumentError("user_id", "filter user differs from the caller")
         top_k = top_k if top_k > 0 else self.default_top_k
-        vector = await self.embedder.encode_query(indexed_text(query, 0, False))
-        hits = await self.store.query(vector, flt, max(self.cfg.vector_candidates, top_k))
-        corpus = None
+        limit = max(self.cfg.vector_candidates, top_k)
+        loop = asyncio.get_running_loop()
+        if self.cfg.keyword_weight > 0 and isinstance(self.store, KeywordIndexedStore):
+            # the keyword index is read while the query is embedded and searched
+            hits, lookup = await _both(
+                self._vector_hits(query, flt, limit),
+                _or_none(keyword_lookup(self.store, user_id, query, flt)),
+            )
+            corpus = None  # the keyword index unreachable: vector ranking alone
+            if lookup is not None:
+                corpus = await keyword_corpus(self.store, lookup, flt, limit, hits, self._pool)
+            return await loop.run_in_executor(
+                self._pool, self._rank, hits, corpus, query, top_k, token_budget
+            )
+        hits = await self._vector_hits(query, flt, limit)
+        cached: KeywordCorpus | None = None
         if self.cfg.keyword_weight > 0:
             key = repr(flt)
-            corpus = self.keyword_cache.get(user_id, key)
-            if corpus is None:
-                corpus = build_corpus(await self.store.all_matching(flt), self.cfg.date_prefix)
-                self.keyword_cache.put(user_id, key, corpus)
+            cached = self.keyword_cache.get(user_id, key)
+            if cached is None:
+                records = await self.store.all_matching(flt)
+                cached = await loop.run_in_executor(
+                    self._pool, build_corpus, records, self.cfg.date_prefix
+                )
+                self.keyword_cache.put(user_id, key, cached)
+        kept, tokens = await loop.run_in_executor(
+            self._pool, self._rank, hits, cached, query, top_k, 0
+        )
+        if cached is not None:
+            kept = await self._current(kept, {h.record.id for h in hits}, flt)
+        kept, tokens, _ = fit_budget(kept, token_budget)
+        return kept, tokens
+
+    async def _vector_hits(self, query: str, flt: VectorFilter, k: int) -> list[VectorHit]:
+        vector = await self.embedder.encode_query(indexed_text(query, 0, False))
+        hits: list[VectorHit] = await self.store.query(vector, flt, k)
+        return hits
+
+    def _rank(
+        self,
+        hits: list[VectorHit],
+        corpus: KeywordCorpus | None,
+        query: str,
+        top_k: int,
+        token_budget: int,
+    ) -> tuple[list[Ranked], int]:
+        """Fusion, boosts, dedup and the budget: CPU only, run on ``self._pool``."""
         ranked = fuse(
             [(h.record, h.similarity) for h in hits], corpus, query, self.cfg, now_ms(), top_k
         )
-        if corpus is not None:
-            ranked = await self._current(ranked, {h.record.id for h in hits}, flt)
         kept, tokens, _ = fit_budget(ranked, token_budget)
         return kept, tokens
 
@@ -314,4 +374,5 @@ class LongTermMemory:
         return out
 
     async def aclose(self) -> None:
+        self._pool.shutdown(wait=False)
         await self.store.aclose()

@@ -38,9 +38,13 @@ class LongTermSettings(BaseModel):
     recency_half_life_days: float = Field(30.0, gt=0)
     # prefix each indexed memory with the date it was said ("[8 May 2023] ...")
     date_prefix: bool = True
-    # seconds a user's keyword index is reused before it is rebuilt from the store
+    # where BM25 candidates come from: redis (an inverted index kept in Redis, maintained
+    # on write; a query reads its own words' postings) or inprocess (BM25 over all of the
+    # user's memories, read from the vector store and cached per process)
+    keyword_index: Literal["redis", "inprocess"] = "redis"
+    # inprocess only: seconds a user's keyword index is reused before it is rebuilt
     keyword_cache_s: float = Field(30.0, ge=0)
-    # users whose keyword index is kept in memory
+    # inprocess only: users whose keyword index is kept in memory
     keyword_cache_users: int = Field(256, ge=0)
     # largest memory text accepted from AddMemory/UpdateMemory, characters
     max_text_chars: int = Field(2000, ge=16)

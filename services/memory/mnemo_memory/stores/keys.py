@@ -27,6 +27,10 @@ so all of one user's keys live in one slot and one Lua script can update them at
                                          as ``{uid}`` that names no one (``slot_tag``), so
                                          the commit script can read it atomically
     P:erasures:pending             zset  user id -> start ms of unfinished erasure jobs
+    P:kw:{uid}:...                 hashes the long-term keyword index (BM25 postings,
+                                         counts), built and erased by
+                                         ``longterm/keywords.py`` (ADR 0024); outside
+                                         ``P:u:{uid}:`` (not short-term data)
 
 A thread id is a name within one user: ``alice``'s and ``bob``'s ``trip-planning`` are two
 threads, every key of a thread lives in its user's slot, and another user's thread is

@@ -65,11 +65,11 @@ async def serve(
 ) -> int:
     from mnemo_common.llm import build_provider
 
-    from mnemo_memory.longterm import build_longterm
     from mnemo_memory.runtime import build_runtime, build_worker
 
-    longterm = build_longterm(settings)
-    runtime = build_runtime(settings, longterm=longterm)
+    runtime = build_runtime(settings)
+    longterm = runtime.longterm
+    assert longterm is not None  # build_runtime's default: the configured long-term memory
     provider = build_provider(settings)
     worker = build_worker(settings, runtime.stores, longterm, provider, heartbeat)
     if install_signals:
