@@ -107,3 +107,39 @@ async def test_a_transient_failure_is_retried_before_it_is_dead_lettered(redis_u
     letters = await dead_letters_of(worker, jobs)
     assert len(calls) == MAX_ATTEMPTS
     assert len(letters) == 1 and letters[0]["attempts"] == str(MAX_ATTEMPTS)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"type": "extract_facts", "user_id": "alice", "thread_id": "th-1", "enqueued_at_ms": "x"},
+        {"type": "no_such_type", "user_id": "alice", "thread_id": "th-1"},
+        {"user_id": "alice"},
+    ],
+    ids=["bad-number", "unknown-type", "no-type"],
+)
+async def test_a_malformed_entry_is_dead_lettered_with_its_fields_and_the_worker_goes_on(
+    redis_url, raw
+):
+    """An entry no Job can be read from (written by another version, or by hand) is
+    dead-lettered as it was, with why; the worker neither crashes nor retries it, and the
+    next job runs."""
+    worker, jobs, calls = worker_for(redis_url, RuntimeError("unused"))
+    await jobs.ensure_group()
+    await jobs.redis.xadd(jobs.stream, {"job_id": "job-raw", **raw})
+    task = asyncio.create_task(worker.run())
+    try:
+        for _ in range(600):
+            if await jobs.redis.xlen(jobs.dead_stream):
+                break
+            await asyncio.sleep(0.05)
+        assert not task.done()  # the loop survived the entry
+    finally:
+        worker.request_stop()
+        await asyncio.wait_for(task, 30)
+    (letter,) = [fields for _id, fields in await jobs.redis.xrange(jobs.dead_stream)]
+    assert {k: letter[k] for k in raw} == raw and letter["job_id"] == "job-raw"
+    assert letter["attempts"] == "1" and letter["error"]
+    assert calls == []  # no handler ran on it
+    assert await jobs.redis.xlen(jobs.stream) == 0
+    await jobs.redis.aclose()

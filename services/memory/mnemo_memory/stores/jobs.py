@@ -27,9 +27,10 @@ Message fields (all strings)::
 hands them to the Lua of ``ThreadStore.append_turn``, which fills in the one count it
 computes. Jobs are enqueued by ``append_turn`` (inside its Lua script when the deployment
 allows cross-slot scripts, otherwise through the user's outbox), by CloseThread and by the
-worker's idle scan (:meth:`JobQueue.enqueue`). Dead-letter entries carry the original
-fields plus ``error``, ``attempts``, ``failed_at_ms`` and ``original_entry_id`` (the
-worker writes them).
+worker's idle scan (:meth:`JobQueue.enqueue`). :class:`JobHeader` is what the worker
+reads of any entry, even one too malformed to be a :class:`Job` (logs, metrics, the
+erasure check). Dead-letter entries carry the original fields plus ``error``,
+``attempts``, ``failed_at_ms`` and ``original_entry_id`` (:func:`dead_letter_fields`).
 """
 
 from __future__ import annotations
@@ -114,6 +115,50 @@ class Job:
         for name in _INT_FIELDS & values.keys():
             values[name] = int(values[name] or 0)
         return cls(**values)
+
+
+@dataclass(frozen=True)
+class JobHeader:
+    """The common fields of a stream entry, read leniently: a malformed entry still has a
+    header (missing values empty, ``type`` ``unknown``), so it can be logged, counted and
+    dead-lettered."""
+
+    job_id: str
+    type: str
+    user_id: str
+    thread_id: str
+    enqueued_at_ms: int
+
+    @classmethod
+    def of(cls, raw: Mapping[str, str]) -> JobHeader:
+        try:
+            enqueued = int(raw.get("enqueued_at_ms") or 0)
+        except ValueError:
+            enqueued = 0
+        return cls(
+            job_id=raw.get("job_id", ""),
+            type=raw.get("type") or "unknown",
+            user_id=raw.get("user_id", ""),
+            thread_id=raw.get("thread_id", ""),
+            enqueued_at_ms=enqueued,
+        )
+
+    def log(self, **extra: Any) -> dict[str, Any]:
+        """Structured-log fields naming this job."""
+        return {"job_id": self.job_id, "type": self.type, **extra}
+
+
+def dead_letter_fields(
+    raw: Mapping[str, str], entry_id: str, error: str, attempts: int
+) -> dict[str, str]:
+    """A dead letter: the entry's own fields plus why and when it failed."""
+    return {
+        **raw,
+        "error": error[:2000],
+        "attempts": str(attempts),
+        "failed_at_ms": str(_now_ms()),
+        "original_entry_id": entry_id,
+    }
 
 
 class JobQueue:

@@ -37,7 +37,7 @@ from typing import Any
 from mnemo_common import metrics
 
 from mnemo_memory.errors import InvalidArgumentError, UnavailableError, store_unavailable
-from mnemo_memory.stores.jobs import JobType
+from mnemo_memory.stores.jobs import JobHeader, JobType, dead_letter_fields
 
 from .liveness import Heartbeat
 from .settings import WorkerSettings
@@ -191,10 +191,7 @@ class StreamWorker:
                     await self.redis.xack(self.jobs.stream, self.jobs.group, entry_id)
                     continue
                 JOBS_CLAIMED.inc()
-                log.info(
-                    "claimed stale job",
-                    extra={"entry_id": entry_id, "job_id": fields.get("job_id")},
-                )
+                log.info("claimed stale job", extra=JobHeader.of(fields).log(entry_id=entry_id))
                 await self.process(entry_id, fields)
             if next_id in ("0-0", b"0-0") or not claimed:
                 return
@@ -249,8 +246,8 @@ class StreamWorker:
             return await self._process(entry_id, fields)
 
     async def _process(self, entry_id: str, fields: dict[str, str]) -> bool:
-        job_type = fields.get("type", "unknown")
-        enqueued = int(fields.get("enqueued_at_ms", "0") or 0)
+        head = JobHeader.of(fields)
+        job_type, enqueued = head.type, head.enqueued_at_ms
         if enqueued:
             JOB_LAG.labels(job_type).observe(max(0.0, time.time() - enqueued / 1000))
         if await self._erased_since(entry_id, fields):
@@ -270,7 +267,7 @@ class StreamWorker:
                 if await self._erased_since(entry_id, fields):
                     # ForgetUser ran while the job worked: delete what it may have written
                     if self.ctx.longterm is not None:
-                        await self.ctx.longterm.forget_user(fields["user_id"])
+                        await self.ctx.longterm.forget_user(head.user_id)
                     await self._drop_erased(entry_id, fields, "while it ran")
                     return True
             except UnknownJobError as exc:
@@ -292,12 +289,7 @@ class StreamWorker:
                 JOBS_RETRIED.labels(job_type).inc()
                 log.warning(
                     "job failed; retrying",
-                    extra={
-                        "job_id": fields.get("job_id"),
-                        "type": job_type,
-                        "attempt": attempt,
-                        "error": repr(exc),
-                    },
+                    extra=head.log(attempt=attempt, error=repr(exc)),
                 )
                 await self._sleep(self._backoff(attempt))
                 continue
@@ -308,12 +300,7 @@ class StreamWorker:
             JOBS_PROCESSED.labels(job_type).inc()
             log.info(
                 "job done",
-                extra={
-                    "job_id": fields.get("job_id"),
-                    "type": job_type,
-                    "attempts": attempt,
-                    **result.detail,
-                },
+                extra=head.log(attempts=attempt, **result.detail),
             )
             return True
 
@@ -325,7 +312,7 @@ class StreamWorker:
         log.warning(
             "%s unavailable; job waits (no attempt spent)",
             store,
-            extra={"job_id": fields.get("job_id"), "error": repr(exc)[:300]},
+            extra=JobHeader.of(fields).log(error=repr(exc)[:300]),
         )
         if self.stopping:
             return False
@@ -334,7 +321,7 @@ class StreamWorker:
 
     async def _erased_since(self, entry_id: Any, fields: dict[str, str]) -> bool:
         """Was the job's user erased after the job was enqueued?"""
-        user_id = fields.get("user_id", "")
+        user_id = JobHeader.of(fields).user_id
         if not user_id:
             return False
         try:
@@ -345,12 +332,9 @@ class StreamWorker:
 
     async def _drop_erased(self, entry_id: Any, fields: dict[str, str], when: str) -> None:
         await self._finish(entry_id)
-        job_type = fields.get("type", "unknown")
-        JOBS_DROPPED.labels(job_type).inc()
-        log.info(
-            "job dropped: its user was erased " + when,
-            extra={"job_id": fields.get("job_id"), "type": job_type},
-        )
+        head = JobHeader.of(fields)
+        JOBS_DROPPED.labels(head.type).inc()
+        log.info("job dropped: its user was erased " + when, extra=head.log())
 
     def _backoff(self, attempt: int) -> float:
         return float(min(self.cfg.backoff_max_s, self.cfg.backoff_base_s * 2 ** (attempt - 1)))
@@ -364,14 +348,8 @@ class StreamWorker:
     async def _dead_letter(
         self, entry_id: str, fields: dict[str, str], error: str, attempts: int
     ) -> None:
-        job_type = fields.get("type", "unknown")
-        body = {
-            **fields,
-            "error": error[:2000],
-            "attempts": str(attempts),
-            "failed_at_ms": str(int(time.time() * 1000)),
-            "original_entry_id": entry_id,
-        }
+        head = JobHeader.of(fields)
+        body = dead_letter_fields(fields, entry_id, error, attempts)
         if await self._erased_since(entry_id, fields):
             await self._drop_erased(entry_id, fields, "before it was dead-lettered")
             return
@@ -380,15 +358,13 @@ class StreamWorker:
         # dead-lettered again (a duplicate letter, never a lost job)
         await self.redis.xadd(self.jobs.dead_stream, body)
         await self._finish(entry_id)
-        JOBS_FAILED.labels(job_type).inc()
-        log.error(
-            "job dead-lettered",
-            extra={"job_id": fields.get("job_id"), "type": job_type, "error": error[:500]},
-        )
+        JOBS_FAILED.labels(head.type).inc()
+        log.error("job dead-lettered", extra=head.log(error=error[:500]))
 
     async def _allow_new_summary(self, fields: dict[str, str]) -> None:
         try:
-            await self.ctx.threads.clear_summary_pending(fields["user_id"], fields["thread_id"])
+            head = JobHeader.of(fields)
+            await self.ctx.threads.clear_summary_pending(head.user_id, head.thread_id)
         except Exception as exc:  # best effort: the stale-job timeout also re-enables it
             log.warning("could not clear summary flag", extra={"error": repr(exc)})
 
