@@ -126,172 +126,126 @@ class _Rebuilt:
         self._v = value
 
     def group(self, name: str) -> str:
-        return self._v if name == "v" else (self._m.group(name) or "")
+        return self._v if name == "v" else (self._m.groupdict().get(name) or "")
 
 
 Rule = tuple[re.Pattern[str], Callable[[_Rebuilt], str], str, int]
 
 
-def _r(pattern: str, build: Callable[[_Rebuilt], str], kind: str, importance: int) -> Rule:
-    return (re.compile(pattern, re.I), build, kind, importance)
+def _say(template: str) -> Callable[[_Rebuilt], str]:
+    """A rule's text from ``template``: ``{v}`` the cleaned value, ``{a}`` as matched,
+    ``{p}`` and ``{verb}`` lower-cased, ``{verbs}`` the verb in the third person."""
+
+    def build(m: _Rebuilt) -> str:
+        verb = m.group("verb").lower()
+        return template.format(
+            v=m.group("v"), a=m.group("a"), p=m.group("p").lower(), verb=verb, verbs=_third(verb)
+        )
+
+    return build
 
 
-def _v(m: _Rebuilt, name: str = "v") -> str:
-    return m.group(name)
+def _r(pattern: str, build: str, kind: str, importance: int) -> Rule:
+    return (re.compile(pattern, re.I), _say(build), kind, importance)
 
 
 _I = r"^I\s+" + _ADVERBS
 _IM = r"^(?:I'm|I am)\s+" + _ADVERBS
 _RULES: list[Rule] = [
     # names and possessives
-    _r(r"^my name is (?P<v>.+)", lambda m: f"User's name is {_v(m)}", "fact", 8),
-    _r(r"^(?:call me|I go by) (?P<v>.+)", lambda m: f"User's name is {_v(m)}", "fact", 8),
+    _r(r"^my name is (?P<v>.+)", "User's name is {v}", "fact", 8),
+    _r(r"^(?:call me|I go by) (?P<v>.+)", "User's name is {v}", "fact", 8),
     _r(
         r"^my (?P<a>[a-z][a-z -]{0,30}?)'s name is (?P<v>.+)",
-        lambda m: f"User's {m.group('a')}'s name is {_v(m)}",
+        "User's {a}'s name is {v}",
         "fact",
         7,
     ),
     _r(
         rf"^my (?P<a>(?:[a-z]+ )?(?:{_FAMILY})s?) (?:is|are) (?:called|named) (?P<v>.+)",
-        lambda m: f"User's {m.group('a')} is called {_v(m)}",
+        "User's {a} is called {v}",
         "fact",
         7,
     ),
     _r(
         rf"^my (?P<a>(?:[a-z]+ )?(?:{_FAMILY})) (?P<v>(?-i:[A-Z])[\w'-]+(?: (?-i:[A-Z])[\w'-]+)?)$",
-        lambda m: f"User has a {m.group('a')} named {_v(m)}",
+        "User has a {a} named {v}",
         "fact",
         7,
     ),
-    _r(
-        rf"^my (?P<v>(?:[a-z]+ )?(?:{_FAMILY}))$",
-        lambda m: f"User has a {_v(m)}",
-        "fact",
-        6,
-    ),
+    _r(rf"^my (?P<v>(?:[a-z]+ )?(?:{_FAMILY}))$", "User has a {v}", "fact", 6),
     _r(
         r"^my (?P<a>favou?rite [a-z][a-z ]{0,30}?) (?P<verb>is|are) (?P<v>.+)",
-        lambda m: f"User's {m.group('a')} {m.group('verb').lower()} {_v(m)}",
+        "User's {a} {verb} {v}",
         "preference",
         6,
     ),
     _r(
         r"^my (?P<a>[a-z][a-z -]{0,40}?) (?P<verb>is|are|was|were) (?P<v>.+)",
-        lambda m: f"User's {m.group('a')} {m.group('verb').lower()} {_v(m)}",
+        "User's {a} {verb} {v}",
         "fact",
         6,
     ),
     # health first: "I'm allergic to ...", "I have asthma"
-    _r(_IM + r"(?P<v>(?:severely |very )?allergic to .+)", lambda m: f"User is {_v(m)}", "fact", 9),
-    _r(_IM + r"(?P<v>(?:lactose |gluten )?intolerant .+)", lambda m: f"User is {_v(m)}", "fact", 9),
+    _r(_IM + r"(?P<v>(?:severely |very )?allergic to .+)", "User is {v}", "fact", 9),
+    _r(_IM + r"(?P<v>(?:lactose |gluten )?intolerant .+)", "User is {v}", "fact", 9),
     # where and what
     _r(
         _I + r"(?:live|am living|'m living|reside) (?P<p>in|on|near) (?P<v>.+)",
-        lambda m: f"User lives {m.group('p').lower()} {_v(m)}",
+        "User lives {p} {v}",
         "fact",
         7,
     ),
-    _r(
-        _IM + r"(?:living|based|staying) in (?P<v>.+)",
-        lambda m: f"User lives in {_v(m)}",
-        "fact",
-        7,
-    ),
-    _r(
-        _I + r"no longer (?P<verb>[a-z]+) (?P<v>.+)",
-        lambda m: f"User no longer {_third(m.group('verb').lower())} {_v(m)}",
-        "fact",
-        7,
-    ),
-    _r(
-        _IM + r"no longer (?P<v>.+)",
-        lambda m: f"User is no longer {_v(m)}",
-        "fact",
-        7,
-    ),
+    _r(_IM + r"(?:living|based|staying) in (?P<v>.+)", "User lives in {v}", "fact", 7),
+    _r(_I + r"no longer (?P<verb>[a-z]+) (?P<v>.+)", "User no longer {verbs} {v}", "fact", 7),
+    _r(_IM + r"no longer (?P<v>.+)", "User is no longer {v}", "fact", 7),
     _r(
         _I + r"(?:work|am working|'m working) (?P<p>at|for|as|in|from) (?P<v>.+)",
-        lambda m: f"User works {m.group('p').lower()} {_v(m)}",
+        "User works {p} {v}",
         "fact",
         7,
     ),
-    _r(_IM + r"from (?P<v>.+)", lambda m: f"User is from {_v(m)}", "fact", 7),
-    _r(_I + r"come from (?P<v>.+)", lambda m: f"User is from {_v(m)}", "fact", 7),
-    _r(_IM + r"married to (?P<v>.+)", lambda m: f"User is married to {_v(m)}", "fact", 7),
-    _r(_IM + rf"(?P<v>(?:{_ING})\b.+)", lambda m: f"User is {_v(m)}", "fact", 6),
+    _r(_IM + r"from (?P<v>.+)", "User is from {v}", "fact", 7),
+    _r(_I + r"come from (?P<v>.+)", "User is from {v}", "fact", 7),
+    _r(_IM + r"married to (?P<v>.+)", "User is married to {v}", "fact", 7),
+    _r(_IM + rf"(?P<v>(?:{_ING})\b.+)", "User is {v}", "fact", 6),
     # preferences
-    _r(
-        _I + r"(?:prefer|'d prefer|would prefer) (?P<v>.+)",
-        lambda m: f"User prefers {_v(m)}",
-        "preference",
-        6,
-    ),
+    _r(_I + r"(?:prefer|'d prefer|would prefer) (?P<v>.+)", "User prefers {v}", "preference", 6),
     _r(
         _I + r"(?:don't|do not|can't|cannot) (?:like|stand|bear) (?P<v>.+)",
-        lambda m: f"User dislikes {_v(m)}",
+        "User dislikes {v}",
         "preference",
         6,
     ),
-    _r(
-        _I + r"(?:hate|dislike|detest) (?P<v>.+)",
-        lambda m: f"User dislikes {_v(m)}",
-        "preference",
-        6,
-    ),
-    _r(
-        _I + r"(?P<verb>like|love|enjoy|adore) (?P<v>.+)",
-        lambda m: f"User {_third(m.group('verb').lower())} {_v(m)}",
-        "preference",
-        6,
-    ),
-    _r(
-        _IM + r"(?:a (?:big |huge )?fan of|into) (?P<v>.+)",
-        lambda m: f"User likes {_v(m)}",
-        "preference",
-        6,
-    ),
+    _r(_I + r"(?:hate|dislike|detest) (?P<v>.+)", "User dislikes {v}", "preference", 6),
+    _r(_I + r"(?P<verb>like|love|enjoy|adore) (?P<v>.+)", "User {verbs} {v}", "preference", 6),
+    _r(_IM + r"(?:a (?:big |huge )?fan of|into) (?P<v>.+)", "User likes {v}", "preference", 6),
     # negations of actions and possessions
     _r(
         _I + r"(?:don't|do not|never) (?P<verb>[a-z]+(?: [a-z]+)?) (?P<v>.+)",
-        lambda m: f"User does not {m.group('verb').lower()} {_v(m)}",
+        "User does not {verb} {v}",
         "fact",
         6,
     ),
-    _r(
-        _I + r"(?:can't|cannot) (?P<verb>[a-z]+) (?P<v>.+)",
-        lambda m: f"User cannot {m.group('verb').lower()} {_v(m)}",
-        "fact",
-        6,
-    ),
-    _r(_IM + r"not (?P<v>(?:a|an) .+)", lambda m: f"User is not {_v(m)}", "fact", 5),
+    _r(_I + r"(?:can't|cannot) (?P<verb>[a-z]+) (?P<v>.+)", "User cannot {verb} {v}", "fact", 6),
+    _r(_IM + r"not (?P<v>(?:a|an) .+)", "User is not {v}", "fact", 5),
     # having: family, pets, health, plans ("I have two kids", "I've got a dentist appointment")
     _r(
         r"^I(?:\s+" + _ADVERBS + r"(?:have got|have)|'ve got|'ve|\s+got) "
         r"(?P<v>(?:no|a|an|one|two|three|four|five|six|seven|eight|nine|ten|\d+|some|"
         r"several|many|lots of|a few|twins|asthma|diabetes|epilepsy|migraines|arthritis|"
         r"celiac|coeliac|anxiety|adhd|[a-z]+ (?:allergy|allergies))\b.*)",
-        lambda m: f"User has {_v(m)}",
+        "User has {v}",
         "fact",
         7,
     ),
-    _r(_IM + r"(?P<v>(?:a|an) .+)", lambda m: f"User is {_v(m)}", "fact", 6),
-    _r(r"^(?:I'm|I am)\s+(?P<v>.+)", lambda m: f"User is {_v(m)}", "fact", 6),  # identity only
-    _r(
-        _I + rf"(?P<verb>{_PRESENT}) (?P<v>.+)",
-        lambda m: f"User {_third(m.group('verb').lower())} {_v(m)}",
-        "fact",
-        5,
-    ),
-    _r(
-        _I + rf"(?P<verb>{_PAST}) (?P<v>.+)",
-        lambda m: f"User {m.group('verb').lower()} {_v(m)}",
-        "fact",
-        5,
-    ),
+    _r(_IM + r"(?P<v>(?:a|an) .+)", "User is {v}", "fact", 6),
+    _r(r"^(?:I'm|I am)\s+(?P<v>.+)", "User is {v}", "fact", 6),  # identity only
+    _r(_I + rf"(?P<verb>{_PRESENT}) (?P<v>.+)", "User {verbs} {v}", "fact", 5),
+    _r(_I + rf"(?P<verb>{_PAST}) (?P<v>.+)", "User {verb} {v}", "fact", 5),
     _r(
         r"^I(?:'ve| have) (?P<verb>been|lived|worked|had) (?P<v>.+)",
-        lambda m: f"User has {m.group('verb').lower()} {_v(m)}",
+        "User has {verb} {v}",
         "fact",
         5,
     ),
