@@ -28,6 +28,7 @@ from mnemo_memory.stores.vector import MemoryRecord, VectorFilter
 
 from .convert import filter_from_pb, kind_from_pb, ranked_to_pb
 from .facts import CandidateFact, FactWriter, WriteReport
+from .grouping import group_by_thread
 from .messages import MESSAGE_KIND, delete_thread_messages, write_messages
 from .ranking import KeywordCache, Ranked, build_corpus, fit_budget, fuse
 from .settings import LongTermSettings
@@ -83,10 +84,19 @@ class LongTermMemory:
 
     # --- search ---
     async def search(
-        self, user_id: str, query: str, flt: VectorFilter, top_k: int = 0, token_budget: int = 0
+        self,
+        user_id: str,
+        query: str,
+        flt: VectorFilter,
+        top_k: int = 0,
+        token_budget: int = 0,
+        *,
+        group: bool | None = None,
     ) -> tuple[list[Ranked], int]:
         """Best-first hybrid results for ``query`` within ``flt`` (user mandatory) and the
-        tokens they use; UnavailableError("vector_store") when the store is down."""
+        tokens they use; UnavailableError("vector_store") when the store is down. ``group``
+        (default ``LONGTERM__GROUP_BY_THREAD``) folds each thread's results into one
+        excerpt (``grouping.py``); False gives the memories themselves."""
         if flt.user_id != user_id:
             raise InvalidArgumentError("user_id", "filter user differs from the caller")
         top_k = top_k if top_k > 0 else self.default_top_k
@@ -99,11 +109,16 @@ class LongTermMemory:
             if corpus is None:
                 corpus = build_corpus(await self.store.all_matching(flt), self.cfg.date_prefix)
                 self.keyword_cache.put(user_id, key, corpus)
+        grouped = self.cfg.group_by_thread if group is None else group
+        pool = max(top_k, self.cfg.vector_candidates) if grouped else top_k
         ranked = fuse(
-            [(h.record, h.similarity) for h in hits], corpus, query, self.cfg, now_ms(), top_k
+            [(h.record, h.similarity) for h in hits], corpus, query, self.cfg, now_ms(), pool
         )
         if corpus is not None:
             ranked = await self._current(ranked, {h.record.id for h in hits}, flt)
+        if grouped:
+            budget = token_budget or self.cfg.group_token_budget
+            return group_by_thread(ranked, top_k, budget, self.cfg)
         kept, tokens, _ = fit_budget(ranked, token_budget)
         return kept, tokens
 
