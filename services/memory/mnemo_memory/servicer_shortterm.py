@@ -121,7 +121,7 @@ class ShortTermRPCs:
             await stores.threads.replication.wait(stores.redis, k.messages(uid, tid))
         messages = [] if request.exclude_history else [StoredMessage.from_json(r) for r in held]
         summary = (summary or "") if exists else ""
-        memories, degraded = await self._recall(uid, request, context)
+        memories, degraded = await self._recall(uid, request, context, budget)
         if memories and messages:
             # a message memory of a message this thread still holds would say it twice
             held_ids = {m.id for m in messages}
@@ -165,7 +165,9 @@ class ShortTermRPCs:
             replay=replay,
         )
 
-    async def _recall(self, uid: str, request: Any, context: Any) -> tuple[list[Any], list[str]]:
+    async def _recall(
+        self, uid: str, request: Any, context: Any, budget: int = 0
+    ) -> tuple[list[Any], list[str]]:
         """Long-term memories for the turn; a failing or slow vector store degrades the
         answer (``degraded=["vector_store"]``), it never fails the turn."""
         if self.longterm is None or request.recall.disabled or not request.query:
@@ -177,7 +179,7 @@ class ShortTermRPCs:
             timeout = max(0.05, min(timeout, remaining - 0.1))
         try:
             async with asyncio.timeout(timeout):
-                found = await self.longterm.recall(uid, request.query, request.recall)
+                found = await self.longterm.recall(uid, request.query, request.recall, budget)
             return list(found), []
         except TimeoutError:
             log.warning("recall degraded: no answer within %.2fs", timeout)

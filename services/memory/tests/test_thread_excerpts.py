@@ -130,3 +130,39 @@ async def test_memories_without_a_thread_stay_single_and_grouping_can_be_off(emb
         assert any("\n" in r.record.text for r in found)  # th1 is an excerpt
     finally:
         await lt.aclose()
+
+
+@pytest.fixture
+def lt_server(memory_server_factory, memory_settings, embedder, tmp_path):
+    from mnemo_memory.longterm import build_longterm
+
+    settings = memory_settings(vector={"chroma_path": str(tmp_path / "chroma")})
+    return memory_server_factory(settings, longterm=build_longterm(settings, embedder=embedder))
+
+
+def test_prepare_turn_builds_excerpts_within_the_turns_budget(lt_server):
+    from mnemo.memory.v1 import memory_pb2
+
+    stub = lt_server.stub()
+    for text in (
+        "User went on a hiking trip in the Swiss Alps last summer with two friends",
+        "User went hiking on Mount Fuji last spring and reached the summit at dawn",
+        "User hiked the Appalachian Trail for two weeks and wants to hike it again",
+        "User goes on a hiking trip in the Dolomites every autumn with her brother",
+    ):
+        stub.AddMemory(
+            memory_pb2.AddMemoryRequest(user_id="hana", text=text, source_thread_id="trips")
+        )
+    search = stub.SearchMemories(
+        memory_pb2.SearchMemoriesRequest(user_id="hana", query="hiking trips", top_k=3)
+    )
+    [excerpt] = search.results  # one thread, one result, all four hikes
+    assert len(excerpt.memory.text.split("\n")) == 4 and search.context_tokens > 40
+    reply = stub.PrepareTurn(
+        memory_pb2.PrepareTurnRequest(
+            user_id="hana", thread_id="new", query="hiking trips", token_budget=40
+        )
+    )
+    # the excerpt is cut to what the turn can hold, not dropped whole for being too big
+    assert reply.memories and reply.context_tokens <= 40
+    assert 1 <= len(reply.memories[0].memory.text.split("\n")) < 4

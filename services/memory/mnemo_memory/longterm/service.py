@@ -142,16 +142,21 @@ class LongTermMemory:
         return out
 
     async def recall(
-        self, user_id: str, query: str, options: memory_pb2.RecallOptions
+        self, user_id: str, query: str, options: memory_pb2.RecallOptions, token_budget: int = 0
     ) -> list[memory_pb2.ScoredMemory]:
-        """PrepareTurn's recall step; the servicer fits the result into its budget."""
+        """PrepareTurn's recall step; the servicer fits the result into its budget. Thread
+        excerpts are built within ``token_budget`` (the turn's) when it is below
+        ``LONGTERM__GROUP_TOKEN_BUDGET``, so the best excerpt is not one that cannot fit."""
         if options.disabled or not query.strip():
             return []
         if self.embedder.loading:
             # a chat turn must not wait for a cold start (tens of seconds on a busy node)
             raise UnavailableError("vector_store", "the embedding model is still loading")
         flt = filter_from_pb(user_id, options.filter if options.HasField("filter") else None)
-        ranked, _ = await self.search(user_id, query, flt, int(options.top_k))
+        budget = min(token_budget, self.cfg.group_token_budget) if token_budget else 0
+        ranked, _ = await self.search(
+            user_id, query, flt, int(options.top_k), budget if self.cfg.group_by_thread else 0
+        )
         return [ranked_to_pb(r) for r in ranked]
 
     # --- writes from the worker ---
