@@ -73,8 +73,9 @@ def relevant(r: Ranked, cfg: LongTermSettings) -> bool:
 def group_by_thread(
     ranked: list[Ranked], top_k: int, token_budget: int, cfg: LongTermSettings
 ) -> tuple[list[Ranked], int]:
-    """At most ``top_k`` results of ``ranked`` (best first), one per source thread, within
-    ``token_budget`` tokens (0 = none); returns (results, tokens used)."""
+    """At most ``top_k`` results of ``ranked`` (best first), the relevant memories of a
+    thread folded into its excerpt, within ``token_budget`` tokens (0 = none); returns
+    (results, tokens used)."""
     slots: list[list[Ranked]] = []
     slot_of: dict[str, int] = {}
     used = 0

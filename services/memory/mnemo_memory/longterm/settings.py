@@ -57,6 +57,7 @@ class LongTermSettings(BaseModel):
     # threads and the token budget bounds each (grouping.py, ADR 0018)
     group_by_thread: bool = True
     # tokens the thread excerpts of one search may use when the request sets no budget
+    # (0 = no bound)
     group_token_budget: int = Field(2000, ge=0)
     # a memory joins a thread excerpt only when relevant in its own right: cosine
     # similarity to the query at least this ...
