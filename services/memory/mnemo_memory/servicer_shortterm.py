@@ -134,7 +134,7 @@ class ShortTermRPCs:
             await stores.threads.replication.wait(stores.redis, k.messages(uid, tid))
         messages = [] if request.exclude_history else [StoredMessage.from_json(r) for r in held]
         summary = (summary or "") if exists else ""
-        memories, degraded = await self._recall(uid, request, context)
+        memories, degraded = await self._recall(uid, request, context, budget)
         if memories and messages:
             # a message memory of a message this thread still holds would say it twice
             held_ids = {m.id for m in messages}
@@ -184,6 +184,7 @@ class ShortTermRPCs:
         request: memory_pb2.PrepareTurnRequest,
         context: ServicerContext[memory_pb2.PrepareTurnRequest, memory_pb2.PrepareTurnResponse]
         | None,
+        budget: int = 0,
     ) -> tuple[list[memory_pb2.ScoredMemory], list[str]]:
         """Long-term memories for the turn; a failing or slow vector store degrades the
         answer (``degraded=["vector_store"]``), it never fails the turn."""
@@ -196,7 +197,7 @@ class ShortTermRPCs:
             timeout = max(0.05, min(timeout, remaining - 0.1))
         try:
             async with asyncio.timeout(timeout):
-                found = await self.longterm.recall(uid, request.query, request.recall)
+                found = await self.longterm.recall(uid, request.query, request.recall, budget)
             return list(found), []
         except TimeoutError:
             log.warning("recall degraded: no answer within %.2fs", timeout)

@@ -150,7 +150,7 @@ async def test_a_query_reads_its_candidates_not_all_of_the_users_memories(pair):
     # written through the index from the user's first memory on: nothing to backfill
     calls: list[tuple[str, int]] = []
     rank_threads: list[str] = []
-    real_all, real_get, real_rank = base.all_matching, base.get, indexed._rank
+    real_all, real_get, real_rank = base.all_matching, base.get, indexed._fuse
 
     async def all_matching(flt):
         calls.append(("all_matching", 0))
@@ -164,7 +164,7 @@ async def test_a_query_reads_its_candidates_not_all_of_the_users_memories(pair):
         rank_threads.append(threading.current_thread().name)
         return real_rank(*args)
 
-    base.all_matching, base.get, indexed._rank = all_matching, get, rank
+    base.all_matching, base.get, indexed._fuse = all_matching, get, rank
     indexed.cfg = indexed.cfg.model_copy(update={"vector_candidates": 5})
     ranked, _ = await indexed.search("alice", "locker 4711", VectorFilter(user_id="alice"))
     assert ranked[0].record.text == "User's locker code is 4711"

@@ -30,9 +30,10 @@ class LongTermAPI(Protocol):
     :class:`~.service.LongTermMemory`)."""
 
     async def recall(
-        self, user_id: str, query: str, options: memory_pb2.RecallOptions
+        self, user_id: str, query: str, options: memory_pb2.RecallOptions, token_budget: int = 0
     ) -> list[memory_pb2.ScoredMemory]:
-        """Best-first memories for a turn; raises UnavailableError("vector_store")."""
+        """Best-first memories for a turn (within ``token_budget``, the turn's, where it
+        bounds them); raises UnavailableError("vector_store")."""
         ...
 
     async def search(

@@ -30,6 +30,7 @@ from mnemo_memory.stores.vector.base import ensure_owner, owns
 
 from .convert import filter_from_pb, kind_from_pb, ranked_to_pb
 from .facts import CandidateFact, FactWriter, WriteReport
+from .grouping import group_by_thread
 from .keyword_store import KeywordIndexedStore, keyword_corpus, keyword_lookup
 from .messages import MESSAGE_KIND, delete_thread_messages, write_messages
 from .ranking import KeywordCache, KeywordCorpus, Ranked, build_corpus, fit_budget, fuse
@@ -107,13 +108,25 @@ class LongTermMemory:
 
     # --- search ---
     async def search(
-        self, user_id: str, query: str, flt: VectorFilter, top_k: int = 0, token_budget: int = 0
+        self,
+        user_id: str,
+        query: str,
+        flt: VectorFilter,
+        top_k: int = 0,
+        token_budget: int = 0,
+        *,
+        group: bool | None = None,
     ) -> tuple[list[Ranked], int]:
         """Best-first hybrid results for ``query`` within ``flt`` (user mandatory) and the
-        tokens they use; UnavailableError("vector_store") when the store is down."""
+        tokens they use; UnavailableError("vector_store") when the store is down. ``group``
+        (default ``LONGTERM__GROUP_BY_THREAD``) folds each thread's results into one
+        excerpt (``grouping.py``); False gives the memories themselves."""
         if flt.user_id != user_id:
             raise InvalidArgumentError("user_id", "filter user differs from the caller")
         top_k = top_k if top_k > 0 else self.default_top_k
+        grouped = self.cfg.group_by_thread if group is None else group
+        # excerpts fold deeper results into the top k threads: rank the whole candidate pool
+        pool = max(top_k, self.cfg.vector_candidates) if grouped else top_k
         limit = max(self.cfg.vector_candidates, top_k)
         loop = asyncio.get_running_loop()
         if self.cfg.keyword_weight > 0 and isinstance(self.store, KeywordIndexedStore):
@@ -125,45 +138,46 @@ class LongTermMemory:
             corpus = None  # the keyword index unreachable: vector ranking alone
             if lookup is not None:
                 corpus = await keyword_corpus(self.store, lookup, flt, limit, hits, self._pool)
-            return await loop.run_in_executor(
-                self._pool, self._rank, hits, corpus, query, top_k, token_budget
-            )
-        hits = await self._vector_hits(query, flt, limit)
-        cached: KeywordCorpus | None = None
-        if self.cfg.keyword_weight > 0:
-            key = repr(flt)
-            cached = self.keyword_cache.get(user_id, key)
-            if cached is None:
-                records = await self.store.all_matching(flt)
-                cached = await loop.run_in_executor(
-                    self._pool, build_corpus, records, self.cfg.date_prefix
-                )
-                self.keyword_cache.put(user_id, key, cached)
-        kept, tokens = await loop.run_in_executor(
-            self._pool, self._rank, hits, cached, query, top_k, 0
+            ranked = await loop.run_in_executor(self._pool, self._fuse, hits, corpus, query, pool)
+        else:
+            hits = await self._vector_hits(query, flt, limit)
+            cached: KeywordCorpus | None = None
+            if self.cfg.keyword_weight > 0:
+                key = repr(flt)
+                cached = self.keyword_cache.get(user_id, key)
+                if cached is None:
+                    records = await self.store.all_matching(flt)
+                    cached = await loop.run_in_executor(
+                        self._pool, build_corpus, records, self.cfg.date_prefix
+                    )
+                    self.keyword_cache.put(user_id, key, cached)
+            ranked = await loop.run_in_executor(self._pool, self._fuse, hits, cached, query, pool)
+            if cached is not None:
+                ranked = await self._current(ranked, {h.record.id for h in hits}, flt)
+        return await loop.run_in_executor(
+            self._pool, self._select, ranked, top_k, token_budget, grouped
         )
-        if cached is not None:
-            kept = await self._current(kept, {h.record.id for h in hits}, flt)
-        kept, tokens, _ = fit_budget(kept, token_budget)
-        return kept, tokens
 
     async def _vector_hits(self, query: str, flt: VectorFilter, k: int) -> list[VectorHit]:
         vector = await self.embedder.encode_query(indexed_text(query, 0, False))
         hits: list[VectorHit] = await self.store.query(vector, flt, k)
         return hits
 
-    def _rank(
-        self,
-        hits: list[VectorHit],
-        corpus: KeywordCorpus | None,
-        query: str,
-        top_k: int,
-        token_budget: int,
-    ) -> tuple[list[Ranked], int]:
-        """Fusion, boosts, dedup and the budget: CPU only, run on ``self._pool``."""
-        ranked = fuse(
-            [(h.record, h.similarity) for h in hits], corpus, query, self.cfg, now_ms(), top_k
+    def _fuse(
+        self, hits: list[VectorHit], corpus: KeywordCorpus | None, query: str, pool: int
+    ) -> list[Ranked]:
+        """Fusion, boosts and dedup: CPU only, run on ``self._pool``."""
+        return fuse(
+            [(h.record, h.similarity) for h in hits], corpus, query, self.cfg, now_ms(), pool
         )
+
+    def _select(
+        self, ranked: list[Ranked], top_k: int, token_budget: int, grouped: bool
+    ) -> tuple[list[Ranked], int]:
+        """Thread excerpts or the budget fit: CPU only, run on ``self._pool``."""
+        if grouped:
+            budget = token_budget or self.cfg.group_token_budget
+            return group_by_thread(ranked, top_k, budget, self.cfg)
         kept, tokens, _ = fit_budget(ranked, token_budget)
         return kept, tokens
 
@@ -187,16 +201,21 @@ class LongTermMemory:
         return out
 
     async def recall(
-        self, user_id: str, query: str, options: memory_pb2.RecallOptions
+        self, user_id: str, query: str, options: memory_pb2.RecallOptions, token_budget: int = 0
     ) -> list[memory_pb2.ScoredMemory]:
-        """PrepareTurn's recall step; the servicer fits the result into its budget."""
+        """PrepareTurn's recall step; the servicer fits the result into its budget. Thread
+        excerpts are built within ``token_budget`` (the turn's) when it is below
+        ``LONGTERM__GROUP_TOKEN_BUDGET``, so the best excerpt is not one that cannot fit."""
         if options.disabled or not query.strip():
             return []
         if self.embedder.loading:
             # a chat turn must not wait for a cold start (tens of seconds on a busy node)
             raise UnavailableError("vector_store", "the embedding model is still loading")
         flt = filter_from_pb(user_id, options.filter if options.HasField("filter") else None)
-        ranked, _ = await self.search(user_id, query, flt, int(options.top_k))
+        budget = min(token_budget, self.cfg.group_token_budget) if token_budget else 0
+        ranked, _ = await self.search(
+            user_id, query, flt, int(options.top_k), budget if self.cfg.group_by_thread else 0
+        )
         return [ranked_to_pb(r) for r in ranked]
 
     # --- writes from the worker ---

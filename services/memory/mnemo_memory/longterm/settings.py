@@ -57,3 +57,14 @@ class LongTermSettings(BaseModel):
     message_context_after: int = Field(1, ge=0, le=5)
     # longest context message kept in a message memory, characters
     message_context_chars: int = Field(400, ge=16)
+    # fold the results of one conversation thread into one excerpt, so the top k spans k
+    # threads and the token budget bounds each (grouping.py, ADR 0025)
+    group_by_thread: bool = True
+    # tokens the thread excerpts of one search may use when the request sets no budget
+    # (0 = no bound)
+    group_token_budget: int = Field(2000, ge=0)
+    # a memory joins a thread excerpt only when relevant in its own right: cosine
+    # similarity to the query at least this ...
+    group_min_similarity: float = Field(0.4, ge=0, le=1)
+    # ... or a keyword (BM25) score at least this fraction of the query's best
+    group_min_keyword: float = Field(0.4, ge=0, le=1)

@@ -119,7 +119,11 @@ async def extract_facts(ctx: TaskContext, job: Job) -> dict[str, Any]:
     existing = []
     if query and getattr(ctx.extractor, "wants_existing", False):
         ranked, _ = await ctx.longterm.search(
-            user_id, query, VectorFilter(user_id=user_id, kinds=("fact", "preference")), 10
+            user_id,
+            query,
+            VectorFilter(user_id=user_id, kinds=("fact", "preference")),
+            10,
+            group=False,  # the extractor names the facts it replaces by id
         )
         existing = [r.record for r in ranked]
     candidates, usage = await ctx.extractor.extract(window, existing)

@@ -1,0 +1,168 @@
+"""Thread excerpts (``longterm/grouping.py``, ADR 0025) on real embedded Chroma with the
+real MiniLM model: the results of one conversation fold into one result, so the top k
+spans k conversations; only memories relevant in their own right join; the token budget
+bounds the whole; memories without a thread, and the worker's own search, stay single."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from mnemo_common.tokens import estimate_tokens
+from mnemo_memory.longterm.facts import CandidateFact
+from mnemo_memory.longterm.grouping import GROUPED_IDS
+from mnemo_memory.longterm.service import LongTermMemory
+from mnemo_memory.longterm.settings import LongTermSettings
+from mnemo_memory.stores.vector import ChromaVectorStore, VectorFilter
+
+
+def memory(embedder, chroma_path, **cfg):
+    store = ChromaVectorStore(
+        model=embedder.info, path=str(chroma_path), collection_prefix="t" + uuid.uuid4().hex[:8]
+    )
+    return LongTermMemory(embedder=embedder, store=store, cfg=LongTermSettings(**cfg))
+
+
+@pytest.fixture
+async def lt(embedder, chroma_path):
+    m = memory(embedder, chroma_path)
+    await m.open()
+    yield m
+    await m.aclose()
+
+
+def fact(text, src, when):
+    return CandidateFact(text=text, source_message_ids=(src,), valid_from_ms=when)
+
+
+T0 = 1_780_000_000_000  # June 2026
+
+HIKES = {
+    "th1": [
+        ("User went on a hiking trip in the Swiss Alps", "m1", T0),
+        ("User went hiking on Mount Fuji last spring", "m2", T0 + 1000),
+        ("User's locker code at the gym is 4711", "m3", T0 + 2000),
+    ],
+    "th2": [("User hiked the Appalachian Trail for two weeks", "m4", T0 + 3000)],
+    "th3": [("User hiked up Table Mountain in Cape Town", "m5", T0 + 4000)],
+}
+
+
+async def seed(lt, user="ann"):
+    for thread, facts in HIKES.items():
+        await lt.write_facts(user, thread, [fact(*f) for f in facts])
+
+
+def lines(results):
+    return [line for r in results for line in r.record.text.split("\n")]
+
+
+async def test_one_result_per_thread_so_the_top_k_spans_more_conversations(lt):
+    await seed(lt)
+    flt = VectorFilter(user_id="ann")
+    query = "hiking trips"
+    grouped, tokens = await lt.search("ann", query, flt, 3)
+    single, _ = await lt.search("ann", query, flt, 3, group=False)
+    hikes = {t for facts in HIKES.values() for t, _, _ in facts if "4711" not in t}
+    assert set(lines(grouped)) >= hikes  # all four hikes, from three threads
+    assert len(set(lines(single)) & hikes) == 3  # one slot per memory: one hike left out
+    assert len({r.record.source_thread_id for r in grouped}) == len(grouped) == 3
+    [th1] = [r for r in grouped if r.record.source_thread_id == "th1"]
+    # the excerpt: members in the order said, their sources, their ids (best first)
+    assert th1.record.text.split("\n") == [HIKES["th1"][0][0], HIKES["th1"][1][0]]
+    assert set(th1.record.source_message_ids) == {"m1", "m2"}
+    ids = th1.record.metadata[GROUPED_IDS].split(",")
+    assert ids[0] == th1.record.id and len(ids) == 2
+    assert tokens == sum(estimate_tokens(r.record.text) for r in grouped)
+
+
+async def test_a_memory_joins_only_when_relevant_in_its_own_right(lt):
+    await seed(lt)
+    flt = VectorFilter(user_id="ann")
+    grouped, _ = await lt.search("ann", "hiking trips", flt, 10)
+    [th1] = [r for r in grouped if r.record.source_thread_id == "th1" and "\n" in r.record.text]
+    assert "4711" not in th1.record.text  # same thread, unrelated: never rides along
+    # with room to spare it is still a result of its own, as without grouping
+    assert any(r.record.text == HIKES["th1"][2][0] for r in grouped)
+    # and a query it matches finds it first
+    code, _ = await lt.search("ann", "locker code", flt, 3)
+    assert code[0].record.text.split("\n")[0] == HIKES["th1"][2][0]
+
+
+async def test_the_token_budget_bounds_the_excerpts(lt):
+    await seed(lt)
+    flt = VectorFilter(user_id="ann")
+    query = "hiking trips"
+    full, full_tokens = await lt.search("ann", query, flt, 3)
+    small, tokens = await lt.search("ann", query, flt, 3, token_budget=full_tokens - 5)
+    assert 0 < tokens <= full_tokens - 5
+    assert len(lines(small)) < len(lines(full))
+
+
+async def test_the_default_budget_applies_when_the_request_sets_none(embedder, chroma_path):
+    lt = memory(embedder, chroma_path, group_token_budget=20)
+    await lt.open()
+    try:
+        await seed(lt)
+        found, tokens = await lt.search("ann", "hiking trips", VectorFilter(user_id="ann"), 3)
+        assert 0 < tokens <= 20 and len(lines(found)) < 4
+    finally:
+        await lt.aclose()
+
+
+async def test_memories_without_a_thread_stay_single_and_grouping_can_be_off(embedder, chroma_path):
+    lt = memory(embedder, chroma_path, group_by_thread=False)
+    await lt.open()
+    try:
+        await seed(lt)
+        for text in ("User hiked Kilimanjaro in 2019", "User hiked around Lake Bled"):
+            await lt.add_memory("ann", text, 0, 0)  # AddMemory: no source thread
+        found, _ = await lt.search("ann", "hiking trips", VectorFilter(user_id="ann"), 10)
+        assert all("\n" not in r.record.text for r in found)  # off: memories as stored
+        lt.cfg = LongTermSettings()  # on (the default)
+        lt.keyword_cache.invalidate("ann")
+        found, _ = await lt.search("ann", "hiking trips", VectorFilter(user_id="ann"), 10)
+        threadless = [r for r in found if not r.record.source_thread_id]
+        assert sorted(r.record.text for r in threadless) == [
+            "User hiked Kilimanjaro in 2019",
+            "User hiked around Lake Bled",
+        ]
+        assert any("\n" in r.record.text for r in found)  # th1 is an excerpt
+    finally:
+        await lt.aclose()
+
+
+@pytest.fixture
+def lt_server(memory_server_factory, memory_settings, embedder, tmp_path):
+    from mnemo_memory.longterm import build_longterm
+
+    settings = memory_settings(vector={"chroma_path": str(tmp_path / "chroma")})
+    return memory_server_factory(settings, longterm=build_longterm(settings, embedder=embedder))
+
+
+def test_prepare_turn_builds_excerpts_within_the_turns_budget(lt_server):
+    from mnemo.memory.v1 import memory_pb2
+
+    stub = lt_server.stub()
+    for text in (
+        "User went on a hiking trip in the Swiss Alps last summer with two friends",
+        "User went hiking on Mount Fuji last spring and reached the summit at dawn",
+        "User hiked the Appalachian Trail for two weeks and wants to hike it again",
+        "User goes on a hiking trip in the Dolomites every autumn with her brother",
+    ):
+        stub.AddMemory(
+            memory_pb2.AddMemoryRequest(user_id="hana", text=text, source_thread_id="trips")
+        )
+    search = stub.SearchMemories(
+        memory_pb2.SearchMemoriesRequest(user_id="hana", query="hiking trips", top_k=3)
+    )
+    [excerpt] = search.results  # one thread, one result, all four hikes
+    assert len(excerpt.memory.text.split("\n")) == 4 and search.context_tokens > 40
+    reply = stub.PrepareTurn(
+        memory_pb2.PrepareTurnRequest(
+            user_id="hana", thread_id="new", query="hiking trips", token_budget=40
+        )
+    )
+    # the excerpt is cut to what the turn can hold, not dropped whole for being too big
+    assert reply.memories and reply.context_tokens <= 40
+    assert 1 <= len(reply.memories[0].memory.text.split("\n")) < 4
