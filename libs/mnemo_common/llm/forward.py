@@ -2,17 +2,18 @@
 
 The gateway forwards an Anthropic client's ``POST /v1/messages`` body to the Anthropic
 provider (and an OpenAI client's Chat Completions body to the OpenAI-compatible one) as
-sent, so every field — known to Mnemo or not — reaches the model. The request still goes
-through the provider's SDK client: its key, base URL, timeout and retries (429/5xx with
-backoff and ``retry-after``) apply, but no typed parameters stand between the client's JSON
-and the wire, and the response comes back as bytes (a JSON document, an error body, or the
-SSE stream).
+sent, so every field — known to Mnemo or not — reaches the model. The provider's SDK
+client still decides how the request is made: its key, base URL, headers
+(``anthropic-version``), timeout and retry policy (429/5xx with backoff and
+``retry-after``) apply, but no typed parameters stand between the client's JSON and the
+wire, and the response comes back as bytes (a JSON document, an error body, or the SSE
+stream).
 
-Both SDKs come from the same generator: ``client.post(path, cast_to=httpx2.Response,
-content=...)`` is their documented way to make a request the typed methods do not model.
-The body goes as bytes: the client's own bytes when Mnemo changed nothing, else one
-``json.dumps`` of the dict — the SDK's ``body=`` path would copy the whole tree and encode
-it again with its own encoder on every request.
+The SDK builds the request once per client (:class:`_Wire`, ADR 0026); each forwarded
+request reuses it on the SDK's connection pool, without the SDK's per-call option models
+and response wrappers. A client with custom auth or middleware goes through the SDK's
+``client.post(path, cast_to=httpx2.Response, content=...)``. The body goes as bytes: the
+client's own bytes when Mnemo changed nothing, else one ``json.dumps`` of the dict.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anthropic
+import anyio
 import httpx2
 import openai
 
@@ -93,25 +95,19 @@ async def forward(
     headers: Mapping[str, str] | None = None,
 ) -> Forwarded:
     """POST ``body`` (a JSON object, or its encoded bytes to send as they are) to ``path``
-    through ``client`` and return the raw answer.
+    through ``client``'s connection pool and return the raw answer.
 
-    Vendor errors (after the SDK's retries) come back as a :class:`Forwarded` with their
-    status and body; a connection failure or timeout raises :class:`LLMError`.
+    Vendor errors (after the retries) come back as a :class:`Forwarded` with their status
+    and body; a connection failure or timeout raises :class:`LLMError`.
     """
-    options: dict[str, Any] = {"headers": {**(headers or {}), "Content-Type": "application/json"}}
     content = body if isinstance(body, bytes) else encode_body(body)
-    if stream:
-        options["headers"]["X-Stainless-Raw-Response"] = "stream"  # leave the body unread
+    wire = _wire(client, path)
     started = time.perf_counter()
     try:
-        response: httpx2.Response = await client.post(  # type: ignore[call-overload]
-            path,
-            cast_to=httpx2.Response,
-            content=content,
-            options=options,
-            stream=stream,
-            stream_cls=None,
-        )
+        if wire is None:  # an SDK feature the direct path does not reproduce
+            response = await _sdk_post(client, path, content, stream, headers)
+        else:
+            response = await wire.send(content, stream, headers)
     except (anthropic.APIStatusError, openai.APIStatusError) as exc:
         _FORWARDS.labels(provider, str(exc.status_code)).inc()
         return Forwarded(
@@ -125,11 +121,109 @@ async def forward(
         _FORWARD_LATENCY.labels(provider).observe(time.perf_counter() - started)
     _FORWARDS.labels(provider, str(response.status_code)).inc()
     kept = answer_headers(response.headers)
-    if not stream:
+    if not stream or response.status_code >= 400:
+        try:
+            await response.aread()
+        except httpx2.HTTPError as exc:
+            raise LLMError(
+                LLMErrorKind.UNAVAILABLE, f"the answer broke off: {exc}", provider=provider
+            ) from exc
         return Forwarded(response.status_code, kept, response.content)
     return Forwarded(
         response.status_code, kept, chunks=_chunks(response, provider), _response=response
     )
+
+
+class _Wire:
+    """One SDK client's forwarding request, built once: its URL, headers (key,
+    ``anthropic-version``, the SDK's own) and timeout come from the SDK itself
+    (``_build_request``), and its retry policy (which statuses, backoff, ``retry-after``)
+    is the SDK's (``_should_retry``, ``_calculate_retry_timeout``). Per request only the
+    body, the retry count and the idempotency key change, so the SDK's per-call option
+    models, copies and response wrappers are not built on the hot path."""
+
+    def __init__(self, client: Any, path: str, options: Any, template: httpx2.Request) -> None:
+        self.client, self.options = client, options
+        self.http: httpx2.AsyncClient = client._client
+        self.url = template.url
+        self.extensions = template.extensions
+        skip = {"host", "content-length"}
+        self.headers = [(k, v) for k, v in template.headers.items() if k not in skip]
+        self.idempotency = client._idempotency_header
+        self.module: Any = anthropic if isinstance(client, anthropic.AsyncAnthropic) else openai
+
+    async def send(
+        self, content: bytes, stream: bool, extra: Mapping[str, str] | None
+    ) -> httpx2.Response:
+        """The last attempt's response (a retryable status once retries are spent)."""
+        max_retries: int = self.client.max_retries
+        key = self.client._idempotency_key() if self.idempotency else None
+        for retries_taken in range(max_retries + 1):
+            headers = httpx2.Headers(self.headers)
+            headers["x-stainless-retry-count"] = str(retries_taken)
+            if key is not None:
+                headers[self.idempotency] = key
+            if extra:
+                headers.update(extra)
+            request = self.http.build_request(
+                "POST", self.url, content=content, headers=headers, extensions=self.extensions
+            )
+            remaining = max_retries - retries_taken
+            try:
+                response = await self.http.send(request, stream=True)
+            except httpx2.TimeoutException as err:
+                if remaining > 0:
+                    await self._sleep(remaining, None)
+                    continue
+                raise self.module.APITimeoutError(request=request) from err
+            except Exception as err:
+                if remaining > 0:
+                    await self._sleep(remaining, None)
+                    continue
+                raise self.module.APIConnectionError(request=request) from err
+            if response.is_success or remaining <= 0 or not self.client._should_retry(response):
+                return response
+            await response.aclose()
+            await self._sleep(remaining, response.headers)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _sleep(self, remaining: int, headers: httpx2.Headers | None) -> None:
+        await anyio.sleep(self.client._calculate_retry_timeout(remaining, self.options, headers))
+
+
+def _wire(client: Any, path: str) -> _Wire | None:
+    """The direct forwarding request of ``client`` (None: the SDK path is needed, e.g. a
+    client with custom auth or middleware)."""
+    wires: dict[str, _Wire | None] = client.__dict__.setdefault("_mnemo_wires", {})
+    if path in wires:
+        return wires[path]
+    module: Any = anthropic if isinstance(client, anthropic.AsyncAnthropic) else openai
+    options = module._models.FinalRequestOptions.construct(method="post", url=path, content=b"")
+    auth = client._custom_auth
+    if callable(auth) and not isinstance(auth, httpx2.Auth):
+        auth = auth(options.security)
+    wire = None
+    if auth is None and not getattr(client, "_middleware", ()):
+        wire = _Wire(client, path, options, client._build_request(options))
+    wires[path] = wire
+    return wire
+
+
+async def _sdk_post(
+    client: Any, path: str, content: bytes, stream: bool, headers: Mapping[str, str] | None
+) -> httpx2.Response:
+    options: dict[str, Any] = {"headers": {**(headers or {}), "Content-Type": "application/json"}}
+    if stream:
+        options["headers"]["X-Stainless-Raw-Response"] = "stream"  # leave the body unread
+    response: httpx2.Response = await client.post(
+        path,
+        cast_to=httpx2.Response,
+        content=content,
+        options=options,
+        stream=stream,
+        stream_cls=None,
+    )
+    return response
 
 
 def encode_body(body: dict[str, Any]) -> bytes:

@@ -13,6 +13,8 @@ import anthropic
 import httpx
 import openai
 import pytest
+from anthropic._constants import ANTHROPIC_API_VERSION
+from mnemo_common.testing.fake_llm import FAKE_ANTHROPIC_KEY, FAKE_OPENAI_KEY
 
 WEATHER_TOOL = {
     "name": "get_weather",
@@ -345,3 +347,42 @@ def test_unchanged_body_reaches_the_upstream_byte_for_byte(
     assert sent.raw != raw
     assert sent.body["model"] != "client-model"
     assert without_model(sent.body) == without_model(json.loads(raw))
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("protocol", ["anthropic", "openai"])
+def test_forwarding_keeps_the_sdk_key_version_and_retry_policy(
+    gateway_factory, fake_anthropic, fake_openai, protocol, stream
+):
+    """The forwarded request carries the gateway's key (and ``anthropic-version``); a 429
+    or 5xx is retried (``LLM__MAX_RETRIES``), a 400 is not, and once the retries are spent
+    the client gets the upstream's last status and body."""
+    fake = fake_anthropic if protocol == "anthropic" else fake_openai
+    path = "/v1/messages" if protocol == "anthropic" else "/v1/chat/completions"
+    key = FAKE_ANTHROPIC_KEY if protocol == "anthropic" else FAKE_OPENAI_KEY
+    gw = gateway_factory(None, llm_fake=fake, llm={"max_retries": 2})
+    body = {"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
+    body["stream"] = stream
+
+    def post(*errors: int) -> httpx.Response:
+        fake.reset()
+        for status in errors:
+            fake.enqueue_error(status, message="busy now")
+        return httpx.post(gw.url + path, json=body, headers={"x-api-key": "u"}, timeout=20)
+
+    resp = post(429, 503)
+    assert resp.status_code == 200, resp.text
+    sent = fake.chat_requests()
+    assert [r.headers["x-stainless-retry-count"] for r in sent] == ["0", "1", "2"]
+    assert {r.api_key for r in sent} == {key}
+    if protocol == "anthropic":
+        assert {r.headers["anthropic-version"] for r in sent} == {ANTHROPIC_API_VERSION}
+
+    resp = post(400)
+    assert resp.status_code == 400
+    assert len(fake.chat_requests()) == 1
+
+    resp = post(503, 503, 503)
+    assert resp.status_code == 503
+    assert "busy now" in resp.text
+    assert len(fake.chat_requests()) == 3
