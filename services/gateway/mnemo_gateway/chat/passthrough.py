@@ -353,7 +353,8 @@ class _Run:
         )
 
     def raw_stream(self, forwarded: Any) -> Response:
-        """The upstream's SSE bytes, frame by frame; the terminal frame waits for the commit."""
+        """The upstream's SSE bytes, whole frames (those of one upstream read in one write);
+        the terminal frame waits for the commit."""
         reader = AnthropicStreamReader() if self.upstream == "anthropic" else OpenAIStreamReader()
         writer = self._writer()
 
@@ -362,15 +363,22 @@ class _Run:
             try:
                 try:
                     async for chunk in forwarded.chunks:
+                        # the frames of one upstream read leave in one write (same bytes)
+                        out: list[bytes] = []
                         for frame in splitter.feed(chunk):
                             for event in reader.read(frame):
                                 if isinstance(event, TextDelta | ToolStart):
                                     self.first_token()
                                 builder.add(event)
                             if reader.terminal(frame) and reader.error is None:
+                                if out:  # what came before the end does not wait for the commit
+                                    yield b"".join(out)
+                                    out = []
                                 await self.finish(builder.result())
-                                yield self.outcome_frame().encode()
-                            yield frame
+                                out.append(self.outcome_frame().encode())
+                            out.append(frame)
+                        if out:
+                            yield b"".join(out)
                 except LLMError as err:
                     yield writer.error(self.failed(err).body()).encode()
                     return
