@@ -18,9 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from mnemo_common.tokens import MESSAGE_OVERHEAD_TOKENS, estimate_message_tokens, estimate_tokens
+
+if TYPE_CHECKING:
+    from mnemo_memory.longterm.ranking import Ranked
+    from mnemo_memory.stores.threads import StoredMessage
 
 #: share of the budget recent messages may take before summary/preferences/memories
 MESSAGE_SHARE = 0.6
@@ -36,10 +40,10 @@ def memory_tokens(text: str) -> int:
 
 @dataclass
 class FittedContext:
-    messages: list[Any] = field(default_factory=list)  # oldest first
+    messages: list[StoredMessage] = field(default_factory=list)  # oldest first
     summary: str = ""
     preferences: dict[str, str] = field(default_factory=dict)
-    memories: list[Any] = field(default_factory=list)  # best first
+    memories: list[Ranked] = field(default_factory=list)  # best first
     tokens: int = 0
     dropped_messages: int = 0
     dropped_summary: bool = False
@@ -49,15 +53,13 @@ class FittedContext:
 
 def fit_context(
     budget: int,
-    messages: Sequence[Any],
+    messages: Sequence[StoredMessage],
     summary: str,
     preferences: dict[str, str],
-    memories: Sequence[Any],
-    *,
-    memory_text: Any = lambda m: m.memory.text,
+    memories: Sequence[Ranked],
 ) -> FittedContext:
-    """Choose what fits in ``budget`` tokens. ``messages`` oldest first with ``.content``;
-    ``memories`` best first, their text read with ``memory_text``."""
+    """Choose what fits in ``budget`` tokens. ``messages`` oldest first; ``memories`` best
+    first."""
     out = FittedContext()
     used = 0
     newest_first = list(reversed(messages))
@@ -84,7 +86,7 @@ def fit_context(
         else:
             out.dropped_preferences += 1
     for memory in memories:
-        cost = memory_tokens(memory_text(memory))
+        cost = memory_tokens(memory.record.text)
         if used + cost <= budget:
             used += cost
             out.memories.append(memory)
