@@ -73,6 +73,13 @@ class _Meter:
         return True
 
 
+def excerpt_budget(budget: int) -> int:
+    """The most one recalled memory (a thread excerpt, ADR 0025) may cost by
+    ``estimate_tokens`` for :func:`fit_context` to keep it alone in ``budget``: the
+    section's title and the line's bullet and newline taken off."""
+    return max(1, budget - title_tokens(MEMORIES_TITLE) - 2)
+
+
 def fit_context(
     budget: int,
     messages: Sequence[StoredMessage],

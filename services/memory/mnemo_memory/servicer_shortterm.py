@@ -17,7 +17,7 @@ from mnemo.memory.v1 import memory_pb2
 from mnemo_common import metrics
 from mnemo_common.limits import MAX_METADATA_ENTRIES, MAX_METADATA_VALUE_BYTES
 
-from mnemo_memory.budget import fit_context
+from mnemo_memory.budget import excerpt_budget, fit_context
 from mnemo_memory.convert import (
     JOB_TYPES,
     check_recall,
@@ -209,7 +209,7 @@ class ShortTermRPCs:
                     request.query,
                     recall_filter(uid, request.recall),
                     request.recall.top_k,
-                    budget,
+                    excerpt_budget(budget),
                 )
             return list(found), []
         except TimeoutError:
