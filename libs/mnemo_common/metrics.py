@@ -58,6 +58,11 @@ def counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
     return _get_or_create(Counter, name, doc, labels)
 
 
+def counters(*rows: tuple[str, str, tuple[str, ...]]) -> tuple[Counter, ...]:
+    """Several counters from a table of (name, doc, labels) rows, in order."""
+    return tuple(counter(*row) for row in rows)
+
+
 def gauge(name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
     return _get_or_create(Gauge, name, doc, labels)
 

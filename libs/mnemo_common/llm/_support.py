@@ -22,20 +22,22 @@ import openai
 from .. import metrics
 from .base import LLMError, LLMErrorKind, Usage
 
-_REQUESTS = metrics.counter(
-    "mnemo_llm_requests_total",
-    "LLM calls by provider, purpose and outcome (ok or an LLMErrorKind)",
-    ("provider", "purpose", "outcome"),
+_REQUESTS, _TOKENS = metrics.counters(
+    (
+        "mnemo_llm_requests_total",
+        "LLM calls by provider, purpose and outcome (ok or an LLMErrorKind)",
+        ("provider", "purpose", "outcome"),
+    ),
+    (
+        "mnemo_llm_tokens_total",
+        "Tokens reported by the provider, by direction (input/output)",
+        ("provider", "direction"),
+    ),
 )
 _LATENCY = metrics.histogram(
     "mnemo_llm_request_duration_seconds",
     "Wall time of an LLM call including SDK retries (streams: until the last event)",
     ("provider", "purpose"),
-)
-_TOKENS = metrics.counter(
-    "mnemo_llm_tokens_total",
-    "Tokens reported by the provider, by direction (input/output)",
-    ("provider", "direction"),
 )
 
 # Error types the vendors put in error bodies (Anthropic ``error.type``, OpenAI

@@ -8,6 +8,7 @@ import anthropic
 import httpx
 import openai
 import pytest
+from mnemo_common.tokens import estimate_tokens
 from mnemo_gateway.chat.prompt import HISTORY_TITLE, PREFERENCES_TITLE
 
 
@@ -322,3 +323,32 @@ def test_long_and_multibyte_turns_are_stored_or_refused_never_lost(
     assert r.status_code == 413 and r.json()["error"]["code"] == "prompt_too_large"
     assert r.json()["error"]["field"] == "prompt"
     assert len(thread_messages(gw, "lou", "th-long")) == 2
+
+
+@pytest.mark.parametrize("budget", [8, 30, 80, 200])
+def test_memory_in_the_prompt_never_exceeds_the_turn_budget(
+    gateway_factory, memory_server, fake_anthropic, budget
+):
+    """The memory service fits the turn (budget.py); the sections the gateway renders
+    into the system prompt cost no more than it counted, whatever the budget."""
+    gw = gateway_factory(memory_server.address, gateway={"context_token_budget": budget})
+    user = f"budget{budget}"
+    for text in [f"User's hobby number {i} is collecting {'old ' * i}stamps" for i in range(8)]:
+        r = httpx.post(f"{gw.url}/v1/users/{user}/memories", json={"text": text}, timeout=30)
+        assert r.status_code in (200, 201), r.text
+    for key, value in (("a", "x" * 13), ("tone", "terse " * 5)):
+        put = httpx.put(f"{gw.url}/v1/users/{user}/preferences/{key}", json={"value": value})
+        assert put.status_code == 200, put.text
+    fake_anthropic.enqueue_text("Noted.")
+    first = chat(gw, prompt="I collect stamps, " + "tell me more " * 6, user_id=user)
+    assert first.status_code == 200, first.text
+    fake_anthropic.enqueue_text("Stamps, mostly.")
+    r = chat(gw, prompt="what are my hobbies?", user_id=user, thread_id=first.json()["thread_id"])
+    assert r.status_code == 200, r.text
+    system = fake_anthropic.last_system_prompt()
+    instructions = "You are a helpful assistant."
+    assert system.startswith(instructions)
+    memory_part = system[len(instructions) :]
+    if budget >= 30:
+        assert memory_part  # something fitted: the test measures a real prompt
+    assert estimate_tokens(memory_part) <= budget

@@ -13,8 +13,14 @@ import grpc
 from grpc.aio import ServicerContext
 from mnemo.memory.v1 import memory_pb2
 
+from mnemo_memory.convert import (
+    MAX_TOP_K,
+    filter_from_pb,
+    kind_from_pb,
+    ranked_to_pb,
+    record_to_pb,
+)
 from mnemo_memory.errors import InvalidArgumentError
-from mnemo_memory.longterm.convert import MAX_TOP_K, filter_from_pb, ranked_to_pb, record_to_pb
 from mnemo_memory.stores.keys import checked_id
 from mnemo_memory.stores.text import checked_clean
 
@@ -97,7 +103,11 @@ class LongTermRPCs:
             checked_id(request.source_thread_id, "source_thread_id")
         await self.erasures.refuse_if_erasing(uid)
         record = await lt.add_memory(
-            uid, request.text, request.kind, request.importance, request.source_thread_id
+            uid,
+            request.text,
+            kind_from_pb(request.kind),
+            request.importance,
+            request.source_thread_id,
         )
         return record_to_pb(record)
 
@@ -115,7 +125,7 @@ class LongTermRPCs:
             mid,
             request.text if request.HasField("text") else None,
             request.importance if request.HasField("importance") else None,
-            request.kind,
+            kind_from_pb(request.kind) if request.kind else "",
         )
         if request.HasField("text"):
             await self._redact_sources(uid, record)  # no later episode quotes the old text

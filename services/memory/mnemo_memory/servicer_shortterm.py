@@ -17,10 +17,16 @@ from mnemo.memory.v1 import memory_pb2
 from mnemo_common import metrics
 from mnemo_common.limits import MAX_METADATA_ENTRIES, MAX_METADATA_VALUE_BYTES
 
-from mnemo_memory.budget import fit_context
-from mnemo_memory.convert import JOB_TYPES, message_pb, thread_info_pb
+from mnemo_memory.budget import excerpt_budget, fit_context
+from mnemo_memory.convert import (
+    JOB_TYPES,
+    check_recall,
+    message_pb,
+    ranked_to_pb,
+    recall_filter,
+    thread_info_pb,
+)
 from mnemo_memory.errors import InvalidArgumentError, UnavailableError
-from mnemo_memory.longterm.convert import check_recall
 from mnemo_memory.stores import erasure, outbox, usage
 from mnemo_memory.stores.jobs import JobType
 from mnemo_memory.stores.keys import checked_id
@@ -35,6 +41,7 @@ if TYPE_CHECKING:
     from mnemo_memory.erasure_jobs import ErasureJobs
     from mnemo_memory.health import RedisHealth
     from mnemo_memory.longterm import LongTermAPI
+    from mnemo_memory.longterm.ranking import Ranked
     from mnemo_memory.stores.shortterm import ShortTermStores
 
 log = logging.getLogger(__name__)
@@ -139,7 +146,7 @@ class ShortTermRPCs:
             # a message memory of a message this thread still holds would say it twice
             held_ids = {m.id for m in messages}
             memories = [
-                m for m in memories if m.memory.metadata.get("message_id", "") not in held_ids
+                m for m in memories if m.record.metadata.get("message_id", "") not in held_ids
             ]
         fitted = fit_context(budget, messages, summary, prefs, memories)
         for kind, n in (
@@ -156,7 +163,7 @@ class ShortTermRPCs:
             messages=[message_pb(m) for m in fitted.messages],
             summary=fitted.summary,
             preferences=fitted.preferences,
-            memories=fitted.memories,
+            memories=[ranked_to_pb(r) for r in fitted.memories],
             context_tokens=fitted.tokens,
             token_budget=budget,
             dropped=memory_pb2.DroppedContext(
@@ -185,7 +192,7 @@ class ShortTermRPCs:
         context: ServicerContext[memory_pb2.PrepareTurnRequest, memory_pb2.PrepareTurnResponse]
         | None,
         budget: int = 0,
-    ) -> tuple[list[memory_pb2.ScoredMemory], list[str]]:
+    ) -> tuple[list[Ranked], list[str]]:
         """Long-term memories for the turn; a failing or slow vector store degrades the
         answer (``degraded=["vector_store"]``), it never fails the turn."""
         if self.longterm is None or request.recall.disabled or not request.query:
@@ -197,7 +204,13 @@ class ShortTermRPCs:
             timeout = max(0.05, min(timeout, remaining - 0.1))
         try:
             async with asyncio.timeout(timeout):
-                found = await self.longterm.recall(uid, request.query, request.recall, budget)
+                found = await self.longterm.recall(
+                    uid,
+                    request.query,
+                    recall_filter(uid, request.recall),
+                    request.recall.top_k,
+                    excerpt_budget(budget),
+                )
             return list(found), []
         except TimeoutError:
             log.warning("recall degraded: no answer within %.2fs", timeout)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 
 import redis.asyncio as aioredis
-from mnemo.memory.v1 import memory_pb2
 from mnemo_memory.config import build_settings
 from mnemo_memory.longterm import build_longterm
 from mnemo_memory.stores.jobs import JobQueue
@@ -53,13 +52,12 @@ async def test_closed_thread_becomes_a_searchable_episode(redis_url, tmp_path, e
         {"type": "create_episode", "user_id": "alice", "thread_id": "trip", "job_id": "replay"}
     )
     assert again.detail["created"] is False  # replay writes nothing new
-    opts = memory_pb2.RecallOptions(
-        filter=memory_pb2.MemoryFilter(kinds=[memory_pb2.MEMORY_KIND_EPISODE])
-    )
-    [hit] = await lt.recall("alice", "what did we plan for the Japan holiday", opts)
-    assert hit.memory.kind == memory_pb2.MEMORY_KIND_EPISODE
-    assert "Japan" in hit.memory.text and len(hit.memory.source_message_ids) == 8
-    assert await lt.recall("bob", "Japan", opts) == []
+    episodes = VectorFilter(user_id="alice", kinds=("episode",))
+    [hit] = await lt.recall("alice", "what did we plan for the Japan holiday", episodes)
+    assert hit.record.kind == "episode"
+    assert "Japan" in hit.record.text and len(hit.record.source_message_ids) == 8
+    bobs = VectorFilter(user_id="bob", kinds=("episode",))
+    assert await lt.recall("bob", "Japan", bobs) == []
     await lt.aclose()
     await client.aclose()
 

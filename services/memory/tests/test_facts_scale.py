@@ -229,10 +229,10 @@ async def test_a_thousand_users_sharing_twenty_facts_each_update_five(lt):
 
 async def test_ten_users_restating_a_shared_fact_keep_one_each(lt):
     for u in range(10):
-        await lt.add_memory(f"tea{u}", "User likes rooibos tea", 0, 0)
+        await lt.add_memory(f"tea{u}", "User likes rooibos tea", "", 0)
     for u in range(10):
         for restated in ("User likes rooibos tea.", "The user likes rooibos tea"):
-            again = await lt.add_memory(f"tea{u}", restated, 0, 0)
+            again = await lt.add_memory(f"tea{u}", restated, "", 0)
             assert again.text == "User likes rooibos tea"
     for u in range(10):
         listed, _ = await lt.list_memories(f"tea{u}", VectorFilter(user_id=f"tea{u}"), 10, "")
@@ -257,10 +257,10 @@ async def test_ten_users_restating_a_shared_fact_keep_one_each(lt):
 async def test_a_changed_detail_supersedes_and_is_never_merged_away(lt, before, after):
     user = "u-" + uuid.uuid4().hex[:6]
     for other in range(3):  # others hold both texts: they must not matter
-        await lt.add_memory(f"{user}-o{other}", before, 0, 0)
-        await lt.add_memory(f"{user}-o{other}", after, 0, 0)
-    old = await lt.add_memory(user, before, 0, 0)
-    new = await lt.add_memory(user, after, 0, 0)
+        await lt.add_memory(f"{user}-o{other}", before, "", 0)
+        await lt.add_memory(f"{user}-o{other}", after, "", 0)
+    old = await lt.add_memory(user, before, "", 0)
+    new = await lt.add_memory(user, after, "", 0)
     assert new.text == after and new.id != old.id
     valid, _ = await lt.list_memories(user, VectorFilter(user_id=user), 10, "")
     assert [r.text for r in valid] == [after]
@@ -281,7 +281,7 @@ async def test_a_changed_detail_supersedes_and_is_never_merged_away(lt, before, 
 )
 async def test_facts_that_only_look_alike_both_stay_valid(lt, first, second):
     user = "u-" + uuid.uuid4().hex[:6]
-    await lt.add_memory(user, first, 0, 0)
-    await lt.add_memory(user, second, 0, 0)
+    await lt.add_memory(user, first, "", 0)
+    await lt.add_memory(user, second, "", 0)
     valid, _ = await lt.list_memories(user, VectorFilter(user_id=user), 10, "")
     assert sorted(r.text for r in valid) == sorted([first, second])

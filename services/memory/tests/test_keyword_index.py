@@ -99,7 +99,7 @@ async def test_every_write_keeps_the_index_in_step(pair):
 
     assert await keyword_hits("4711") == {"User's locker code is 4711": 1.0}
     # a correction re-indexes the new words and forgets the old ones
-    await indexed.update_memory("alice", mid, "User's locker code is 9032", None, 0)
+    await indexed.update_memory("alice", mid, "User's locker code is 9032", None, "")
     assert await keyword_hits("4711") == {}
     assert await keyword_hits("9032") == {"User's locker code is 9032": 1.0}
     # superseded: out of the current family, still found with include_superseded

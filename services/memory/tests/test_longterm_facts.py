@@ -366,7 +366,7 @@ async def test_another_replica_never_recalls_a_deleted_or_stale_memory(embedder,
         code = next(r.record for r in ranked if "locker" in r.record.text)
         dog = next(r.record for r in ranked if "Rex" in r.record.text)
         await b.delete_memory("alice", code.id)
-        await b.update_memory("alice", dog.id, "User has a dog named Max", None, 0)
+        await b.update_memory("alice", dog.id, "User has a dog named Max", None, "")
         ranked, _ = await a.search("alice", "locker code dog Rex", flt, 5)
         assert [r.record.text for r in ranked] == ["User has a dog named Max"]
     finally:

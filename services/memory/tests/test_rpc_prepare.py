@@ -8,7 +8,8 @@ import math
 import grpc
 import pytest
 from mnemo.memory.v1 import memory_pb2 as pb
-from mnemo_common.tokens import estimate_message_tokens
+from mnemo_common.context import HISTORY_TITLE, render_sections, title_tokens
+from mnemo_common.tokens import estimate_message_tokens, estimate_tokens
 
 
 def commit(stub, n: int, uid: str = "alice", tid: str = "t1", text: str = ""):
@@ -85,11 +86,44 @@ def test_budget_keeps_the_newest_messages_and_reports_what_it_dropped(server) ->
     for i in range(10):
         commit(stub, i, text=f"{i}{text}")
     per_message = estimate_message_tokens(f"0{text}")
-    reply = prepare(stub, token_budget=per_message * 5 + 3)
+    budget = title_tokens(HISTORY_TITLE) + per_message * 5 + 3  # the section's title, 5 messages
+    reply = prepare(stub, token_budget=budget)
     kept = [m.content[0] for m in reply.messages]
     assert kept == ["7", "8", "8", "9", "9"]  # newest, contiguous, oldest first
     assert reply.dropped.messages == 15
-    assert reply.context_tokens <= reply.token_budget == per_message * 5 + 3
+    assert reply.context_tokens <= reply.token_budget == budget
+
+
+def rendered_tokens(reply) -> int:
+    """What the gateway's system prompt spends on the reply's sections (chat/prompt.py)."""
+    roles = {pb.ROLE_USER: "user", pb.ROLE_ASSISTANT: "assistant"}
+    sections = render_sections(
+        reply.summary,
+        [(roles[m.role], m.content) for m in reply.messages],
+        [sm.memory.text for sm in reply.memories],
+        dict(reply.preferences),
+    )
+    return estimate_tokens("\n\n" + "\n\n".join(sections)) if sections else 0
+
+
+@pytest.mark.parametrize("budget", [1, 9, 40, 75, 130, 260, 700, 4000])
+def test_rendered_context_never_costs_more_than_reported_nor_the_budget(
+    server, redis_url, budget
+) -> None:
+    import redis
+
+    stub = server.stub()
+    for i in range(6):
+        commit(stub, i, text=f"turn {i} " + "w" * (7 * i))
+    for key, value in (("language", "Python"), ("tone", "terse " * 9), ("units", "metric")):
+        stub.SetPreference(pb.SetPreferenceRequest(user_id="alice", key=key, value=value))
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client.set(f"{server.settings.redis.key_prefix}:u:{{alice}}:t:t1:summary", "s " * 61)
+    client.close()
+    reply = prepare(stub, token_budget=budget)
+    assert rendered_tokens(reply) <= reply.context_tokens <= budget
+    bare = prepare(stub, token_budget=budget, exclude_history=True)
+    assert rendered_tokens(bare) <= bare.context_tokens <= budget
 
 
 def test_summary_dropped_when_it_does_not_fit(server, redis_url) -> None:

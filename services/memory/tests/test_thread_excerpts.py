@@ -116,7 +116,7 @@ async def test_memories_without_a_thread_stay_single_and_grouping_can_be_off(emb
     try:
         await seed(lt)
         for text in ("User hiked Kilimanjaro in 2019", "User hiked around Lake Bled"):
-            await lt.add_memory("ann", text, 0, 0)  # AddMemory: no source thread
+            await lt.add_memory("ann", text, "", 0)  # AddMemory: no source thread
         found, _ = await lt.search("ann", "hiking trips", VectorFilter(user_id="ann"), 10)
         assert all("\n" not in r.record.text for r in found)  # off: memories as stored
         lt.cfg = LongTermSettings()  # on (the default)

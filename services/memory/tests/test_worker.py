@@ -262,10 +262,8 @@ async def test_chroma_down_jobs_wait_and_run_when_it_returns(redis_url, chroma_s
     )
     chroma_server.stop()
     try:
-        from mnemo.memory.v1 import memory_pb2
-
         with pytest.raises(UnavailableError):
-            await lt.recall("alice", "colour", memory_pb2.RecallOptions())
+            await lt.recall("alice", "colour", VectorFilter(user_id="alice"))
         waits = STORE_WAITS.labels("vector_store")
         waits_before = waits._value.get()
         task = asyncio.create_task(worker.run())

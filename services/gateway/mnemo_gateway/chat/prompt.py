@@ -2,20 +2,30 @@
 
 This is the seeds' context-provider pattern (seed 002): the instructions, then one titled
 section per kind of memory. Empty sections are left out, so a turn with no memory sends
-the instructions unchanged.
+the instructions unchanged. The sections' format and cost live in
+:mod:`mnemo_common.context` (ADR 0026).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from mnemo.memory.v1 import memory_pb2
+from mnemo_common.context import (
+    HISTORY_TITLE,
+    MEMORIES_TITLE,
+    PREFERENCES_TITLE,
+    SUMMARY_TITLE,
+    render_sections,
+)
 from mnemo_common.llm.base import MemoryContext
 
-HISTORY_TITLE = "Previous conversation:"
-SUMMARY_TITLE = "Summary of the earlier conversation:"
-MEMORIES_TITLE = "What you remember about this user:"
-PREFERENCES_TITLE = "User preferences:"
+__all__ = [
+    "HISTORY_TITLE",
+    "MEMORIES_TITLE",
+    "PREFERENCES_TITLE",
+    "SUMMARY_TITLE",
+    "build_system_prompt",
+    "memory_context",
+]
 
 _ROLE_NAMES = {
     memory_pb2.ROLE_USER: "user",
@@ -41,25 +51,24 @@ def build_system_prompt(
     *,
     include_history: bool,
 ) -> str:
-    """Instructions followed by the memory sections of ``prepared``.
+    """Instructions followed by the memory sections of ``prepared``, rendered by
+    :func:`mnemo_common.context.render_sections` (which the memory service's budget
+    costs: the gateway trusts PrepareTurn's fit and cuts nothing itself).
 
     ``include_history`` puts the thread's recent messages in the prompt (``/v1/chat``); the
     drop-in endpoints send the client's own messages instead.
     """
     sections = [instructions.strip()] if instructions.strip() else []
     if prepared is not None:
-        if prepared.summary:
-            sections.append(f"{SUMMARY_TITLE}\n{prepared.summary.strip()}")
-        if include_history and prepared.messages:
-            sections.append(HISTORY_TITLE + "\n" + _history(prepared.messages))
-        facts = [sm.memory.text.strip() for sm in prepared.memories if sm.memory.text.strip()]
-        if facts:
-            sections.append(MEMORIES_TITLE + "\n" + "\n".join(f"- {f}" for f in facts))
-        if prepared.preferences:
-            prefs = "\n".join(f"{k}: {v}" for k, v in sorted(prepared.preferences.items()))
-            sections.append(f"{PREFERENCES_TITLE}\n{prefs}")
+        history = (
+            [(_ROLE_NAMES.get(m.role, "user"), m.content) for m in prepared.messages]
+            if include_history
+            else []
+        )
+        sections += render_sections(
+            prepared.summary,
+            history,
+            [sm.memory.text for sm in prepared.memories],
+            dict(prepared.preferences),
+        )
     return "\n\n".join(sections)
-
-
-def _history(messages: Sequence[memory_pb2.Message]) -> str:
-    return "\n".join(f"{_ROLE_NAMES.get(msg.role, 'user')}: {msg.content}" for msg in messages)

@@ -12,8 +12,6 @@ import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Protocol
 
-from mnemo.memory.v1 import memory_pb2
-
 if TYPE_CHECKING:
     from mnemo_memory.config import MemoryServiceSettings
     from mnemo_memory.embed import Embedder
@@ -30,10 +28,10 @@ class LongTermAPI(Protocol):
     :class:`~.service.LongTermMemory`)."""
 
     async def recall(
-        self, user_id: str, query: str, options: memory_pb2.RecallOptions, token_budget: int = 0
-    ) -> list[memory_pb2.ScoredMemory]:
-        """Best-first memories for a turn (within ``token_budget``, the turn's, where it
-        bounds them); raises UnavailableError("vector_store")."""
+        self, user_id: str, query: str, flt: VectorFilter, top_k: int = 0, token_budget: int = 0
+    ) -> list[Ranked]:
+        """Best-first memories for a turn, not yet fitted to its budget (``token_budget``
+        bounds each thread excerpt); raises UnavailableError("vector_store")."""
         ...
 
     async def search(
@@ -49,11 +47,11 @@ class LongTermAPI(Protocol):
         ...
 
     async def add_memory(
-        self, user_id: str, text: str, kind: int, importance: int, source_thread_id: str = ""
+        self, user_id: str, text: str, kind: str, importance: int, source_thread_id: str = ""
     ) -> MemoryRecord: ...
 
     async def update_memory(
-        self, user_id: str, memory_id: str, text: str | None, importance: int | None, kind: int
+        self, user_id: str, memory_id: str, text: str | None, importance: int | None, kind: str
     ) -> MemoryRecord: ...
 
     async def forget_memory(self, user_id: str, memory_id: str) -> tuple[bool, MemoryRecord, int]:

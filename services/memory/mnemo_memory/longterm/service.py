@@ -17,8 +17,6 @@ from collections.abc import AsyncIterator, Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from mnemo.memory.v1 import memory_pb2
-
 from mnemo_memory.embed import Embedder
 from mnemo_memory.errors import (
     InvalidArgumentError,
@@ -28,7 +26,6 @@ from mnemo_memory.stores.text import checked_clean
 from mnemo_memory.stores.vector import MemoryRecord, VectorFilter, VectorHit
 from mnemo_memory.stores.vector.base import ensure_owner, owns
 
-from .convert import filter_from_pb, kind_from_pb, ranked_to_pb
 from .facts import CandidateFact, FactWriter, WriteReport
 from .grouping import group_by_thread
 from .keyword_store import KeywordIndexedStore, keyword_corpus, keyword_lookup
@@ -201,22 +198,22 @@ class LongTermMemory:
         return out
 
     async def recall(
-        self, user_id: str, query: str, options: memory_pb2.RecallOptions, token_budget: int = 0
-    ) -> list[memory_pb2.ScoredMemory]:
-        """PrepareTurn's recall step; the servicer fits the result into its budget. Thread
+        self, user_id: str, query: str, flt: VectorFilter, top_k: int = 0, token_budget: int = 0
+    ) -> list[Ranked]:
+        """PrepareTurn's recall step, best first and not fitted: the servicer fits them
+        into the turn's budget (``budget.py``, the one place the budget is applied). Thread
         excerpts are built within ``token_budget`` (the turn's) when it is below
         ``LONGTERM__GROUP_TOKEN_BUDGET``, so the best excerpt is not one that cannot fit."""
-        if options.disabled or not query.strip():
+        if not query.strip():
             return []
         if self.embedder.loading:
             # a chat turn must not wait for a cold start (tens of seconds on a busy node)
             raise UnavailableError("vector_store", "the embedding model is still loading")
-        flt = filter_from_pb(user_id, options.filter if options.HasField("filter") else None)
         budget = min(token_budget, self.cfg.group_token_budget) if token_budget else 0
         ranked, _ = await self.search(
-            user_id, query, flt, int(options.top_k), budget if self.cfg.group_by_thread else 0
+            user_id, query, flt, top_k, budget if self.cfg.group_by_thread else 0
         )
-        return [ranked_to_pb(r) for r in ranked]
+        return ranked
 
     # --- writes from the worker ---
     async def write_facts(
@@ -263,8 +260,8 @@ class LongTermMemory:
         return text
 
     @staticmethod
-    def _check_kind(kind: int) -> None:
-        if kind_from_pb(kind) == MESSAGE_KIND:
+    def _check_kind(kind: str) -> None:
+        if kind == MESSAGE_KIND:
             raise InvalidArgumentError(
                 "kind", "message memories are kept from the conversation, not added or set"
             )
@@ -281,16 +278,17 @@ class LongTermMemory:
         return records, nxt
 
     async def add_memory(
-        self, user_id: str, text: str, kind: int, importance: int, source_thread_id: str = ""
+        self, user_id: str, text: str, kind: str, importance: int, source_thread_id: str = ""
     ) -> MemoryRecord:
-        """A memory the user states directly; goes through the same merge/supersede rules."""
+        """A memory the user states directly (``kind`` "" = a fact); goes through the same
+        merge/supersede rules."""
         text = self._check_text(text)
         self._check_kind(kind)
         if importance < 0 or importance > 10:
             raise InvalidArgumentError("importance", "must be between 1 and 10 (0 = default)")
         cand = CandidateFact(
             text=text,
-            kind=kind_from_pb(kind),
+            kind=kind or "fact",
             importance=importance or 5,
             metadata={"origin": "user"},
         )
@@ -299,9 +297,9 @@ class LongTermMemory:
         return await self._owned(user_id, mid)
 
     async def update_memory(
-        self, user_id: str, memory_id: str, text: str | None, importance: int | None, kind: int
+        self, user_id: str, memory_id: str, text: str | None, importance: int | None, kind: str
     ) -> MemoryRecord:
-        """Correct a memory; a text change is re-embedded."""
+        """Correct a memory (``None`` / ``kind`` "" = unchanged); a text change is re-embedded."""
         checked = self._check_text(text) if text is not None else None  # before any lookup
         old = await self._owned(user_id, memory_id)
         changes: dict[str, Any] = {"updated_at_ms": now_ms()}
@@ -313,7 +311,7 @@ class LongTermMemory:
             changes["importance"] = importance
         if kind:
             self._check_kind(kind)
-            changes["kind"] = kind_from_pb(kind)
+            changes["kind"] = kind
         new = old.with_changes(**changes)
         if checked is not None and checked != old.text:
             await self.delete_derived_episodes(user_id, old)  # they quote the old text

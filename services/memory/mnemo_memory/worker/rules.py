@@ -149,22 +149,24 @@ def _r(pattern: str, build: str, kind: str, importance: int) -> Rule:
     return (re.compile(pattern, re.I), _say(build), kind, importance)
 
 
+def _fact(pattern: str, build: str, importance: int) -> Rule:
+    return _r(pattern, build, "fact", importance)
+
+
+def _pref(pattern: str, build: str, importance: int = 6) -> Rule:
+    return _r(pattern, build, "preference", importance)
+
+
 _I = r"^I\s+" + _ADVERBS
 _IM = r"^(?:I'm|I am)\s+" + _ADVERBS
 _RULES: list[Rule] = [
     # names and possessives
-    _r(r"^my name is (?P<v>.+)", "User's name is {v}", "fact", 8),
-    _r(r"^(?:call me|I go by) (?P<v>.+)", "User's name is {v}", "fact", 8),
-    _r(
-        r"^my (?P<a>[a-z][a-z -]{0,30}?)'s name is (?P<v>.+)",
-        "User's {a}'s name is {v}",
-        "fact",
-        7,
-    ),
-    _r(
+    _fact(r"^my name is (?P<v>.+)", "User's name is {v}", 8),
+    _fact(r"^(?:call me|I go by) (?P<v>.+)", "User's name is {v}", 8),
+    _fact(r"^my (?P<a>[a-z][a-z -]{0,30}?)'s name is (?P<v>.+)", "User's {a}'s name is {v}", 7),
+    _fact(
         rf"^my (?P<a>(?:[a-z]+ )?(?:{_FAMILY})s?) (?:is|are) (?:called|named) (?P<v>.+)",
         "User's {a} is called {v}",
-        "fact",
         7,
     ),
     _r(
@@ -173,62 +175,51 @@ _RULES: list[Rule] = [
         "fact",
         7,
     ),
-    _r(rf"^my (?P<v>(?:[a-z]+ )?(?:{_FAMILY}))$", "User has a {v}", "fact", 6),
-    _r(
+    _fact(rf"^my (?P<v>(?:[a-z]+ )?(?:{_FAMILY}))$", "User has a {v}", 6),
+    _pref(
         r"^my (?P<a>favou?rite [a-z][a-z ]{0,30}?) (?P<verb>is|are) (?P<v>.+)",
         "User's {a} {verb} {v}",
-        "preference",
-        6,
     ),
-    _r(
+    _fact(
         r"^my (?P<a>[a-z][a-z -]{0,40}?) (?P<verb>is|are|was|were) (?P<v>.+)",
         "User's {a} {verb} {v}",
-        "fact",
         6,
     ),
     # health first: "I'm allergic to ...", "I have asthma"
-    _r(_IM + r"(?P<v>(?:severely |very )?allergic to .+)", "User is {v}", "fact", 9),
-    _r(_IM + r"(?P<v>(?:lactose |gluten )?intolerant .+)", "User is {v}", "fact", 9),
+    _fact(_IM + r"(?P<v>(?:severely |very )?allergic to .+)", "User is {v}", 9),
+    _fact(_IM + r"(?P<v>(?:lactose |gluten )?intolerant .+)", "User is {v}", 9),
     # where and what
-    _r(
+    _fact(
         _I + r"(?:live|am living|'m living|reside) (?P<p>in|on|near) (?P<v>.+)",
         "User lives {p} {v}",
-        "fact",
         7,
     ),
-    _r(_IM + r"(?:living|based|staying) in (?P<v>.+)", "User lives in {v}", "fact", 7),
-    _r(_I + r"no longer (?P<verb>[a-z]+) (?P<v>.+)", "User no longer {verbs} {v}", "fact", 7),
-    _r(_IM + r"no longer (?P<v>.+)", "User is no longer {v}", "fact", 7),
-    _r(
+    _fact(_IM + r"(?:living|based|staying) in (?P<v>.+)", "User lives in {v}", 7),
+    _fact(_I + r"no longer (?P<verb>[a-z]+) (?P<v>.+)", "User no longer {verbs} {v}", 7),
+    _fact(_IM + r"no longer (?P<v>.+)", "User is no longer {v}", 7),
+    _fact(
         _I + r"(?:work|am working|'m working) (?P<p>at|for|as|in|from) (?P<v>.+)",
         "User works {p} {v}",
-        "fact",
         7,
     ),
-    _r(_IM + r"from (?P<v>.+)", "User is from {v}", "fact", 7),
-    _r(_I + r"come from (?P<v>.+)", "User is from {v}", "fact", 7),
-    _r(_IM + r"married to (?P<v>.+)", "User is married to {v}", "fact", 7),
-    _r(_IM + rf"(?P<v>(?:{_ING})\b.+)", "User is {v}", "fact", 6),
+    _fact(_IM + r"from (?P<v>.+)", "User is from {v}", 7),
+    _fact(_I + r"come from (?P<v>.+)", "User is from {v}", 7),
+    _fact(_IM + r"married to (?P<v>.+)", "User is married to {v}", 7),
+    _fact(_IM + rf"(?P<v>(?:{_ING})\b.+)", "User is {v}", 6),
     # preferences
-    _r(_I + r"(?:prefer|'d prefer|would prefer) (?P<v>.+)", "User prefers {v}", "preference", 6),
-    _r(
-        _I + r"(?:don't|do not|can't|cannot) (?:like|stand|bear) (?P<v>.+)",
-        "User dislikes {v}",
-        "preference",
-        6,
-    ),
-    _r(_I + r"(?:hate|dislike|detest) (?P<v>.+)", "User dislikes {v}", "preference", 6),
-    _r(_I + r"(?P<verb>like|love|enjoy|adore) (?P<v>.+)", "User {verbs} {v}", "preference", 6),
-    _r(_IM + r"(?:a (?:big |huge )?fan of|into) (?P<v>.+)", "User likes {v}", "preference", 6),
+    _pref(_I + r"(?:prefer|'d prefer|would prefer) (?P<v>.+)", "User prefers {v}"),
+    _pref(_I + r"(?:don't|do not|can't|cannot) (?:like|stand|bear) (?P<v>.+)", "User dislikes {v}"),
+    _pref(_I + r"(?:hate|dislike|detest) (?P<v>.+)", "User dislikes {v}"),
+    _pref(_I + r"(?P<verb>like|love|enjoy|adore) (?P<v>.+)", "User {verbs} {v}"),
+    _pref(_IM + r"(?:a (?:big |huge )?fan of|into) (?P<v>.+)", "User likes {v}"),
     # negations of actions and possessions
-    _r(
+    _fact(
         _I + r"(?:don't|do not|never) (?P<verb>[a-z]+(?: [a-z]+)?) (?P<v>.+)",
         "User does not {verb} {v}",
-        "fact",
         6,
     ),
-    _r(_I + r"(?:can't|cannot) (?P<verb>[a-z]+) (?P<v>.+)", "User cannot {verb} {v}", "fact", 6),
-    _r(_IM + r"not (?P<v>(?:a|an) .+)", "User is not {v}", "fact", 5),
+    _fact(_I + r"(?:can't|cannot) (?P<verb>[a-z]+) (?P<v>.+)", "User cannot {verb} {v}", 6),
+    _fact(_IM + r"not (?P<v>(?:a|an) .+)", "User is not {v}", 5),
     # having: family, pets, health, plans ("I have two kids", "I've got a dentist appointment")
     _r(
         r"^I(?:\s+" + _ADVERBS + r"(?:have got|have)|'ve got|'ve|\s+got) "
@@ -239,16 +230,11 @@ _RULES: list[Rule] = [
         "fact",
         7,
     ),
-    _r(_IM + r"(?P<v>(?:a|an) .+)", "User is {v}", "fact", 6),
-    _r(r"^(?:I'm|I am)\s+(?P<v>.+)", "User is {v}", "fact", 6),  # identity only
-    _r(_I + rf"(?P<verb>{_PRESENT}) (?P<v>.+)", "User {verbs} {v}", "fact", 5),
-    _r(_I + rf"(?P<verb>{_PAST}) (?P<v>.+)", "User {verb} {v}", "fact", 5),
-    _r(
-        r"^I(?:'ve| have) (?P<verb>been|lived|worked|had) (?P<v>.+)",
-        "User has {verb} {v}",
-        "fact",
-        5,
-    ),
+    _fact(_IM + r"(?P<v>(?:a|an) .+)", "User is {v}", 6),
+    _fact(r"^(?:I'm|I am)\s+(?P<v>.+)", "User is {v}", 6),  # identity only
+    _fact(_I + rf"(?P<verb>{_PRESENT}) (?P<v>.+)", "User {verbs} {v}", 5),
+    _fact(_I + rf"(?P<verb>{_PAST}) (?P<v>.+)", "User {verb} {v}", 5),
+    _fact(r"^I(?:'ve| have) (?P<verb>been|lived|worked|had) (?P<v>.+)", "User has {verb} {v}", 5),
 ]
 _IDENTITY_ONLY = len(_RULES) - 4  # index of the bare "I'm ..." rule
 
