@@ -1,6 +1,6 @@
 """The memory sections of a system prompt: how they are rendered and what they cost.
 
-One module for both halves of the contract (ADR 0026): the memory service's
+One module for both halves of the contract (ADR 0027): the memory service's
 ``budget.fit_context`` charges each item what :func:`render_sections` will spend on it,
 so the sections the gateway puts into the prompt (``chat/prompt.py``) never cost more
 than the ``context_tokens`` PrepareTurn reported, nor than the turn's budget.

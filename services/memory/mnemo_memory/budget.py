@@ -1,7 +1,7 @@
 """Fit a turn's context into a token budget (PrepareTurn) — the one place it is applied.
 
 Each item costs what :mod:`mnemo_common.context` renders for it in the gateway's system
-prompt, its section's title included once the section has an item (ADR 0026), so the
+prompt, its section's title included once the section has an item (ADR 0027), so the
 memory sections of the prompt never cost more than ``context_tokens`` ≤ the budget.
 Order of priority, each step taking only what still fits:
 

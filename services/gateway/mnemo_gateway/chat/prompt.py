@@ -3,7 +3,7 @@
 This is the seeds' context-provider pattern (seed 002): the instructions, then one titled
 section per kind of memory. Empty sections are left out, so a turn with no memory sends
 the instructions unchanged. The sections' format and cost live in
-:mod:`mnemo_common.context` (ADR 0026).
+:mod:`mnemo_common.context` (ADR 0027).
 """
 
 from __future__ import annotations
