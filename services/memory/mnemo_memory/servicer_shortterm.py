@@ -134,13 +134,10 @@ class ShortTermRPCs:
             await stores.threads.replication.wait(stores.redis, k.messages(uid, tid))
         messages = [] if request.exclude_history else [StoredMessage.from_json(r) for r in held]
         summary = (summary or "") if exists else ""
-        memories, degraded = await self._recall(uid, request, context, budget)
-        if memories and messages:
-            # a message memory of a message this thread still holds would say it twice
-            held_ids = {m.id for m in messages}
-            memories = [
-                m for m in memories if m.memory.metadata.get("message_id", "") not in held_ids
-            ]
+        # a message memory of a message this thread still shows would say it twice: recall
+        # leaves those out of every excerpt (not only an excerpt's best member)
+        held_ids = frozenset(m.id for m in messages)
+        memories, degraded = await self._recall(uid, request, context, budget, held_ids)
         fitted = fit_context(budget, messages, summary, prefs, memories)
         for kind, n in (
             ("messages", fitted.dropped_messages),
@@ -185,6 +182,7 @@ class ShortTermRPCs:
         context: ServicerContext[memory_pb2.PrepareTurnRequest, memory_pb2.PrepareTurnResponse]
         | None,
         budget: int = 0,
+        held_ids: frozenset[str] = frozenset(),
     ) -> tuple[list[memory_pb2.ScoredMemory], list[str]]:
         """Long-term memories for the turn; a failing or slow vector store degrades the
         answer (``degraded=["vector_store"]``), it never fails the turn."""
@@ -197,7 +195,9 @@ class ShortTermRPCs:
             timeout = max(0.05, min(timeout, remaining - 0.1))
         try:
             async with asyncio.timeout(timeout):
-                found = await self.longterm.recall(uid, request.query, request.recall, budget)
+                found = await self.longterm.recall(
+                    uid, request.query, request.recall, budget, held_ids
+                )
             return list(found), []
         except TimeoutError:
             log.warning("recall degraded: no answer within %.2fs", timeout)
