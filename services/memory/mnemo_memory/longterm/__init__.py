@@ -9,7 +9,7 @@ answer UNIMPLEMENTED and PrepareTurn skips recall).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mnemo.memory.v1 import memory_pb2
@@ -30,10 +30,16 @@ class LongTermAPI(Protocol):
     :class:`~.service.LongTermMemory`)."""
 
     async def recall(
-        self, user_id: str, query: str, options: memory_pb2.RecallOptions, token_budget: int = 0
+        self,
+        user_id: str,
+        query: str,
+        options: memory_pb2.RecallOptions,
+        token_budget: int = 0,
+        held_messages: Collection[str] = (),
     ) -> list[memory_pb2.ScoredMemory]:
         """Best-first memories for a turn (within ``token_budget``, the turn's, where it
-        bounds them); raises UnavailableError("vector_store")."""
+        bounds them), none of them the message memory of one of ``held_messages`` (the
+        turn's history); raises UnavailableError("vector_store")."""
         ...
 
     async def search(
