@@ -141,13 +141,10 @@ class ShortTermRPCs:
             await stores.threads.replication.wait(stores.redis, k.messages(uid, tid))
         messages = [] if request.exclude_history else [StoredMessage.from_json(r) for r in held]
         summary = (summary or "") if exists else ""
-        memories, degraded = await self._recall(uid, request, context, budget)
-        if memories and messages:
-            # a message memory of a message this thread still holds would say it twice
-            held_ids = {m.id for m in messages}
-            memories = [
-                m for m in memories if m.record.metadata.get("message_id", "") not in held_ids
-            ]
+        # a message memory of a message this thread still shows would say it twice: recall
+        # leaves those out of every excerpt (not only an excerpt's best member)
+        held_ids = frozenset(m.id for m in messages)
+        memories, degraded = await self._recall(uid, request, context, budget, held_ids)
         fitted = fit_context(budget, messages, summary, prefs, memories)
         for kind, n in (
             ("messages", fitted.dropped_messages),
@@ -192,6 +189,7 @@ class ShortTermRPCs:
         context: ServicerContext[memory_pb2.PrepareTurnRequest, memory_pb2.PrepareTurnResponse]
         | None,
         budget: int = 0,
+        held_ids: frozenset[str] = frozenset(),
     ) -> tuple[list[Ranked], list[str]]:
         """Long-term memories for the turn; a failing or slow vector store degrades the
         answer (``degraded=["vector_store"]``), it never fails the turn."""
@@ -210,6 +208,7 @@ class ShortTermRPCs:
                     recall_filter(uid, request.recall),
                     request.recall.top_k,
                     excerpt_budget(budget),
+                    held_ids,
                 )
             return list(found), []
         except TimeoutError:

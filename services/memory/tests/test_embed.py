@@ -83,6 +83,32 @@ async def test_one_text_alone_and_in_a_batch_get_the_same_vector(embedder):
     assert float(alone[0] @ together[7]) > 0.995
 
 
+async def test_a_mixed_batch_runs_by_length_and_keeps_each_texts_vector(embedder):
+    """Short facts beside long message memories: one model call per run of similar
+    lengths (padding only to the run's longest), the rows back in the caller's order."""
+    from mnemo_memory.embed.backends import RUN_MIN_TOKENS, RUN_SLACK, length_runs
+
+    texts = [CORPUS[0] * 6, "likes tea", CORPUS[3], "", "x " * 400, CORPUS[5] * 3, "dog"]
+    backend = embedder.load()
+    widths: list[int] = []
+    real_run = backend._run
+    backend._run = lambda ids, mask: widths.append(ids.shape[1]) or real_run(ids, mask)
+    try:
+        mixed = await embedder.encode(texts)
+    finally:
+        backend._run = real_run
+    alone = np.stack([(await embedder.encode([t]))[0] for t in texts])
+    assert (mixed * alone).sum(axis=1).min() > 0.9999
+    assert len(widths) > 1 and max(widths) == 256 and min(widths) < 16, widths
+    lengths = np.array([3, 40, 41, 52, 60, 200, 256, 5])
+    runs = length_runs(lengths)
+    assert sorted(int(i) for rows, _ in runs for i in rows) == list(range(len(lengths)))
+    for rows, width in runs:
+        assert width == lengths[rows].max()
+        assert width <= lengths[rows].min() * RUN_SLACK + RUN_MIN_TOKENS
+    assert length_runs(np.array([], dtype=np.int64)) == []
+
+
 async def test_concurrent_queries_share_model_calls_and_each_gets_its_own_vector(embedder):
     queries = [f"what do you remember about {t[:40]}? #{i}" for i, t in enumerate(CORPUS * 2)]
     solo = np.stack([(await embedder.encode([q]))[0] for q in queries])

@@ -166,3 +166,54 @@ def test_prepare_turn_builds_excerpts_within_the_turns_budget(lt_server):
     # the excerpt is cut to what the turn can hold, not dropped whole for being too big
     assert reply.memories and reply.context_tokens <= 40
     assert 1 <= len(reply.memories[0].memory.text.split("\n")) < 4
+
+
+def test_prepare_turn_never_repeats_a_message_the_history_shows_in_any_excerpt(lt_server):
+    """The thread's history holds the hiking messages; its excerpt (best member: a fact of
+    the same thread) must not carry their message memories. The fact stays, and another
+    thread, whose history holds none of them, is shown them."""
+    from mnemo.memory.v1 import memory_pb2
+    from mnemo_memory.longterm.facts import CandidateFact
+
+    stub = lt_server.stub()
+    said = [
+        "I went on a hiking trip in the Swiss Alps with two friends",
+        "I hiked up Mount Fuji last spring and reached the summit at dawn",
+        "We hiked the Appalachian Trail for two weeks in August",
+    ]
+    for i, text in enumerate(said):
+        stub.CommitTurn(
+            memory_pb2.CommitTurnRequest(
+                user_id="ivo",
+                thread_id="trips",
+                idempotency_key=f"k{i}",
+                user_message=text,
+                assistant_message=f"noted {i}",
+            )
+        )
+
+    async def write(h):
+        held = await h.stores.threads.read_messages("ivo", "trips")
+        await h.longterm.write_messages("ivo", "trips", held, held)  # the job's message memories
+        src = next(m.id for m in held if "Swiss" in m.content)
+        fact = CandidateFact(text="User went hiking in the Swiss Alps", source_message_ids=(src,))
+        await h.longterm.write_facts("ivo", "trips", [fact])
+
+    lt_server.run(write)
+
+    def shown(thread_id):
+        reply = stub.PrepareTurn(
+            memory_pb2.PrepareTurnRequest(
+                user_id="ivo", thread_id=thread_id, query="hiking trips in the mountains"
+            )
+        )
+        return [m.content for m in reply.messages], [r.memory.text for r in reply.memories]
+
+    history, memories = shown("trips")
+    assert set(said) <= set(history)
+    text = "\n".join(memories)
+    assert not [s for s in said if s in text], memories  # no message said twice
+    assert "User went hiking in the Swiss Alps" in text  # the thread's fact is still recalled
+    history, memories = shown("elsewhere")
+    assert not history
+    assert all(s in "\n".join(memories) for s in said)  # another thread is shown them

@@ -85,6 +85,29 @@ class SentenceTransformersBackend:
         return np.asarray(vectors, dtype=np.float32)
 
 
+#: a text joins the current run while the run's padded width stays within this factor of
+#: the text's own length (and a few tokens of slack for the shortest texts)
+RUN_SLACK = 1.25
+RUN_MIN_TOKENS = 8
+
+
+def length_runs(lengths: np.ndarray) -> list[tuple[np.ndarray, int]]:
+    """Rows grouped by token count, shortest first: ``(row indices, padded width)`` per
+    run. A run grows while its longest text is ≤ ``RUN_SLACK`` times its shortest (+
+    ``RUN_MIN_TOKENS``), so padding wastes at most about a quarter of a run's tokens."""
+    order = np.argsort(lengths, kind="stable")
+    runs: list[tuple[np.ndarray, int]] = []
+    start = 0
+    for i in range(1, len(order) + 1):
+        if i == len(order) or lengths[order[i]] > (
+            lengths[order[start]] * RUN_SLACK + RUN_MIN_TOKENS
+        ):
+            rows = order[start:i]
+            runs.append((rows, int(max(1, lengths[rows].max()))))
+            start = i
+    return runs
+
+
 class OnnxBackend:
     """onnxruntime + tokenizers; the same vectors as sentence-transformers (ADR 0015)."""
 
@@ -142,9 +165,21 @@ class OnnxBackend:
         self.variant = meta.get(META_VARIANT, "unknown")
 
     def encode(self, texts: list[str]) -> np.ndarray:
+        """One model call per run of similar lengths (:func:`length_runs`): a batch pads
+        every text to its longest, so a job's short facts beside its long message
+        memories, or a query beside a document in the micro-batcher, would cost as much
+        as long texts. Padding sits at the right and is masked, so trimming it is exact."""
+        if not texts:
+            return np.empty((0, self.dimension), dtype=np.float32)
         encodings = self.tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        for rows, width in length_runs(mask.sum(axis=1)):
+            out[rows] = self._run(ids[rows, :width], mask[rows, :width])
+        return out
+
+    def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         feeds: dict[str, Any] = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self.input_names:
             feeds["token_type_ids"] = np.zeros_like(ids)

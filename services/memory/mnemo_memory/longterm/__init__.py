@@ -9,7 +9,7 @@ answer UNIMPLEMENTED and PrepareTurn skips recall).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -28,10 +28,17 @@ class LongTermAPI(Protocol):
     :class:`~.service.LongTermMemory`)."""
 
     async def recall(
-        self, user_id: str, query: str, flt: VectorFilter, top_k: int = 0, token_budget: int = 0
+        self,
+        user_id: str,
+        query: str,
+        flt: VectorFilter,
+        top_k: int = 0,
+        token_budget: int = 0,
+        held_messages: Collection[str] = (),
     ) -> list[Ranked]:
         """Best-first memories for a turn, not yet fitted to its budget (``token_budget``
-        bounds each thread excerpt); raises UnavailableError("vector_store")."""
+        bounds each thread excerpt), none of them the message memory of one of
+        ``held_messages`` (the turn's history); raises UnavailableError("vector_store")."""
         ...
 
     async def search(

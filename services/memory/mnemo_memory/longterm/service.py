@@ -13,7 +13,7 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -113,11 +113,14 @@ class LongTermMemory:
         token_budget: int = 0,
         *,
         group: bool | None = None,
+        held_messages: Collection[str] = (),
     ) -> tuple[list[Ranked], int]:
         """Best-first hybrid results for ``query`` within ``flt`` (user mandatory) and the
         tokens they use; UnavailableError("vector_store") when the store is down. ``group``
         (default ``LONGTERM__GROUP_BY_THREAD``) folds each thread's results into one
-        excerpt (``grouping.py``); False gives the memories themselves."""
+        excerpt (``grouping.py``); False gives the memories themselves. The message
+        memories of ``held_messages`` (what the caller's prompt already holds) are left
+        out before excerpts are built, so no member of any excerpt repeats one."""
         if flt.user_id != user_id:
             raise InvalidArgumentError("user_id", "filter user differs from the caller")
         top_k = top_k if top_k > 0 else self.default_top_k
@@ -151,6 +154,9 @@ class LongTermMemory:
             ranked = await loop.run_in_executor(self._pool, self._fuse, hits, cached, query, pool)
             if cached is not None:
                 ranked = await self._current(ranked, {h.record.id for h in hits}, flt)
+        if held_messages:
+            held = set(held_messages)
+            ranked = [r for r in ranked if r.record.metadata.get("message_id", "") not in held]
         return await loop.run_in_executor(
             self._pool, self._select, ranked, top_k, token_budget, grouped
         )
@@ -198,12 +204,19 @@ class LongTermMemory:
         return out
 
     async def recall(
-        self, user_id: str, query: str, flt: VectorFilter, top_k: int = 0, token_budget: int = 0
+        self,
+        user_id: str,
+        query: str,
+        flt: VectorFilter,
+        top_k: int = 0,
+        token_budget: int = 0,
+        held_messages: Collection[str] = (),
     ) -> list[Ranked]:
         """PrepareTurn's recall step, best first and not fitted: the servicer fits them
         into the turn's budget (``budget.py``, the one place the budget is applied). Thread
         excerpts are built within ``token_budget`` (the turn's) when it is below
-        ``LONGTERM__GROUP_TOKEN_BUDGET``, so the best excerpt is not one that cannot fit."""
+        ``LONGTERM__GROUP_TOKEN_BUDGET``, so the best excerpt is not one that cannot fit;
+        ``held_messages`` are the thread's messages the turn shows (see :meth:`search`)."""
         if not query.strip():
             return []
         if self.embedder.loading:
@@ -211,7 +224,12 @@ class LongTermMemory:
             raise UnavailableError("vector_store", "the embedding model is still loading")
         budget = min(token_budget, self.cfg.group_token_budget) if token_budget else 0
         ranked, _ = await self.search(
-            user_id, query, flt, top_k, budget if self.cfg.group_by_thread else 0
+            user_id,
+            query,
+            flt,
+            top_k,
+            budget if self.cfg.group_by_thread else 0,
+            held_messages=held_messages,
         )
         return ranked
 
