@@ -40,7 +40,7 @@ from starlette.types import Receive, Scope, Send
 
 from .api.deps import new_thread_id
 from .api.routes import memories, preferences, threads
-from .api.schemas import KindName, MemoryCreate, MemoryPatch, PreferenceValue
+from .api.schemas import KindName, MemoryCreate, MemoryPatch, PreferenceValue, WritableKind
 from .api.turns import USER_HEADER
 from .chat.prompt import build_system_prompt
 from .core.auth import Authenticator, Identity
@@ -168,7 +168,7 @@ def build_server(app: FastAPI) -> MCPServer:
     async def add_memory(
         text: Annotated[str, Field(min_length=1, max_length=32_768)],
         ctx: Context,
-        kind: KindName = "fact",
+        kind: WritableKind = "fact",
         importance: Annotated[int, Field(ge=0, le=10, description="1..10; 0 = default")] = 0,
     ) -> CallToolResult:
         """Remember something about the user (a fact, a preference, an event)."""
@@ -181,7 +181,7 @@ def build_server(app: FastAPI) -> MCPServer:
         ctx: Context,
         text: Annotated[str | None, Field(min_length=1, max_length=32_768)] = None,
         importance: Annotated[int | None, Field(ge=1, le=10)] = None,
-        kind: KindName | None = None,
+        kind: WritableKind | None = None,
     ) -> CallToolResult:
         """Correct a memory: new text, importance or kind (at least one)."""
         body = MemoryPatch(text=text, importance=importance, kind=kind)

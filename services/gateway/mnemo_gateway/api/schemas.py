@@ -10,6 +10,8 @@ from pydantic import BaseModel, Field
 from ..core.auth import Identity
 
 KindName = Literal["fact", "preference", "event", "episode", "message"]
+#: what a client may add or set: message memories are kept from the conversation only
+WritableKind = Literal["fact", "preference", "event", "episode"]
 
 KIND_TO_PB: dict[str, Any] = {
     "fact": memory_pb2.MEMORY_KIND_FACT,
@@ -75,7 +77,7 @@ class SearchResults(BaseModel):
 
 class MemoryCreate(BaseModel):
     text: str = Field(min_length=1, max_length=32_768)
-    kind: KindName = "fact"
+    kind: WritableKind = "fact"
     importance: int = Field(0, ge=0, le=10, description="1..10; 0 = the default (5)")
     source_thread_id: str | None = None
 
@@ -83,7 +85,7 @@ class MemoryCreate(BaseModel):
 class MemoryPatch(BaseModel):
     text: str | None = Field(None, min_length=1, max_length=32_768)
     importance: int | None = Field(None, ge=1, le=10)
-    kind: KindName | None = None
+    kind: WritableKind | None = None
 
 
 class Deleted(BaseModel):
