@@ -232,3 +232,31 @@ def test_deleting_a_thread_leaves_no_byte_of_it_on_disk(stores) -> None:
     wait_for(lambda: files_containing("echidnaflute", redis_dir), 10, "the thread in the AOF")
     stub.DeleteThread(pb.DeleteThreadRequest(user_id="thr-1", thread_id="thr-1-a"))
     wait_gone("echidnaflute", redis_dir)
+
+
+def test_memories_written_after_a_purge_are_kept_and_can_be_deleted(stores) -> None:
+    """A purge that empties the log of applied rows must not cost later writes: Chroma's
+    log ids are SQLite rowids, so a purge that deleted the newest row handed the next
+    write an id the segments had passed, and every later write was silently lost."""
+    server, redis_dir, chroma_dir = stores
+    stub = server.stub()
+    uid = "after-purge-1"
+    first = stub.AddMemory(pb.AddMemoryRequest(user_id=uid, text="User's code is wombatfizz"))
+    wait_for(lambda: files_containing("wombatfizz", chroma_dir), 10, "the fact in Chroma")
+    stub.DeleteMemory(pb.DeleteMemoryRequest(user_id=uid, memory_id=first.id))
+    wait_gone("wombatfizz", redis_dir, chroma_dir)  # the purge ran
+
+    later = [
+        stub.AddMemory(pb.AddMemoryRequest(user_id=uid, text=f"User owns a {word}"))
+        for word in ("yurtwhistle", "kettlebellow", "marimbafig")
+    ]
+    listed = {m.id for m in stub.ListMemories(pb.ListMemoriesRequest(user_id=uid)).memories}
+    assert listed == {m.id for m in later}
+    found = stub.SearchMemories(pb.SearchMemoriesRequest(user_id=uid, query="yurtwhistle"))
+    assert later[0].id in {r.memory.id for r in found.results}
+
+    stub.DeleteMemory(pb.DeleteMemoryRequest(user_id=uid, memory_id=later[0].id))
+    wait_gone("yurtwhistle", redis_dir, chroma_dir)  # a second purge
+    stub.AddMemory(pb.AddMemoryRequest(user_id=uid, text="User owns a zitherpond"))
+    left = {m.text for m in stub.ListMemories(pb.ListMemoriesRequest(user_id=uid)).memories}
+    assert left == {"User owns a kettlebellow", "User owns a marimbafig", "User owns a zitherpond"}

@@ -45,15 +45,22 @@ def purge_chroma_file(persist_dir: str | Path, collection_name: str) -> dict[str
             return {}
         segment, applied, coll_id = row
         topic = f"%/{coll_id}"
+        # The log's newest row always stays: ``seq_id`` is the table's rowid (no
+        # AUTOINCREMENT), so deleting the newest row would hand the next write a seq_id
+        # the segments have already passed, and they would never apply it (every later
+        # write lost). The newest row never holds erased text: a record's delete comes
+        # after its add, and a delete row holds only the record's (random) id.
+        newest = db.execute("SELECT MAX(seq_id) FROM embeddings_queue").fetchone()[0]
+        keep = applied if newest is None else min(applied, int(newest) - 1)
         gone = db.execute(
             "DELETE FROM embeddings_queue WHERE topic LIKE ? AND seq_id <= ? AND id NOT IN "
             "(SELECT embedding_id FROM embeddings WHERE segment_id = ?)",
-            (topic, applied, segment),
+            (topic, keep, segment),
         ).rowcount
         old = db.execute(
             "DELETE FROM embeddings_queue WHERE topic LIKE ? AND seq_id <= ? AND seq_id "
             "NOT IN (SELECT MAX(seq_id) FROM embeddings_queue WHERE topic LIKE ? GROUP BY id)",
-            (topic, applied, topic),
+            (topic, keep, topic),
         ).rowcount
         db.execute(
             "INSERT INTO embedding_fulltext_search(embedding_fulltext_search) VALUES ('optimize')"
