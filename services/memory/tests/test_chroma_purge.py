@@ -57,3 +57,29 @@ def test_writes_after_a_purge_are_applied_and_survive_a_restart(tmp_path) -> Non
     )
     assert out.stdout.split() == ["b2", "b3", "c1"]
     assert b"text of b1" not in (tmp_path / "chroma" / "chroma.sqlite3").read_bytes()
+
+
+def test_a_log_emptied_by_the_old_purge_is_repaired(tmp_path) -> None:
+    """A directory purged before the fix (the log's newest row deleted): the next purge
+    moves the log's ids past the segments', so writes are applied again."""
+    import sqlite3
+
+    path = str(tmp_path / "chroma")
+    coll = chromadb.PersistentClient(path=path).get_or_create_collection(NAME)
+    add(coll, ["a1", "a2"], "u")
+    coll.delete(ids=["a1", "a2"])
+    db = sqlite3.connect(tmp_path / "chroma" / "chroma.sqlite3")
+    db.execute("DELETE FROM embeddings_queue")  # what the purge before the fix left
+    db.commit()
+    db.close()
+    add(coll, ["lost"], "u")
+    assert coll.get()["ids"] == []  # the damage the old purge did: the write is skipped
+
+    assert purge_in_child(path, NAME).get("log_repaired") == 1
+    add(coll, ["kept"], "u")
+    assert coll.get()["ids"] == ["kept"]
+    out = subprocess.run(
+        [sys.executable, "-c", REOPEN, path, NAME], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["kept"]
+    assert "log_repaired" not in purge_in_child(path, NAME)  # once

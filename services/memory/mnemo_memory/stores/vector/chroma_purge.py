@@ -26,6 +26,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+#: topic of the row that repairs a log emptied by an earlier purge (no collection reads it)
+MARKER_TOPIC = "mnemo://purge-log-marker"
+
 #: how long one purge of the file may take before it is abandoned (and retried later)
 PURGE_TIMEOUT_S = 300
 
@@ -51,6 +54,17 @@ def purge_chroma_file(persist_dir: str | Path, collection_name: str) -> dict[str
         # write lost). The newest row never holds erased text: a record's delete comes
         # after its add, and a delete row holds only the record's (random) id.
         newest = db.execute("SELECT MAX(seq_id) FROM embeddings_queue").fetchone()[0]
+        passed = db.execute("SELECT MAX(CAST(seq_id AS INTEGER)) FROM max_seq_id").fetchone()[0]
+        repaired = 0
+        if passed is not None and (newest is None or int(newest) < int(passed)):
+            # a log emptied by a purge before this fix: the next writes would still get
+            # ids the segments have passed. A marker row no collection reads (its topic is
+            # none of theirs) moves the rowid past them.
+            db.execute(
+                "INSERT INTO embeddings_queue (seq_id, operation, topic, id) VALUES (?, 3, ?, ?)",
+                (int(passed), MARKER_TOPIC, MARKER_TOPIC),
+            )
+            newest, repaired = int(passed), 1
         keep = applied if newest is None else min(applied, int(newest) - 1)
         gone = db.execute(
             "DELETE FROM embeddings_queue WHERE topic LIKE ? AND seq_id <= ? AND id NOT IN "
@@ -67,7 +81,8 @@ def purge_chroma_file(persist_dir: str | Path, collection_name: str) -> dict[str
         )
         db.commit()
         db.execute("VACUUM")
-        return {"log_rows_deleted": gone, "log_rows_superseded": old}
+        out = {"log_rows_deleted": gone, "log_rows_superseded": old}
+        return out | ({"log_repaired": repaired} if repaired else {})
     finally:
         db.close()
 
