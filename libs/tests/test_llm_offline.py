@@ -118,3 +118,14 @@ async def test_offline_honours_max_tokens_and_stop_sequences_never_cutting_the_l
     streamed = [e async for e in provider.stream(stop)]
     assert "".join(e.text for e in streamed[:-1]) == stopped.text
     assert streamed[-1].stop_reason == "stop_sequence"
+
+
+async def test_a_thread_excerpt_keeps_one_line_per_memory(no_network):
+    """Recall returns an excerpt of several memories of one thread, one per line: the reply
+    shows each on its own line, never glued into one sentence."""
+    memory = MemoryContext(memories=["User's dog is called Biscuit\nMy dog is Biscuit.", "Ada"])
+    request = ChatRequest(system="", messages=[ChatMessage("user", "Hi")], memory=memory)
+
+    text = (await OfflineProvider().complete(request)).text
+
+    assert "  - User's dog is called Biscuit\n    My dog is Biscuit.\n  - Ada" in text

@@ -68,7 +68,11 @@ def _memory_lines(memory: MemoryContext | None) -> list[str]:
         lines.append(f"- Summary of our earlier conversation: {_clip(memory.summary, 600)}")
     if memory.memories:
         lines.append("- Things I remember from before:")
-        lines += [f"  - {_clip(item, 300)}" for item in memory.memories]
+        # a thread excerpt holds several memories, one per line: each keeps its own line
+        for item in memory.memories:
+            parts = [part for part in item.splitlines() if part.strip()] or [item]
+            lines.append(f"  - {_clip(parts[0], 300)}")
+            lines += [f"    {_clip(part, 300)}" for part in parts[1:]]
     if not lines:
         return ["I don't remember anything about you yet."]
     return ["What I remember about you:", *lines]
