@@ -1,0 +1,167 @@
+"""Which wire a forwarded drop-in request takes (ADR 0028), against the fake APIs.
+
+A plain SDK client's request goes on aiohttp with the SDK's own headers, retry policy and
+timeouts; a client whose exchange aiohttp would not make the same way (a proxy, a custom
+``http_client``) keeps the SDK's httpx2 client.
+"""
+
+from __future__ import annotations
+
+import anthropic
+import httpx2
+import openai
+import pytest
+from mnemo_common.llm import LLMError, LLMErrorKind
+from mnemo_common.llm.forward import _wire, close_wires, forward
+from mnemo_common.testing.procs import free_port
+
+BODY = {"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
+#: headers the two HTTP clients set themselves, differently spelled or valued
+_OWN = {"host", "content-length"}
+
+
+def _client(protocol: str, base_url: str, **kwargs):  # type: ignore[no-untyped-def]
+    if protocol == "anthropic":
+        return anthropic.AsyncAnthropic(api_key="k-test", base_url=base_url, **kwargs)
+    return openai.AsyncOpenAI(api_key="k-test", base_url=base_url, **kwargs)
+
+
+def _path(protocol: str) -> str:
+    return "/v1/messages" if protocol == "anthropic" else "/chat/completions"
+
+
+def _fake(protocol: str, fake_anthropic, fake_openai):  # type: ignore[no-untyped-def]
+    return fake_anthropic if protocol == "anthropic" else fake_openai
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("protocol", ["anthropic", "openai"])
+async def test_a_plain_client_forwards_on_aiohttp_with_the_sdk_headers(
+    fake_anthropic, fake_openai, protocol, stream
+):
+    fake = _fake(protocol, fake_anthropic, fake_openai)
+    plain = _client(protocol, fake.url, max_retries=0)
+    # the same SDK client on an http_client of its own: the httpx2 path, for comparison
+    custom = _client(protocol, fake.url, max_retries=0, http_client=httpx2.AsyncClient())
+    path = _path(protocol)
+    try:
+        answers = []
+        for client in (plain, custom):
+            fake.enqueue_text("hello there")
+            answer = await forward(
+                client, protocol, path, {**BODY, "stream": stream}, stream=stream
+            )
+            body = answer.content
+            if answer.chunks is not None:
+                body = b"".join([chunk async for chunk in answer.chunks])
+            answers.append((answer.status, b"hello" in body))
+        assert answers == [(200, True), (200, True)]
+        assert _wire(plain, path).aio is not None
+        assert _wire(plain, path).aio._session is not None  # the request went on aiohttp
+        assert _wire(custom, path).aio is None
+        on_aio, on_httpx = fake.chat_requests()
+        assert on_aio.raw == on_httpx.raw
+        assert on_aio.api_key == "k-test"
+        sent = {k: v for k, v in on_aio.headers.items() if k not in _OWN}
+        assert sent == {k: v for k, v in on_httpx.headers.items() if k not in _OWN}
+        assert sent["x-stainless-retry-count"] == "0"
+    finally:
+        for client in (plain, custom):
+            await close_wires(client)
+            await client.close()
+
+
+async def test_the_aiohttp_path_keeps_the_sdk_retry_policy(fake_anthropic):
+    client = _client("anthropic", fake_anthropic.url, max_retries=2)
+    try:
+        fake_anthropic.enqueue_error(429, message="slow down")
+        fake_anthropic.enqueue_error(529, message="overloaded")
+        answer = await forward(client, "anthropic", "/v1/messages", BODY, stream=False)
+        assert answer.status == 200
+        sent = fake_anthropic.chat_requests()
+        assert [r.headers["x-stainless-retry-count"] for r in sent] == ["0", "1", "2"]
+
+        fake_anthropic.reset()
+        fake_anthropic.enqueue_error(400, message="bad")
+        answer = await forward(client, "anthropic", "/v1/messages", BODY, stream=False)
+        assert (answer.status, len(fake_anthropic.chat_requests())) == (400, 1)
+        assert b"bad" in answer.content
+        assert _wire(client, "/v1/messages").aio is not None
+    finally:
+        await close_wires(client)
+        await client.close()
+
+
+async def test_the_aiohttp_path_times_out_and_retries_like_the_sdk(fake_anthropic):
+    client = _client("anthropic", fake_anthropic.url, max_retries=1, timeout=0.3)
+    fake_anthropic.set_delay(1.0)
+    try:
+        with pytest.raises(LLMError) as caught:
+            await forward(client, "anthropic", "/v1/messages", BODY, stream=True)
+        assert caught.value.kind is LLMErrorKind.TIMEOUT
+        assert _wire(client, "/v1/messages").aio is not None
+        sent = fake_anthropic.chat_requests()
+        assert [r.headers["x-stainless-retry-count"] for r in sent] == ["0", "1"]
+    finally:
+        await close_wires(client)
+        await client.close()
+
+
+async def test_the_aiohttp_path_reports_a_refused_connection_after_the_retries():
+    client = _client("anthropic", f"http://127.0.0.1:{free_port()}", max_retries=1)
+    try:
+        with pytest.raises(LLMError) as caught:
+            await forward(client, "anthropic", "/v1/messages", BODY, stream=False)
+        assert caught.value.kind is LLMErrorKind.UNAVAILABLE
+        assert _wire(client, "/v1/messages").aio is not None
+    finally:
+        await close_wires(client)
+        await client.close()
+
+
+@pytest.mark.parametrize("protocol", ["anthropic", "openai"])
+async def test_a_proxied_client_keeps_the_httpx_path_and_its_proxy(
+    fake_anthropic, fake_openai, protocol
+):
+    """The proxy is the fake itself: the request reaches it in absolute form (a proxy's
+    request line), for an upstream address where nothing listens."""
+    fake = _fake(protocol, fake_anthropic, fake_openai)
+    upstream = f"http://127.0.0.1:{free_port()}"
+    module = anthropic if protocol == "anthropic" else openai
+    proxied = module.DefaultAsyncHttpxClient(proxy=fake.url.removesuffix("/v1"))
+    client = _client(protocol, upstream, max_retries=0, http_client=proxied)
+    try:
+        answer = await forward(client, protocol, _path(protocol), BODY, stream=False)
+        assert _wire(client, _path(protocol)).aio is None
+        assert answer.status == 404  # the fake answers what is not its own path
+        assert fake.requests[-1].path == upstream + _path(protocol)
+    finally:
+        await client.close()
+
+
+async def test_a_proxy_in_the_environment_keeps_the_httpx_path(fake_anthropic, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", fake_anthropic.url)
+    monkeypatch.setenv("NO_PROXY", "")
+    upstream = f"http://127.0.0.1:{free_port()}"
+    client = _client("anthropic", upstream, max_retries=0)
+    try:
+        answer = await forward(client, "anthropic", "/v1/messages", BODY, stream=False)
+        assert _wire(client, "/v1/messages").aio is None
+        assert answer.status == 404
+        assert fake_anthropic.requests[-1].path == upstream + "/v1/messages"
+    finally:
+        await client.close()
+
+
+async def test_no_proxy_alone_keeps_the_aiohttp_path(fake_anthropic, monkeypatch):
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "example.org")
+    client = _client("anthropic", fake_anthropic.url, max_retries=0)
+    try:
+        answer = await forward(client, "anthropic", "/v1/messages", BODY, stream=False)
+        assert answer.status == 200
+        assert _wire(client, "/v1/messages").aio is not None
+    finally:
+        await close_wires(client)
+        await client.close()
