@@ -165,3 +165,98 @@ async def test_no_proxy_alone_keeps_the_aiohttp_path(fake_anthropic, monkeypatch
     finally:
         await close_wires(client)
         await client.close()
+
+
+@pytest.fixture
+def tls_upstream(tmp_path):  # type: ignore[no-untyped-def]
+    """An HTTPS server on 127.0.0.1 with a self-signed certificate; yields (url, cert
+    path, requests served)."""
+    import datetime
+    import ipaddress
+    import ssl
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mnemo-test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    served: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            served.append(self.path)
+            body = b'{"type":"message","content":[{"type":"text","text":"over tls"}]}'
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"https://127.0.0.1:{server.server_address[1]}", cert_path, served
+    server.shutdown()
+    server.server_close()
+
+
+async def test_the_aiohttp_path_verifies_tls_with_the_sdk_trust_store(tls_upstream, monkeypatch):
+    """Refused while the certificate is unknown; accepted once the SDK's client trusts it
+    (``SSL_CERT_FILE``, read by httpx2 when the client is made): aiohttp uses the SDK's
+    own TLS context, verification included."""
+    url, cert_path, served = tls_upstream
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    untrusting = _client("anthropic", url, max_retries=0)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_path))
+    trusting = _client("anthropic", url, max_retries=0)
+    try:
+        with pytest.raises(LLMError) as caught:
+            await forward(untrusting, "anthropic", "/v1/messages", BODY, stream=False)
+        assert caught.value.kind is LLMErrorKind.UNAVAILABLE
+        assert served == []
+        answer = await forward(trusting, "anthropic", "/v1/messages", BODY, stream=False)
+        assert (answer.status, b"over tls" in answer.content) == (200, True)
+        assert served == ["/v1/messages"]
+        for client in (untrusting, trusting):
+            assert _wire(client, "/v1/messages").aio is not None
+    finally:
+        for client in (untrusting, trusting):
+            await close_wires(client)
+            await client.close()
