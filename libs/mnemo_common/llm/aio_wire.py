@@ -1,17 +1,17 @@
 """The forwarded request's HTTP exchange on aiohttp (ADR 0028), when it reproduces the SDK's.
 
-:class:`~.forward._Wire` sends the request the SDK built once (ADR 0026) on the SDK's own
-``httpx2`` client, whose HTTP/1.1 is pure Python (h11, httpcore2). :class:`AioWire` sends
-the same request (URL, every header, body bytes) with the same retry policy on an aiohttp
-session (C HTTP parser), configured from that httpx2 client: its TLS context (certificate
-verification as the SDK set it), connection limit, keep-alive expiry and timeouts
-(``connect`` and ``read`` per socket operation, as httpx applies them).
+:class:`~.forward._Wire` sends the request the SDK built once (ADR 0026). The SDK's own
+``httpx2`` client speaks HTTP/1.1 in pure Python (h11, httpcore2); :class:`AioSession`
+sends the same request (URL, every header, body bytes), with the same retry policy, on an
+aiohttp session (C HTTP parser) configured from that httpx2 client: its TLS context
+(certificate verification as the SDK set it), connection limit, keep-alive expiry, socket
+options (the SDKs' TCP keep-alive), redirects and timeouts (``connect`` and ``read`` per
+socket operation, as httpx applies them).
 
 :func:`reproducible` says when that holds; any client setting aiohttp would not honour the
 same way (a proxy, from the client or the environment; a custom ``http_client`` or
 transport; HTTP/2; a local address or Unix socket; connection retries; an httpx ``auth``
-or event hooks) keeps the httpx2 path. The SDKs' socket options (TCP keep-alive) are set
-on aiohttp's sockets too.
+or event hooks) keeps the httpx2 path.
 """
 
 from __future__ import annotations
@@ -121,9 +121,14 @@ class AioSession:
         self._keepalive: float = pool._keepalive_expiry or 15.0
         self._socket_options = list(pool._socket_options or ())
         t = extensions.get("timeout") or {}
-        # httpx applies connect/read per socket operation; pool waits are not bounded apart
+        # httpx applies connect/read per socket operation; aiohttp's ``connect`` bounds the
+        # wait for a pooled connection plus connecting: httpx's pool + connect timeouts
+        pool_wait, connect = t.get("pool"), t.get("connect")
         self.timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=t.get("connect"), sock_read=t.get("read")
+            total=None,
+            connect=None if pool_wait is None or connect is None else pool_wait + connect,
+            sock_connect=connect,
+            sock_read=t.get("read"),
         )
         self._redirects: bool = http.follow_redirects
         self._max_redirects: int = http.max_redirects
