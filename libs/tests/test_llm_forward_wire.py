@@ -7,6 +7,8 @@ timeouts; a client whose exchange aiohttp would not make the same way (a proxy, 
 
 from __future__ import annotations
 
+import re
+
 import anthropic
 import httpx2
 import openai
@@ -16,6 +18,7 @@ from mnemo_common.llm.forward import _wire, close_wires, forward
 from mnemo_common.testing.procs import free_port
 
 BODY = {"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
+STREAMED = {**BODY, "stream": True}
 #: headers the two HTTP clients set themselves, differently spelled or valued
 _OWN = {"host", "content-length"}
 
@@ -260,3 +263,49 @@ async def test_the_aiohttp_path_verifies_tls_with_the_sdk_trust_store(tls_upstre
         for client in (untrusting, trusting):
             await close_wires(client)
             await client.close()
+
+
+async def test_an_abandoned_stream_frees_its_aiohttp_connection(fake_anthropic):
+    """A client that leaves mid-stream: the upstream connection is closed, not returned
+    half-read to the pool, and the next forwarded request is answered in full."""
+    client = _client("anthropic", fake_anthropic.url, max_retries=0)
+    gate = fake_anthropic.hold_stream()
+    try:
+        answer = await forward(client, "anthropic", "/v1/messages", STREAMED, stream=True)
+        assert answer.chunks is not None
+        first = await anext(answer.chunks)
+        assert b"message_start" in first
+        await answer.aclose()
+        gate.set()
+        fake_anthropic.enqueue_text("second answer")
+        again = await forward(client, "anthropic", "/v1/messages", STREAMED, stream=True)
+        assert again.chunks is not None
+        body = b"".join([chunk async for chunk in again.chunks])
+        deltas = re.findall(rb'"text_delta", "text": "([^"]*)"', body)
+        assert b"".join(deltas) == b"second answer"
+        assert body.endswith(b'data: {"type": "message_stop"}\n\n')
+        assert _wire(client, "/v1/messages").aio is not None
+    finally:
+        gate.set()
+        await close_wires(client)
+        await client.close()
+
+
+async def test_a_stream_stalled_past_the_read_timeout_is_an_llm_error(fake_anthropic):
+    """aiohttp's read timeout mid-stream surfaces as the stream breaking off (LLMError),
+    as httpx2's does."""
+    client = _client("anthropic", fake_anthropic.url, max_retries=0, timeout=0.5)
+    gate = fake_anthropic.hold_stream()
+    try:
+        answer = await forward(client, "anthropic", "/v1/messages", STREAMED, stream=True)
+        assert answer.chunks is not None
+        with pytest.raises(LLMError) as caught:
+            async for _chunk in answer.chunks:
+                pass
+        assert caught.value.kind is LLMErrorKind.UNAVAILABLE
+        assert "broke off" in str(caught.value)
+        assert _wire(client, "/v1/messages").aio is not None
+    finally:
+        gate.set()
+        await close_wires(client)
+        await client.close()
