@@ -31,6 +31,7 @@ import openai
 
 from .. import metrics
 from ._support import map_sdk_error
+from .aio_wire import AioSession, reproducible
 from .base import LLMError, LLMErrorKind
 
 #: response headers that describe the hop, not the answer: never copied to the client
@@ -151,11 +152,14 @@ class _Wire:
         self.headers = [(k, v) for k, v in template.headers.items() if k not in skip]
         self.idempotency = client._idempotency_header
         self.module: Any = anthropic if isinstance(client, anthropic.AsyncAnthropic) else openai
+        #: the same exchange on aiohttp when it reproduces the httpx2 client's (ADR 0028)
+        self.aio: AioSession | None = None
+        if reproducible(self.http):
+            self.aio = AioSession(self.http, self.extensions)
 
-    async def send(
-        self, content: bytes, stream: bool, extra: Mapping[str, str] | None
-    ) -> httpx2.Response:
-        """The last attempt's response (a retryable status once retries are spent)."""
+    async def send(self, content: bytes, stream: bool, extra: Mapping[str, str] | None) -> Any:
+        """The last attempt's response (a retryable status once retries are spent): an
+        ``httpx2.Response``, or its aiohttp counterpart :class:`~.aio_wire.AioResponse`."""
         max_retries: int = self.client.max_retries
         key = self.client._idempotency_key() if self.idempotency else None
         for retries_taken in range(max_retries + 1):
@@ -165,27 +169,42 @@ class _Wire:
                 headers[self.idempotency] = key
             if extra:
                 headers.update(extra)
-            request = self.http.build_request(
-                "POST", self.url, content=content, headers=headers, extensions=self.extensions
-            )
             remaining = max_retries - retries_taken
             try:
-                response = await self.http.send(request, stream=True)
-            except httpx2.TimeoutException as err:
+                response = await self._attempt(headers, content)
+            except (httpx2.TimeoutException, TimeoutError) as err:
                 if remaining > 0:
                     await self._sleep(remaining, None)
                     continue
-                raise self.module.APITimeoutError(request=request) from err
+                raise self.module.APITimeoutError(request=self._request(headers)) from err
             except Exception as err:
                 if remaining > 0:
                     await self._sleep(remaining, None)
                     continue
-                raise self.module.APIConnectionError(request=request) from err
+                raise self.module.APIConnectionError(request=self._request(headers)) from err
             if response.is_success or remaining <= 0 or not self.client._should_retry(response):
                 return response
             await response.aclose()
             await self._sleep(remaining, response.headers)
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _attempt(self, headers: httpx2.Headers, content: bytes) -> Any:
+        """One attempt's response (headers read, body not): on aiohttp when it reproduces
+        the SDK's client, else on that client."""
+        if self.aio is not None:
+            return await self.aio.post(str(self.url), headers.multi_items(), content)
+        request = self.http.build_request(
+            "POST", self.url, content=content, headers=headers, extensions=self.extensions
+        )
+        return await self.http.send(request, stream=True)
+
+    def _request(self, headers: httpx2.Headers) -> httpx2.Request:
+        """The attempt as an httpx2 request, for the SDK's connection errors."""
+        return self.http.build_request("POST", self.url, headers=headers)
+
+    async def aclose(self) -> None:
+        if self.aio is not None:
+            await self.aio.aclose()
 
     async def _sleep(self, remaining: int, headers: httpx2.Headers | None) -> None:
         await anyio.sleep(self.client._calculate_retry_timeout(remaining, self.options, headers))
@@ -207,6 +226,13 @@ def _wire(client: Any, path: str) -> _Wire | None:
         wire = _Wire(client, path, options, client._build_request(options))
     wires[path] = wire
     return wire
+
+
+async def close_wires(client: Any) -> None:
+    """Close the aiohttp sessions of ``client``'s forwarding requests (with the client)."""
+    for wire in client.__dict__.pop("_mnemo_wires", {}).values():
+        if wire is not None:
+            await wire.aclose()
 
 
 async def _sdk_post(
@@ -231,7 +257,7 @@ def encode_body(body: dict[str, Any]) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
-async def _chunks(response: httpx2.Response, provider: str) -> AsyncIterator[bytes]:
+async def _chunks(response: Any, provider: str) -> AsyncIterator[bytes]:
     try:
         async for chunk in response.aiter_bytes():
             yield chunk

@@ -13,7 +13,7 @@ import openai
 
 from ._support import check_schema, join_system, json_instructions, structured_reply
 from .base import ChatRequest, ChatResult, Usage
-from .forward import Forwarded, forward
+from .forward import Forwarded, close_wires, forward
 
 
 class SdkProvider(ABC):
@@ -51,5 +51,6 @@ class SdkProvider(ABC):
         return structured_reply(result.text, result.stop_reason, schema, self.name), result.usage
 
     async def aclose(self) -> None:
-        """Close the SDK's HTTP connection pool."""
+        """Close the SDK's HTTP connection pool (and the forwarding sessions)."""
+        await close_wires(self._client)
         await self._client.close()

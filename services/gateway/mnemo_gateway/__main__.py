@@ -18,7 +18,7 @@ def main() -> int:
         sys.stderr.write(f"mnemo-gateway: {exc}\n")
         return 2
     configure_logging("gateway", settings.log.level, settings.log.json_format)
-    from .main import create_app
+    from .main import SERVER_HTTP, SERVER_LOOP, create_app
 
     uvicorn.run(
         create_app(settings),
@@ -29,6 +29,8 @@ def main() -> int:
         timeout_graceful_shutdown=10,
         proxy_headers=True,
         server_header=False,
+        loop=SERVER_LOOP,
+        http=SERVER_HTTP,
     )
     return 0
 

@@ -46,6 +46,12 @@ from .memory.client import MemoryClient
 
 log = logging.getLogger(__name__)
 
+#: the uvicorn runtime of every gateway (``mnemo-gateway``, the tests, the benchmarks): the
+#: libuv event loop and the C HTTP parser, pinned dependencies of the gateway, named rather
+#: than left to uvicorn's "auto" so a missing one fails at start-up instead of silently
+#: costing CPU per request (ADR 0028)
+SERVER_LOOP, SERVER_HTTP = "uvloop", "httptools"
+
 DESCRIPTION = """Chat with memory. `POST /v1/chat` (seed shape), drop-in `POST /v1/messages`
 (Anthropic, with `count_tokens`), `POST /v1/chat/completions` and `POST /v1/responses`
 (OpenAI), `GET /v1/models` in both shapes, and memory control under

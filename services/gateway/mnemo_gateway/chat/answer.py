@@ -231,12 +231,16 @@ class AnthropicStreamReader:
         self._tools: dict[int, int] = {}  # content block index -> tool call index
         self._usage = Usage()
         self._stop: tuple[str | None, str | None] = (None, None)
+        self._last: tuple[bytes, bool] = (b"", False)  # the frame just read: is it the end?
 
     def terminal(self, frame: bytes) -> bool:
+        if frame is self._last[0]:
+            return self._last[1]  # read() parsed it already
         return parse_frame(frame)[0] == "message_stop"
 
     def read(self, frame: bytes) -> Iterator[AnswerEvent]:
         event, data = parse_frame(frame)
+        self._last = (frame, event == "message_stop")
         doc = _json(data)
         kind = doc.get("type") or event
         if kind == "message_start":
@@ -282,13 +286,18 @@ class OpenAIStreamReader:
         self._tools: dict[int, int] = {}
         self._usage = Usage()
         self._finish: str | None = None
+        self._last: tuple[bytes, bool] = (b"", False)  # the frame just read: is it the end?
 
     def terminal(self, frame: bytes) -> bool:
+        if frame is self._last[0]:
+            return self._last[1]  # read() parsed it already
         return parse_frame(frame)[1].strip() == "[DONE]"
 
     def read(self, frame: bytes) -> Iterator[AnswerEvent]:
         _, data = parse_frame(frame)
-        if data.strip() == "[DONE]":
+        done = data.strip() == "[DONE]"
+        self._last = (frame, done)
+        if done:
             yield StreamEnd(self.model, self._usage, stop_from_openai(self._finish))
             return
         doc = _json(data)

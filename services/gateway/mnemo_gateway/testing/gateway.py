@@ -46,7 +46,7 @@ class GatewayServer:
     def start(self) -> GatewayServer:
         import uvicorn
 
-        from mnemo_gateway.main import create_app
+        from mnemo_gateway.main import SERVER_HTTP, SERVER_LOOP, create_app
 
         app = create_app(self.settings, provider=self.provider)
         config = uvicorn.Config(
@@ -57,6 +57,8 @@ class GatewayServer:
             access_log=False,
             lifespan="on",
             timeout_graceful_shutdown=2,
+            loop=SERVER_LOOP,
+            http=SERVER_HTTP,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
