@@ -157,3 +157,41 @@ async def test_the_lookup_brings_the_ids_of_the_filters_families(recall):
     assert (await keywords.lookup("alice", "x", VectorFilter(user_id="alice"))).ids is None
     never = await keywords.lookup("nobody", "x", VectorFilter(user_id="nobody"), with_ids=True)
     assert never.ids is None  # not built: no ids to trust
+
+
+async def test_on_redis_cluster_the_ids_come_from_a_call_of_their_own(
+    embedder, chroma_path, redis_cluster
+):
+    from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+    cluster = RedisCluster(
+        startup_nodes=[ClusterNode("127.0.0.1", n.port) for n in redis_cluster.nodes],
+        decode_responses=True,
+    )
+    prefix = "w" + uuid.uuid4().hex[:8]
+    base = ChromaVectorStore(model=embedder.info, path=str(chroma_path), collection_prefix=prefix)
+    keywords = KeywordIndex(cluster, prefix, True)
+    assert keywords._cluster
+    within = LongTermMemory(embedder=embedder, store=KeywordIndexedStore(base, keywords))
+    where = LongTermMemory(
+        embedder=embedder,
+        store=KeywordIndexedStore(base, keywords),
+        cfg=LongTermSettings(knn_within_ids_max=0),
+    )
+    try:
+        await within.open()
+        for n, text in enumerate(TEXTS):
+            await within.write_facts("alice", "t1", [fact(text, n)])
+            await within.write_facts("bob", "t2", [fact(text, 100 + n)])
+        lookup = await keywords.lookup("alice", "x", VectorFilter(user_id="alice"), with_ids=True)
+        stored = await base.all_matching(VectorFilter(user_id="alice"))
+        assert sorted(lookup.ids) == sorted(r.id for r in stored)
+        for query in ("where does my sister live", "locker code"):
+            flt = VectorFilter(user_id="alice")
+            got, _ = await within.search("alice", query, flt, top_k=5)
+            expected, _ = await where.search("alice", query, flt, top_k=5)
+            assert [r.record.id for r in got] == [r.record.id for r in expected]
+            assert got and all(r.record.user_id == "alice" for r in got)
+    finally:
+        await base.aclose()
+        await cluster.aclose()
