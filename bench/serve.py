@@ -3,10 +3,13 @@
     python -m bench.serve KIND READY_FILE [JSON_OPTIONS]
 
 KIND is ``fake`` (the fake Anthropic upstream), ``memory`` (the memory service;
-``{"redis_url", "data_dir", "recall": bool}``) or ``gateway`` (``{"fake_url",
-"memory_addr"}``). The process writes its address to READY_FILE once it serves, then runs
-until SIGTERM. :func:`start` launches one and waits for that file. The benchmarks use it so
-that the client, the gateway, the memory service and the fake upstream each have their own
+``{"redis_url", "data_dir", "recall": bool}``), ``longterm`` (the memory service with
+long-term recall on a given vector backend, filled with ``bench.longterm``'s synthetic
+facts before it reports ready; ``{"redis_url", "data_dir", "backend", "users", "facts",
+"vectors", "settings"}``) or ``gateway`` (``{"fake_url", "memory_addr"}``). The
+process writes its address to READY_FILE once it serves, then runs until SIGTERM.
+:func:`start` launches one and waits for that file. The benchmarks use it so that the
+client, the gateway, the memory service and the fake upstream each have their own
 interpreter (and GIL), like separate pods, instead of sharing one.
 """
 
@@ -60,6 +63,8 @@ def _serve(kind: str, opts: dict[str, Any]) -> tuple[str, Any]:
         else:
             server = InProcessMemoryServer(settings, longterm=None).start()
         return server.address, server
+    if kind == "longterm":
+        return _serve_longterm(opts)
     if kind == "gateway":
         from mnemo_gateway.testing.gateway import GatewayServer, gateway_settings
 
@@ -70,6 +75,42 @@ def _serve(kind: str, opts: dict[str, Any]) -> tuple[str, Any]:
         server = GatewayServer(settings).start()
         return server.url, server
     raise SystemExit(f"unknown component {kind!r}")
+
+
+def _serve_longterm(opts: dict[str, Any]) -> tuple[str, Any]:
+    """The memory service as deployed (``create_server``'s own long-term memory), its
+    vector store filled through the service's store (keyword index maintained)."""
+    import numpy as np
+    from mnemo_common.testing.dicts import deep_merge
+    from mnemo_memory.config import build_settings
+    from mnemo_memory.testing.memory_server import InProcessMemoryServer
+
+    from bench.longterm import fill_store, synthetic_facts
+
+    base: dict[str, Any] = {
+        "redis": {"key_prefix": "bench"},
+        "server": {"host": "127.0.0.1", "grpc_port": 0, "metrics_port": 0},
+        "vector": {
+            "backend": opts["backend"],
+            "chroma_path": str(Path(opts["data_dir"]) / "chroma"),
+        },
+        "rate_limit": {"enabled": False},
+        "worker": {"metrics_port": 0},
+    }
+    settings = build_settings(
+        redis_url=opts["redis_url"], **deep_merge(base, opts.get("settings", {}))
+    )
+    server = InProcessMemoryServer(settings).start()
+    texts = synthetic_facts(int(opts["facts"]))
+    vectors = np.load(opts["vectors"])
+
+    async def fill(handles: Any) -> float:
+        await handles.longterm.open()  # the model and the store, as the server's warm-up
+        return await fill_store(handles.longterm, int(opts["users"]), texts, vectors)
+
+    insert_s = server.run(fill, timeout=1800)
+    (Path(opts["data_dir"]) / "insert_s").write_text(f"{insert_s:.1f}")
+    return server.address, server
 
 
 def main(argv: list[str]) -> int:

@@ -249,3 +249,14 @@ async def test_redis_index_of_schema_1_is_rebuilt_case_sensitive(request):
         assert (await store._call("HGET", f"{index}:model", "schema")) == b"2"
     finally:
         await store.aclose()
+
+
+async def test_get_of_many_ids_keeps_their_order_and_skips_the_missing(store):
+    # more ids than one read call takes (Redis: 256 keys per script call)
+    records = [rec(i, user="alice" if i % 2 else "bob") for i in range(300)]
+    await store.upsert(records, np.stack([unit(i) for i in range(300)]))
+    wanted = [f"m{i}" for i in range(299, -1, -1)] + ["nope"]
+    wanted = [w for pair in zip(wanted, [f"gone{i}" for i in range(301)]) for w in pair]
+    got = await store.get(wanted)
+    assert [r.id for r in got] == [f"m{i}" for i in range(299, -1, -1)]
+    assert got[0] == records[299] and got[-1] == records[0]

@@ -84,13 +84,19 @@ class KeywordIndexedStore:
 
 
 async def keyword_lookup(
-    store: KeywordIndexedStore, user_id: str, query: str, flt: VectorFilter
+    store: KeywordIndexedStore,
+    user_id: str,
+    query: str,
+    flt: VectorFilter,
+    *,
+    with_ids: bool = False,
 ) -> Lookup:
-    """The index's postings for ``query`` (backfilling a never-indexed user first)."""
-    lookup = await store.keywords.lookup(user_id, query, flt)
+    """The index's postings for ``query`` (backfilling a never-indexed user first);
+    ``with_ids``: and the user's memory ids (``KeywordIndex.lookup``)."""
+    lookup = await store.keywords.lookup(user_id, query, flt, with_ids=with_ids)
     if not lookup.built:
         await store.backfill(user_id)
-        lookup = await store.keywords.lookup(user_id, query, flt)
+        lookup = await store.keywords.lookup(user_id, query, flt, with_ids=with_ids)
     return lookup
 
 

@@ -38,9 +38,15 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from mnemo_memory.errors import UnavailableError
+from mnemo_memory.stores.lua import LuaScript, execute_with_scripts
 from mnemo_memory.stores.vector import MemoryRecord, VectorFilter
 
 from .text import indexed_text, tokenize
+
+
+def _s(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
 
 # KEYS: docs, stats. ARGV: posting key base ("P:kw:{uid}:"), memory id, mode (put |
 # update | del), then for put/update: family, length, docs value head, token, posting, ...
@@ -68,6 +74,19 @@ redis.call('HINCRBY', stats, 'len_' .. fam, tonumber(dl))
 return 1
 """
 
+# KEYS: docs. ARGV: family ("c": current memories only, "": every family). The ids of
+# the user's indexed memories (the docs value starts with the family).
+_IDS = LuaScript(
+    "keyword_ids",
+    """
+local flat, fam, out = redis.call('HGETALL', KEYS[1]), ARGV[1], {}
+for i = 1, #flat, 2 do
+  if fam == '' or string.sub(flat[i + 1], 1, 1) == fam then out[#out + 1] = flat[i] end
+end
+return out
+""",
+)
+
 _TF_BITS, _LEN_BITS = 8, 16  # a posting: created_s << 24 | min(tf, 255) << 16 | length
 
 
@@ -88,7 +107,8 @@ def _field_ok(meta: str, flt: VectorFilter) -> bool:
     )
 
 
-def _narrowed(flt: VectorFilter) -> bool:
+def narrowed(flt: VectorFilter) -> bool:
+    """Does ``flt`` select more than the user and the families (kind, importance, ...)?"""
     return bool(flt.kinds or flt.min_importance or flt.since_ms or flt.until_ms or flt.thread_id)
 
 
@@ -101,6 +121,9 @@ class Lookup:
     postings: list[dict[str, str]]  # one per (token, family), in ``tokens`` order
     tokens: list[str]
     meta: dict[str, str | None]  # docs entries of the candidates (narrowed filters only)
+    #: every id of the user's memories in the filter's families (only when asked for,
+    #: the index is built and the filter is not narrowed); None = not read
+    ids: list[str] | None = None
 
     @property
     def built(self) -> bool:
@@ -118,10 +141,10 @@ def bm25_candidates(
     if n <= 0:
         return []
     avgdl = total / n or 1.0
-    narrowed = _narrowed(flt)
+    is_narrowed = narrowed(flt)
     per_token: dict[str, tuple[list[str], list[str]]] = {}
     for tok, rows in zip(lookup.tokens, lookup.postings, strict=True):
-        if narrowed:
+        if is_narrowed:
             rows = {
                 mid: raw
                 for mid, raw in rows.items()
@@ -229,27 +252,49 @@ class KeywordIndex:
                 await self._move(keys=keys, args=args, client=pipe)
             await self._run(pipe.execute())
 
-    async def lookup(self, user_id: str, query: str, flt: VectorFilter) -> Lookup:
+    async def lookup(
+        self, user_id: str, query: str, flt: VectorFilter, *, with_ids: bool = False
+    ) -> Lookup:
         """One round trip: the family counts and every query token's postings (and, for a
-        kind/importance/date/thread filter, a second one for the candidates' fields)."""
+        kind/importance/date/thread filter, a second one for the candidates' fields).
+        ``with_ids``: also the ids of the user's memories in the filter's families (the
+        set a KNN may be restricted to; not for a narrowed filter)."""
         base = self.base(user_id)
         tokens = sorted(set(tokenize(query)))
         fams = ("c", "s") if flt.include_superseded else ("c",)
+        with_ids = with_ids and not narrowed(flt)
+        id_args = [base + "docs"], ["" if flt.include_superseded else "c"]
         order: list[str] = []
-        async with self.redis.pipeline(transaction=False) as pipe:
+
+        def build(pipe: Any) -> None:
+            order.clear()
             pipe.hgetall(base + "stats")
             for tok in tokens:
                 for fam in fams:
                     pipe.hgetall(f"{base}{fam}:{tok}")
                     order.append(tok)
-            replies = await self._run(pipe.execute())
+            if with_ids and not self._cluster:
+                _IDS.queue(pipe, *id_args)
+
+        replies = await self._run(
+            execute_with_scripts(self.redis, build, [_IDS], transaction=False)
+        )
+        ids: list[str] | None = None
+        if with_ids:
+            # redis-py's cluster pipeline runs no scripts: a call of its own there
+            raw = (
+                replies.pop()
+                if not self._cluster
+                else await self._run(_IDS.run(self.redis, *id_args))
+            )
+            ids = [_s(i) for i in raw] if (replies[0] or {}).get("built") else None
         meta: dict[str, str | None] = {}
-        if _narrowed(flt):
-            ids = sorted({mid for rows in replies[1:] for mid in rows})
-            if ids:
-                values = await self._run(self.redis.hmget(base + "docs", ids))
-                meta = dict(zip(ids, values, strict=True))
-        return Lookup(replies[0] or {}, list(replies[1:]), order, meta)
+        if narrowed(flt):
+            ids_read = sorted({mid for rows in replies[1:] for mid in rows})
+            if ids_read:
+                values = await self._run(self.redis.hmget(base + "docs", ids_read))
+                meta = dict(zip(ids_read, values, strict=True))
+        return Lookup(replies[0] or {}, list(replies[1:]), order, meta, ids)
 
     async def unbuilt(self, user_ids: Sequence[str]) -> list[str]:
         """Those of ``user_ids`` whose index is not marked built."""

@@ -29,6 +29,7 @@ from mnemo_memory.stores.vector.base import ensure_owner, owns
 from .facts import CandidateFact, FactWriter, WriteReport
 from .grouping import group_by_thread
 from .keyword_store import KeywordIndexedStore, keyword_corpus, keyword_lookup
+from .keywords import Lookup, narrowed
 from .messages import MESSAGE_KIND, delete_thread_messages, write_messages
 from .ranking import KeywordCache, KeywordCorpus, Ranked, build_corpus, fit_budget, fuse
 from .settings import LongTermSettings
@@ -130,36 +131,70 @@ class LongTermMemory:
         limit = max(self.cfg.vector_candidates, top_k)
         loop = asyncio.get_running_loop()
         if self.cfg.keyword_weight > 0 and isinstance(self.store, KeywordIndexedStore):
-            # the keyword index is read while the query is embedded and searched
+            hits, lookup = await self._hits_and_lookup(user_id, query, flt, limit)
+            corpus = None  # the keyword index unreachable: vector ranking alone
+            if lookup is not None:
+                corpus = await keyword_corpus(self.store, lookup, flt, limit, hits, self._pool)
+            # fusion, the held messages and the selection: one hop onto the ranking thread
+            return await loop.run_in_executor(
+                self._pool,
+                self._rank,
+                hits,
+                corpus,
+                query,
+                pool,
+                frozenset(held_messages),
+                top_k,
+                token_budget,
+                grouped,
+            )
+        hits = await self._vector_hits(query, flt, limit)
+        cached: KeywordCorpus | None = None
+        if self.cfg.keyword_weight > 0:
+            key = repr(flt)
+            cached = self.keyword_cache.get(user_id, key)
+            if cached is None:
+                records = await self.store.all_matching(flt)
+                cached = await loop.run_in_executor(
+                    self._pool, build_corpus, records, self.cfg.date_prefix
+                )
+                self.keyword_cache.put(user_id, key, cached)
+        ranked = await loop.run_in_executor(self._pool, self._fuse, hits, cached, query, pool)
+        if cached is not None:
+            ranked = await self._current(ranked, {h.record.id for h in hits}, flt)
+        return await loop.run_in_executor(
+            self._pool,
+            self._held_and_select,
+            ranked,
+            frozenset(held_messages),
+            top_k,
+            token_budget,
+            grouped,
+        )
+
+    async def _hits_and_lookup(
+        self, user_id: str, query: str, flt: VectorFilter, limit: int
+    ) -> tuple[list[VectorHit], Lookup | None]:
+        """The vector hits and the keyword lookup (None: the index unreachable). A store
+        with ``query_within`` (Chroma) restricts the KNN to the user's ids that the
+        lookup brings (ADR 0029), so the KNN waits for it; otherwise the keyword index is
+        read while the query is embedded and searched."""
+        assert isinstance(self.store, KeywordIndexedStore)
+        within = getattr(self.store.store, "query_within", None)
+        if within is None or self.cfg.knn_within_ids_max <= 0 or narrowed(flt):
             hits, lookup = await _both(
                 self._vector_hits(query, flt, limit),
                 _or_none(keyword_lookup(self.store, user_id, query, flt)),
             )
-            corpus = None  # the keyword index unreachable: vector ranking alone
-            if lookup is not None:
-                corpus = await keyword_corpus(self.store, lookup, flt, limit, hits, self._pool)
-            ranked = await loop.run_in_executor(self._pool, self._fuse, hits, corpus, query, pool)
-        else:
-            hits = await self._vector_hits(query, flt, limit)
-            cached: KeywordCorpus | None = None
-            if self.cfg.keyword_weight > 0:
-                key = repr(flt)
-                cached = self.keyword_cache.get(user_id, key)
-                if cached is None:
-                    records = await self.store.all_matching(flt)
-                    cached = await loop.run_in_executor(
-                        self._pool, build_corpus, records, self.cfg.date_prefix
-                    )
-                    self.keyword_cache.put(user_id, key, cached)
-            ranked = await loop.run_in_executor(self._pool, self._fuse, hits, cached, query, pool)
-            if cached is not None:
-                ranked = await self._current(ranked, {h.record.id for h in hits}, flt)
-        if held_messages:
-            held = set(held_messages)
-            ranked = [r for r in ranked if r.record.metadata.get("message_id", "") not in held]
-        return await loop.run_in_executor(
-            self._pool, self._select, ranked, top_k, token_budget, grouped
+            return hits, lookup
+        vector, lookup = await _both(
+            self.embedder.encode_query(indexed_text(query, 0, False)),
+            _or_none(keyword_lookup(self.store, user_id, query, flt, with_ids=True)),
         )
+        ids = lookup.ids if lookup is not None else None
+        if ids is not None and len(ids) <= self.cfg.knn_within_ids_max:
+            return await within(vector, flt, limit, ids), lookup
+        return await self.store.query(vector, flt, limit), lookup
 
     async def _vector_hits(self, query: str, flt: VectorFilter, k: int) -> list[VectorHit]:
         vector = await self.embedder.encode_query(indexed_text(query, 0, False))
@@ -183,6 +218,34 @@ class LongTermMemory:
             return group_by_thread(ranked, top_k, budget, self.cfg)
         kept, tokens, _ = fit_budget(ranked, token_budget)
         return kept, tokens
+
+    def _held_and_select(
+        self,
+        ranked: list[Ranked],
+        held: frozenset[str],
+        top_k: int,
+        token_budget: int,
+        grouped: bool,
+    ) -> tuple[list[Ranked], int]:
+        """Leave out the held messages' memories, then :meth:`_select` (ranking thread)."""
+        if held:
+            ranked = [r for r in ranked if r.record.metadata.get("message_id", "") not in held]
+        return self._select(ranked, top_k, token_budget, grouped)
+
+    def _rank(
+        self,
+        hits: list[VectorHit],
+        corpus: KeywordCorpus | None,
+        query: str,
+        pool: int,
+        held: frozenset[str],
+        top_k: int,
+        token_budget: int,
+        grouped: bool,
+    ) -> tuple[list[Ranked], int]:
+        """Fusion, held messages and selection in one call on the ranking thread."""
+        ranked = self._fuse(hits, corpus, query, pool)
+        return self._held_and_select(ranked, held, top_k, token_budget, grouped)
 
     async def _current(
         self, ranked: list[Ranked], fresh: set[str], flt: VectorFilter

@@ -42,6 +42,10 @@ class LongTermSettings(BaseModel):
     # on write; a query reads its own words' postings) or inprocess (BM25 over all of the
     # user's memories, read from the vector store and cached per process)
     keyword_index: Literal["redis", "inprocess"] = "redis"
+    # Chroma, redis keyword index: the KNN is restricted to the user's ids read from the
+    # keyword index (Chroma's ids filter) instead of a user_id metadata filter (ADR 0029);
+    # users with more ids than this, and narrowed filters, take the metadata filter
+    knn_within_ids_max: int = Field(20000, ge=0)
     # inprocess only: seconds a user's keyword index is reused before it is rebuilt
     keyword_cache_s: float = Field(30.0, ge=0)
     # inprocess only: users whose keyword index is kept in memory

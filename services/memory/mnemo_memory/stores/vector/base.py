@@ -28,6 +28,29 @@ def _json_map(value: str) -> dict[str, str]:
     return dict(json.loads(value)) if value and value != "{}" else {}
 
 
+def _text(v: Any) -> str:
+    """A stored field as text (Redis gives bytes, Chroma str or numbers, None = absent)."""
+    if type(v) is str:
+        return v
+    if isinstance(v, bytes):
+        return v.decode()
+    return "" if v is None else str(v)
+
+
+def _int(v: Any) -> int:
+    """A stored numeric field (int, float, or its text; absent or "" = 0)."""
+    if type(v) is int:
+        return v
+    if isinstance(v, bytes):
+        v = v.decode()
+    if not v:
+        return 0
+    try:
+        return int(v)
+    except ValueError:
+        return int(float(v))
+
+
 @dataclass(frozen=True)
 class MemoryRecord:
     """One fact or episode as stored (timestamps in epoch milliseconds)."""
@@ -70,30 +93,28 @@ class MemoryRecord:
 
     @classmethod
     def from_flat(cls, record_id: str, text: str, flat: dict[str, Any]) -> MemoryRecord:
-        def s(name: str) -> str:
-            v = flat.get(name, "")
-            return v.decode() if isinstance(v, bytes) else str(v if v is not None else "")
-
-        def i(name: str) -> int:
-            v = s(name)
-            return int(float(v)) if v else 0
-
-        return cls(
+        """The record of :meth:`to_flat`'s fields: Chroma's typed metadata or Redis' bytes.
+        Recall decodes ~100 candidates a query, so this skips the frozen dataclass'
+        per-field ``__init__`` (one ``object.__setattr__`` each) and fills ``__dict__``."""
+        get = flat.get
+        rec = object.__new__(cls)
+        rec.__dict__.update(
             id=record_id,
-            user_id=s("user_id"),
+            user_id=_text(get("user_id")),
             text=text,
-            kind=s("kind") or "fact",
-            importance=i("importance"),
-            created_at_ms=i("created_at_ms"),
-            updated_at_ms=i("updated_at_ms"),
-            valid_from_ms=i("valid_from_ms"),
-            valid_to_ms=i("valid_to_ms"),
-            source_thread_id=s("thread_id"),
-            source_message_ids=_json_list(s("source_message_ids")),
-            superseded_by=s("superseded_by"),
-            slot=s("slot"),
-            metadata=_json_map(s("metadata")),
+            kind=_text(get("kind")) or "fact",
+            importance=_int(get("importance")),
+            created_at_ms=_int(get("created_at_ms")),
+            updated_at_ms=_int(get("updated_at_ms")),
+            valid_from_ms=_int(get("valid_from_ms")),
+            valid_to_ms=_int(get("valid_to_ms")),
+            source_thread_id=_text(get("thread_id")),
+            source_message_ids=_json_list(_text(get("source_message_ids"))),
+            superseded_by=_text(get("superseded_by")),
+            slot=_text(get("slot")),
+            metadata=_json_map(_text(get("metadata"))),
         )
+        return rec
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able document (export)."""
