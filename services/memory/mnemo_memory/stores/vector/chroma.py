@@ -49,6 +49,20 @@ def chroma_where(flt: VectorFilter) -> dict[str, Any]:
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
+def _hits(res: Any, row: int) -> list[VectorHit]:
+    """The hits of query ``row`` of a Chroma ``query`` result, best first."""
+    return [
+        VectorHit(MemoryRecord.from_flat(i, doc or "", meta or {}), 1.0 - float(dist))
+        for i, doc, meta, dist in zip(
+            res["ids"][row],
+            res["documents"][row],
+            res["metadatas"][row],
+            res["distances"][row],
+            strict=True,
+        )
+    ]
+
+
 def _is_connection_error(exc: BaseException) -> bool:
     mod = type(exc).__module__
     text = str(exc).lower()
@@ -221,18 +235,7 @@ class ChromaVectorStore:
                 where=chroma_where(flt),
                 include=["documents", "metadatas", "distances"],
             )
-            hits = []
-            for i, doc, meta, dist in zip(
-                res["ids"][0],
-                res["documents"][0],
-                res["metadatas"][0],
-                res["distances"][0],
-                strict=True,
-            ):
-                hits.append(
-                    VectorHit(MemoryRecord.from_flat(i, doc or "", meta or {}), 1.0 - float(dist))
-                )
-            return hits
+            return _hits(res, 0)
 
         return await self._run(call)  # type: ignore[no-any-return]
 
@@ -271,18 +274,7 @@ class ChromaVectorStore:
                     where=chroma_where(flt),
                     include=include,
                 )
-            hits = []
-            for i, doc, meta, dist in zip(
-                res["ids"][0],
-                res["documents"][0],
-                res["metadatas"][0],
-                res["distances"][0],
-                strict=True,
-            ):
-                rec = MemoryRecord.from_flat(i, doc or "", meta or {})
-                if flt.matches(rec):
-                    hits.append(VectorHit(rec, 1.0 - float(dist)))
-            return hits
+            return [hit for hit in _hits(res, 0) if flt.matches(hit.record)]
 
         return await self._run(call)  # type: ignore[no-any-return]
 
@@ -301,15 +293,7 @@ class ChromaVectorStore:
                 where=chroma_where(flt),
                 include=["documents", "metadatas", "distances"],
             )
-            return [
-                [
-                    VectorHit(MemoryRecord.from_flat(i, doc or "", meta or {}), 1.0 - float(d))
-                    for i, doc, meta, d in zip(ids, docs, metas, dists, strict=True)
-                ]
-                for ids, docs, metas, dists in zip(
-                    res["ids"], res["documents"], res["metadatas"], res["distances"], strict=True
-                )
-            ]
+            return [_hits(res, row) for row in range(len(res["ids"]))]
 
         return await self._run(call)  # type: ignore[no-any-return]
 
