@@ -91,10 +91,18 @@ def test_no_sign_in_asks_for_a_name_and_sends_it(gateway_factory, browser_page):
 
 
 def _boxes(page) -> dict[str, dict[str, float]]:
-    return {
-        name: page.locator(f"#{name}").bounding_box()
-        for name in ("threads-pane", "chat-pane", "memory-pane")
-    }
+    """The three panes' boxes once the page has settled: the memory panel filled in (a new
+    user's says "Nothing yet."), no request in flight, all three read in one script call so
+    no pane grows between one reading and the next."""
+    page.get_by_test_id("memories-note").filter(has_text="Nothing yet").wait_for()
+    page.wait_for_load_state("networkidle")
+    return page.evaluate(
+        """() => Object.fromEntries(["threads-pane", "chat-pane", "memory-pane"].map((id) => {
+            const r = document.getElementById(id).getBoundingClientRect();
+            return [id, {x: r.x + window.scrollX, y: r.y + window.scrollY,
+                         width: r.width, height: r.height}];
+        }))"""
+    )
 
 
 @pytest.mark.parametrize("width", [390, 360])
