@@ -91,10 +91,13 @@ def test_no_sign_in_asks_for_a_name_and_sends_it(gateway_factory, browser_page):
 
 
 def _boxes(page) -> dict[str, dict[str, float]]:
-    """The three panes' boxes once the page has settled: the memory panel filled in (a new
-    user's says "Nothing yet."), no request in flight, all three read in one script call so
-    no pane grows between one reading and the next."""
-    page.get_by_test_id("memories-note").filter(has_text="Nothing yet").wait_for()
+    """The three panes' boxes once the page has settled: the memory panel filled in (its
+    note or a memory shown), no request in flight, all three read in one script call so no
+    pane grows between one reading and the next."""
+    page.wait_for_function(
+        "() => !document.getElementById('memories-note').hidden"
+        " || document.querySelector('#memories li') !== null"
+    )
     page.wait_for_load_state("networkidle")
     return page.evaluate(
         """() => Object.fromEntries(["threads-pane", "chat-pane", "memory-pane"].map((id) => {
