@@ -217,3 +217,41 @@ def test_prepare_turn_never_repeats_a_message_the_history_shows_in_any_excerpt(l
     history, memories = shown("elsewhere")
     assert not history
     assert all(s in "\n".join(memories) for s in said)  # another thread is shown them
+
+
+async def test_the_budget_counts_the_overlapping_context_of_message_memories_once(
+    embedder, chroma_path
+):
+    """Neighbouring message memories share their context lines; the excerpt holds each line
+    once, and the budget counts what the excerpt holds, not every member's whole text: a
+    budget that fits the excerpt keeps every member (counted per member, they would not)."""
+    from mnemo_memory.stores.thread_models import StoredMessage
+
+    lt = memory(embedder, chroma_path, message_memories="all")
+    await lt.open()
+    try:
+        said = [
+            "We went hiking in the Swiss Alps and slept in a mountain hut",
+            "Hiking the Alps sounds wonderful, which trail did you take?",
+            "The hiking trail from Grindelwald up to the glacier, six hours",
+            "I love hiking too, last spring I hiked up Mount Fuji at dawn",
+            "Hiking Fuji at dawn must have been beautiful, was it crowded?",
+            "Very crowded, so next year we plan a quieter hiking trip in Norway",
+        ]
+        held = [
+            StoredMessage(f"m{i}", ("user", "assistant")[i % 2], text, T0 + i * 1000)
+            for i, text in enumerate(said)
+        ]
+        await lt.write_messages("eve", "walks", held, held)
+        flt = VectorFilter(user_id="eve")
+        [full], full_tokens = await lt.search("eve", "hiking trips", flt, 3)
+        members = full.record.metadata[GROUPED_IDS].split(",")
+        assert full.record.text.split("\n") == said  # the whole thread, each line once
+        singles, _ = await lt.search("eve", "hiking trips", flt, 10, group=False)
+        assert {r.record.id for r in singles} == set(members)
+        budget = full_tokens + len(members) + 1  # the excerpt, with a break per member
+        assert sum(estimate_tokens(r.record.text + "\n") for r in singles) > budget
+        [fitted], tokens = await lt.search("eve", "hiking trips", flt, 3, token_budget=budget)
+        assert fitted.record.text == full.record.text and tokens == full_tokens <= budget
+    finally:
+        await lt.aclose()
