@@ -255,3 +255,35 @@ async def test_the_budget_counts_the_overlapping_context_of_message_memories_onc
         assert fitted.record.text == full.record.text and tokens == full_tokens <= budget
     finally:
         await lt.aclose()
+
+
+async def test_excerpts_walk_every_candidate_the_two_lists_brought(embedder, chroma_path):
+    """The vector and keyword lists bring up to twice ``LONGTERM__VECTOR_CANDIDATES``
+    memories, all read already: the excerpts are built from all of them, not only the
+    fused best ``LONGTERM__VECTOR_CANDIDATES``, so a thread's relevant memory that fused
+    below that depth (the vector list alone found it) still joins its thread."""
+    lt = memory(embedder, chroma_path, vector_candidates=7)
+    await lt.open()
+    try:
+        backpack = "User loves walking up mountains with a heavy backpack"
+        threads = {
+            "alps": ["User went on a hiking trip in the Swiss Alps", backpack],
+            "t1": ["User's sister dislikes hiking trips"],
+            "t2": ["User's neighbour organises hiking trips for the school"],
+            "t3": ["User's colleague sells gear for hiking trips"],
+            "t4": ["User read a magazine article about hiking trips"],
+            "t5": ["User hiked the Appalachian Trail for two weeks"],
+            "t6": ["User went hiking on Mount Fuji last spring"],
+        }
+        for i, (thread, texts) in enumerate(threads.items()):
+            facts = [fact(t, f"{thread}{j}", T0 + 10 * i + j) for j, t in enumerate(texts)]
+            await lt.write_facts("ann", thread, facts)
+        flt = VectorFilter(user_id="ann")
+        # the fused best 7 (what the excerpts were built from before) lack it
+        single, _ = await lt.search("ann", "hiking trips", flt, 7, group=False)
+        assert backpack not in [r.record.text for r in single]
+        grouped, _ = await lt.search("ann", "hiking trips", flt, 5)
+        [alps] = [r for r in grouped if r.record.source_thread_id == "alps"]
+        assert alps.record.text.split("\n") == threads["alps"]
+    finally:
+        await lt.aclose()

@@ -4,8 +4,9 @@ each one comes back (ADR 0025, ``docs/long-term-memory.md``, "Thread excerpts").
 
 Rules (``LONGTERM__GROUP_BY_THREAD``, on by default):
 
-* The fused ranking is walked best first over a deeper pool (``LONGTERM__VECTOR_CANDIDATES``
-  results, after the repeat rules of ``ranking.select``). A memory with a source thread
+* The fused ranking is walked best first over every candidate the vector and keyword
+  lists brought (up to twice ``LONGTERM__VECTOR_CANDIDATES``, all read already), after
+  the repeat rules of ``ranking.select``. A memory with a source thread
   joins the result of that thread when there is one; otherwise it opens a new result
   while fewer than ``top_k`` are open (a memory without a thread, e.g. one added with
   AddMemory, is always a result of its own). A memory that would not fit the budget is
