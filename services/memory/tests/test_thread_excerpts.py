@@ -13,7 +13,8 @@ from mnemo_memory.longterm.facts import CandidateFact
 from mnemo_memory.longterm.grouping import GROUPED_IDS
 from mnemo_memory.longterm.service import LongTermMemory
 from mnemo_memory.longterm.settings import LongTermSettings
-from mnemo_memory.stores.vector import ChromaVectorStore, VectorFilter
+from mnemo_memory.longterm.text import indexed_text
+from mnemo_memory.stores.vector import ChromaVectorStore, MemoryRecord, VectorFilter
 
 
 def memory(embedder, chroma_path, **cfg):
@@ -285,5 +286,50 @@ async def test_excerpts_walk_every_candidate_the_two_lists_brought(embedder, chr
         grouped, _ = await lt.search("ann", "hiking trips", flt, 5)
         [alps] = [r for r in grouped if r.record.source_thread_id == "alps"]
         assert alps.record.text.split("\n") == threads["alps"]
+    finally:
+        await lt.aclose()
+
+
+async def test_the_default_candidates_reach_a_threads_member_below_the_first_hundred(
+    embedder, chroma_path
+):
+    """A user with many similar memories: the member of the best thread that the query
+    matches by meaning only (no shared word) is the KNN's 124th of 146. With 100 vector
+    candidates its thread's excerpt lacks it; the default (150) finds it."""
+    places = ["the Alps", "Patagonia", "Nepal", "Peru", "Norway", "Iceland"]
+    places += ["Scotland", "Japan", "Canada", "Chile", "Utah", "Oregon"]
+    who = ["her sister", "two friends", "her dog", "a guide", "her father", "colleagues"]
+    who += ["a club", "her cousin", "strangers", "her son", "students", "her aunt"]
+    backpack = "User carries a heavy backpack up the mountains"
+    texts = [("alps", "User went on hiking trips in the Swiss Alps"), ("alps", backpack)]
+    texts += [(f"f{p}{w}", f"User and {w} go on hiking trips in {p}") for p in places for w in who]
+    records = [
+        MemoryRecord(
+            id=f"r{i}",
+            user_id="ann",
+            text=text,
+            created_at_ms=T0 + i,
+            valid_from_ms=T0 + i,
+            source_thread_id=thread,
+            source_message_ids=(f"m{i}",),
+        )
+        for i, (thread, text) in enumerate(texts)
+    ]
+    lt = memory(embedder, chroma_path)
+    await lt.open()
+    try:
+        vectors = await embedder.encode(
+            [indexed_text(r.text, r.valid_from_ms, True) for r in records]
+        )
+        await lt.store.upsert(records, vectors)
+        flt = VectorFilter(user_id="ann")
+
+        async def alps() -> str:
+            found, _ = await lt.search("ann", "hiking trips", flt, 10)
+            return next(r.record.text for r in found if r.record.source_thread_id == "alps")
+
+        assert backpack in await alps()  # the default: 150 candidates
+        lt.cfg = LongTermSettings(vector_candidates=100)
+        assert backpack not in await alps()
     finally:
         await lt.aclose()
