@@ -13,7 +13,8 @@ from mnemo_memory.longterm.facts import CandidateFact
 from mnemo_memory.longterm.grouping import GROUPED_IDS
 from mnemo_memory.longterm.service import LongTermMemory
 from mnemo_memory.longterm.settings import LongTermSettings
-from mnemo_memory.stores.vector import ChromaVectorStore, VectorFilter
+from mnemo_memory.longterm.text import indexed_text
+from mnemo_memory.stores.vector import ChromaVectorStore, MemoryRecord, VectorFilter
 
 
 def memory(embedder, chroma_path, **cfg):
@@ -217,3 +218,118 @@ def test_prepare_turn_never_repeats_a_message_the_history_shows_in_any_excerpt(l
     history, memories = shown("elsewhere")
     assert not history
     assert all(s in "\n".join(memories) for s in said)  # another thread is shown them
+
+
+async def test_the_budget_counts_the_overlapping_context_of_message_memories_once(
+    embedder, chroma_path
+):
+    """Neighbouring message memories share their context lines; the excerpt holds each line
+    once, and the budget counts what the excerpt holds, not every member's whole text: a
+    budget that fits the excerpt keeps every member (counted per member, they would not)."""
+    from mnemo_memory.stores.thread_models import StoredMessage
+
+    lt = memory(embedder, chroma_path, message_memories="all")
+    await lt.open()
+    try:
+        said = [
+            "We went hiking in the Swiss Alps and slept in a mountain hut",
+            "Hiking the Alps sounds wonderful, which trail did you take?",
+            "The hiking trail from Grindelwald up to the glacier, six hours",
+            "I love hiking too, last spring I hiked up Mount Fuji at dawn",
+            "Hiking Fuji at dawn must have been beautiful, was it crowded?",
+            "Very crowded, so next year we plan a quieter hiking trip in Norway",
+        ]
+        held = [
+            StoredMessage(f"m{i}", ("user", "assistant")[i % 2], text, T0 + i * 1000)
+            for i, text in enumerate(said)
+        ]
+        await lt.write_messages("eve", "walks", held, held)
+        flt = VectorFilter(user_id="eve")
+        [full], full_tokens = await lt.search("eve", "hiking trips", flt, 3)
+        members = full.record.metadata[GROUPED_IDS].split(",")
+        assert full.record.text.split("\n") == said  # the whole thread, each line once
+        singles, _ = await lt.search("eve", "hiking trips", flt, 10, group=False)
+        assert {r.record.id for r in singles} == set(members)
+        budget = full_tokens + len(members) + 1  # the excerpt, with a break per member
+        assert sum(estimate_tokens(r.record.text + "\n") for r in singles) > budget
+        [fitted], tokens = await lt.search("eve", "hiking trips", flt, 3, token_budget=budget)
+        assert fitted.record.text == full.record.text and tokens == full_tokens <= budget
+    finally:
+        await lt.aclose()
+
+
+async def test_excerpts_walk_every_candidate_the_two_lists_brought(embedder, chroma_path):
+    """The vector and keyword lists bring up to twice ``LONGTERM__VECTOR_CANDIDATES``
+    memories, all read already: the excerpts are built from all of them, not only the
+    fused best ``LONGTERM__VECTOR_CANDIDATES``, so a thread's relevant memory that fused
+    below that depth (the vector list alone found it) still joins its thread."""
+    lt = memory(embedder, chroma_path, vector_candidates=7)
+    await lt.open()
+    try:
+        backpack = "User loves walking up mountains with a heavy backpack"
+        threads = {
+            "alps": ["User went on a hiking trip in the Swiss Alps", backpack],
+            "t1": ["User's sister dislikes hiking trips"],
+            "t2": ["User's neighbour organises hiking trips for the school"],
+            "t3": ["User's colleague sells gear for hiking trips"],
+            "t4": ["User read a magazine article about hiking trips"],
+            "t5": ["User hiked the Appalachian Trail for two weeks"],
+            "t6": ["User went hiking on Mount Fuji last spring"],
+        }
+        for i, (thread, texts) in enumerate(threads.items()):
+            facts = [fact(t, f"{thread}{j}", T0 + 10 * i + j) for j, t in enumerate(texts)]
+            await lt.write_facts("ann", thread, facts)
+        flt = VectorFilter(user_id="ann")
+        # the fused best 7 (what the excerpts were built from before) lack it
+        single, _ = await lt.search("ann", "hiking trips", flt, 7, group=False)
+        assert backpack not in [r.record.text for r in single]
+        grouped, _ = await lt.search("ann", "hiking trips", flt, 5)
+        [alps] = [r for r in grouped if r.record.source_thread_id == "alps"]
+        assert alps.record.text.split("\n") == threads["alps"]
+    finally:
+        await lt.aclose()
+
+
+async def test_the_default_candidates_reach_a_threads_member_below_the_first_hundred(
+    embedder, chroma_path
+):
+    """A user with many similar memories: the member of the best thread that the query
+    matches by meaning only (no shared word) is the KNN's 124th of 146. With 100 vector
+    candidates its thread's excerpt lacks it; the default (150) finds it."""
+    places = ["the Alps", "Patagonia", "Nepal", "Peru", "Norway", "Iceland"]
+    places += ["Scotland", "Japan", "Canada", "Chile", "Utah", "Oregon"]
+    who = ["her sister", "two friends", "her dog", "a guide", "her father", "colleagues"]
+    who += ["a club", "her cousin", "strangers", "her son", "students", "her aunt"]
+    backpack = "User carries a heavy backpack up the mountains"
+    texts = [("alps", "User went on hiking trips in the Swiss Alps"), ("alps", backpack)]
+    texts += [(f"f{p}{w}", f"User and {w} go on hiking trips in {p}") for p in places for w in who]
+    records = [
+        MemoryRecord(
+            id=f"r{i}",
+            user_id="ann",
+            text=text,
+            created_at_ms=T0 + i,
+            valid_from_ms=T0 + i,
+            source_thread_id=thread,
+            source_message_ids=(f"m{i}",),
+        )
+        for i, (thread, text) in enumerate(texts)
+    ]
+    lt = memory(embedder, chroma_path)
+    await lt.open()
+    try:
+        vectors = await embedder.encode(
+            [indexed_text(r.text, r.valid_from_ms, True) for r in records]
+        )
+        await lt.store.upsert(records, vectors)
+        flt = VectorFilter(user_id="ann")
+
+        async def alps() -> str:
+            found, _ = await lt.search("ann", "hiking trips", flt, 10)
+            return next(r.record.text for r in found if r.record.source_thread_id == "alps")
+
+        assert backpack in await alps()  # the default: 150 candidates
+        lt.cfg = LongTermSettings(vector_candidates=100)
+        assert backpack not in await alps()
+    finally:
+        await lt.aclose()

@@ -4,8 +4,9 @@ each one comes back (ADR 0025, ``docs/long-term-memory.md``, "Thread excerpts").
 
 Rules (``LONGTERM__GROUP_BY_THREAD``, on by default):
 
-* The fused ranking is walked best first over a deeper pool (``LONGTERM__VECTOR_CANDIDATES``
-  results, after the repeat rules of ``ranking.select``). A memory with a source thread
+* The fused ranking is walked best first over every candidate the vector and keyword
+  lists brought (up to twice ``LONGTERM__VECTOR_CANDIDATES``, all read already), after
+  the repeat rules of ``ranking.select``. A memory with a source thread
   joins the result of that thread when there is one; otherwise it opens a new result
   while fewer than ``top_k`` are open (a memory without a thread, e.g. one added with
   AddMemory, is always a result of its own). A memory that would not fit the budget is
@@ -17,7 +18,10 @@ Rules (``LONGTERM__GROUP_BY_THREAD``, on by default):
   qualify is a result of its own while fewer than ``top_k`` are open, as without
   grouping.
 * The budget is the request's ``token_budget``, or ``LONGTERM__GROUP_TOKEN_BUDGET`` when
-  the request sets none; each member is counted with its line break.
+  the request sets none. It counts what the results hold: a member that joins an excerpt
+  costs only its lines the excerpt does not hold yet (the overlapping context windows of
+  neighbouring message memories are one copy in the excerpt, so counted once), each
+  member with its line break.
 * A result of one memory is that memory, unchanged. A result of several is an excerpt:
   the best member's record (id, kind, score, dates) with the members' text in the order
   they were said, one line each (a line an earlier member already holds is not repeated),
@@ -70,6 +74,11 @@ def relevant(r: Ranked, cfg: LongTermSettings) -> bool:
     )
 
 
+def _lines(text: str) -> list[str]:
+    """The non-empty lines of ``text``, each once, in order (what an excerpt keeps)."""
+    return list(dict.fromkeys(line for line in text.split("\n") if line.strip()))
+
+
 def group_by_thread(
     ranked: list[Ranked], top_k: int, token_budget: int, cfg: LongTermSettings
 ) -> tuple[list[Ranked], int]:
@@ -77,21 +86,30 @@ def group_by_thread(
     thread folded into its excerpt, within ``token_budget`` tokens (0 = none); returns
     (results, tokens used)."""
     slots: list[list[Ranked]] = []
+    held: list[set[str]] = []  # the lines each result holds so far
     slot_of: dict[str, int] = {}
     used = 0
     for r in ranked:
-        cost = estimate_tokens(r.record.text + "\n")
+        thread = r.record.source_thread_id
+        lines = _lines(r.record.text)
+        joins = thread in slot_of and relevant(r, cfg)
+        if joins:
+            new = [line for line in lines if line not in held[slot_of[thread]]]
+            cost = estimate_tokens("\n".join(new) + "\n") if new else 0
+        elif len(slots) < top_k:
+            cost = estimate_tokens(r.record.text + "\n")
+        else:
+            continue
         if token_budget and used + cost > token_budget:
             continue
-        thread = r.record.source_thread_id
-        if thread in slot_of and relevant(r, cfg):
+        if joins:
             slots[slot_of[thread]].append(r)
-        elif len(slots) < top_k:
+            held[slot_of[thread]].update(lines)
+        else:
             if thread and thread not in slot_of:
                 slot_of[thread] = len(slots)
             slots.append([r])
-        else:
-            continue
+            held.append(set(lines))
         used += cost
     out = [excerpt(s) for s in slots]
     return out, sum(estimate_tokens(r.record.text) for r in out)

@@ -129,8 +129,12 @@ def fuse(
     cfg: LongTermSettings,
     now_ms: int,
     top_k: int,
+    *,
+    keep_all: bool = False,
 ) -> list[Ranked]:
-    """Best-first fused ranking of vector hits and BM25 hits (see the module docstring)."""
+    """Best-first fused ranking of vector hits and BM25 hits (see the module docstring):
+    the best ``top_k``, or with ``keep_all`` every candidate (thread excerpts walk all of
+    what the two lists brought), after the repeat rules of :func:`select`."""
     k = cfg.rrf_k
     fused: dict[str, float] = {}
     records: dict[str, MemoryRecord] = {}
@@ -167,7 +171,7 @@ def fuse(
             )
         )
     ranked.sort(key=lambda r: (-r.score, r.record.id))
-    return select(ranked, top_k)
+    return select(ranked, len(ranked) if keep_all else top_k)
 
 
 def select(ranked: list[Ranked], top_k: int) -> list[Ranked]:

@@ -126,7 +126,8 @@ class LongTermMemory:
             raise InvalidArgumentError("user_id", "filter user differs from the caller")
         top_k = top_k if top_k > 0 else self.default_top_k
         grouped = self.cfg.group_by_thread if group is None else group
-        # excerpts fold deeper results into the top k threads: rank the whole candidate pool
+        # excerpts fold deeper results into the top k threads: rank the whole candidate pool,
+        # every memory the KNN and the keyword lookup brought (already read, so free)
         pool = max(top_k, self.cfg.vector_candidates) if grouped else top_k
         limit = max(self.cfg.vector_candidates, top_k)
         loop = asyncio.get_running_loop()
@@ -159,7 +160,9 @@ class LongTermMemory:
                     self._pool, build_corpus, records, self.cfg.date_prefix
                 )
                 self.keyword_cache.put(user_id, key, cached)
-        ranked = await loop.run_in_executor(self._pool, self._fuse, hits, cached, query, pool)
+        ranked = await loop.run_in_executor(
+            self._pool, self._fuse, hits, cached, query, pool, grouped
+        )
         if cached is not None:
             ranked = await self._current(ranked, {h.record.id for h in hits}, flt)
         return await loop.run_in_executor(
@@ -202,11 +205,22 @@ class LongTermMemory:
         return hits
 
     def _fuse(
-        self, hits: list[VectorHit], corpus: KeywordCorpus | None, query: str, pool: int
+        self,
+        hits: list[VectorHit],
+        corpus: KeywordCorpus | None,
+        query: str,
+        pool: int,
+        keep_all: bool,
     ) -> list[Ranked]:
         """Fusion, boosts and dedup: CPU only, run on ``self._pool``."""
         return fuse(
-            [(h.record, h.similarity) for h in hits], corpus, query, self.cfg, now_ms(), pool
+            [(h.record, h.similarity) for h in hits],
+            corpus,
+            query,
+            self.cfg,
+            now_ms(),
+            pool,
+            keep_all=keep_all,
         )
 
     def _select(
@@ -244,7 +258,7 @@ class LongTermMemory:
         grouped: bool,
     ) -> tuple[list[Ranked], int]:
         """Fusion, held messages and selection in one call on the ranking thread."""
-        ranked = self._fuse(hits, corpus, query, pool)
+        ranked = self._fuse(hits, corpus, query, pool, grouped)
         return self._held_and_select(ranked, held, top_k, token_budget, grouped)
 
     async def _current(

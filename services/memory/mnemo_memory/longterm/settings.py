@@ -21,8 +21,9 @@ class LongTermSettings(BaseModel):
     # similarity above which the same statement with a changed value (number, date,
     # negation) supersedes the older fact instead of merging into it
     update_similarity: float = Field(0.75, ge=0, le=1)
-    # candidates taken from the vector index before fusion (per query)
-    vector_candidates: int = Field(100, ge=1, le=1000)
+    # candidates taken from the vector index (and from the keyword index) before fusion,
+    # per query; thread excerpts are built from all of them (150: ADR 0025's amendment)
+    vector_candidates: int = Field(150, ge=1, le=1000)
     # reciprocal-rank-fusion constant k (score = w / (k + rank)); 20 measured best on
     # LoCoMo (docs/benchmarks.md), 60 is the textbook value
     rrf_k: int = Field(20, ge=1)
