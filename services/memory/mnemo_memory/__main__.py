@@ -5,7 +5,6 @@ deleted records' bytes)."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
@@ -40,9 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mnemo-memory: {exc}", file=sys.stderr)  # CLI output, not a log line
         return 2
     if args.command == "serve":
+        from mnemo_memory import event_loop
         from mnemo_memory.server import serve
 
-        code = asyncio.run(serve(settings))
+        code = event_loop.run(serve(settings))
     else:
         from mnemo_memory.worker.main import run
 

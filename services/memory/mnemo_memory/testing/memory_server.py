@@ -100,7 +100,9 @@ class InProcessMemoryServer:
         return self
 
     def _run(self) -> None:
-        self._loop = asyncio.new_event_loop()
+        from mnemo_memory.event_loop import new_event_loop
+
+        self._loop = new_event_loop()  # the deployed service's loop (ADR 0031)
         try:
             self._loop.run_until_complete(self._main())
         finally:
