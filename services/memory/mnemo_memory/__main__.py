@@ -5,6 +5,7 @@ deleted records' bytes)."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
@@ -39,10 +40,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mnemo-memory: {exc}", file=sys.stderr)  # CLI output, not a log line
         return 2
     if args.command == "serve":
-        from mnemo_memory import event_loop
         from mnemo_memory.server import serve
 
-        code = event_loop.run(serve(settings))
+        code = asyncio.run(serve(settings))
     else:
         from mnemo_memory.worker.main import run
 

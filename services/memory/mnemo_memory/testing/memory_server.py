@@ -100,9 +100,7 @@ class InProcessMemoryServer:
         return self
 
     def _run(self) -> None:
-        from mnemo_memory.event_loop import new_event_loop
-
-        self._loop = new_event_loop()  # the deployed service's loop (ADR 0031)
+        self._loop = asyncio.new_event_loop()
         try:
             self._loop.run_until_complete(self._main())
         finally:
