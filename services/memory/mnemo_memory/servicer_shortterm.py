@@ -33,7 +33,7 @@ from mnemo_memory.stores.keys import checked_id
 from mnemo_memory.stores.lua import execute_with_scripts
 from mnemo_memory.stores.ratelimit import CHECK_AND_COUNT, RateLimiter, WindowState
 from mnemo_memory.stores.text import checked_text
-from mnemo_memory.stores.thread_scripts import FIND_TURN_MESSAGES, NOTE_TURN
+from mnemo_memory.stores.thread_scripts import NOTE_TURN
 from mnemo_memory.stores.threads import StoredMessage, message_ids_for
 
 if TYPE_CHECKING:
@@ -98,21 +98,13 @@ class ShortTermRPCs:
         tenant = checked_id(request.tenant, "tenant") if request.tenant else ""
         tenant_call = stores.limiter.tenant_script_call(tenant, count=request.count_rate_limit)
 
-        # the drop-in path sends its own history: of the thread's messages only the two a
-        # replay of this turn's key would return are read (the rest stay in Redis)
-        turn_ids = message_ids_for(tid, key) if key and request.exclude_history else None
-        reads_messages = turn_ids is not None or not request.exclude_history
-
         def build(pipe: Any) -> None:
             if tenant_call is not None:
                 CHECK_AND_COUNT.queue(pipe, *tenant_call)
             if rl_call is not None:
                 CHECK_AND_COUNT.queue(pipe, *rl_call)
             pipe.exists(k.meta(uid, tid))
-            if turn_ids is not None:
-                FIND_TURN_MESSAGES.queue(pipe, [k.messages(uid, tid)], turn_ids)
-            elif reads_messages:
-                pipe.lrange(k.messages(uid, tid), 0, -1)
+            pipe.lrange(k.messages(uid, tid), 0, -1)
             pipe.get(k.summary(uid, tid))
             pipe.hgetall(k.preferences(uid))
             if not stores.inline_global:
@@ -121,10 +113,7 @@ class ShortTermRPCs:
                 NOTE_TURN.queue(pipe, [k.inflight(uid)], [k.inflight_member(tid, key), 3_600_000])
 
         results = await execute_with_scripts(
-            stores.redis,
-            build,
-            [CHECK_AND_COUNT, NOTE_TURN, FIND_TURN_MESSAGES],
-            transaction=stores.inline_global,
+            stores.redis, build, [CHECK_AND_COUNT, NOTE_TURN], transaction=stores.inline_global
         )
         if key:
             results.pop()
@@ -142,9 +131,8 @@ class ShortTermRPCs:
             # Cluster: a commit's jobs are still in the user's outbox (the stream's node
             # failed during the commit); this turn, often that commit's retry, sends them
             await outbox.relay_quietly(stores.redis, k, uid, stores.threads.replication)
-        exists = bool(results.pop(0))
-        raw_messages = results.pop(0) if reads_messages else []
-        summary, prefs = results
+        meta_exists, raw_messages, summary, prefs = results
+        exists = bool(meta_exists)
         held = raw_messages if exists else []
         replay = _replay_of(held, tid, request.idempotency_key)
         if replay is not None and not stores.inline_global:

@@ -56,26 +56,6 @@ def test_a_committed_idempotency_key_comes_back_as_a_replay(server) -> None:
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-def test_a_drop_in_replay_survives_a_redis_that_forgot_its_scripts(server, redis_url) -> None:
-    """The drop-in replay check reads the turn's two messages by a Lua script in the same
-    pipeline (not the whole history): after SCRIPT FLUSH (a Redis restart) it is loaded
-    again and the replay still comes back, with the newest messages of a long thread."""
-    import redis
-
-    stub = server.stub()
-    for n in range(1, 8):
-        commit(stub, n)
-    redis.Redis.from_url(redis_url).script_flush()
-    reply = prepare(stub, idempotency_key="key-1", exclude_history=True)
-    assert reply.replay.user_message.content == "question 1"
-    assert reply.replay.assistant_message.content == "answer 1"
-    assert reply.thread_exists and list(reply.messages) == []
-    reply = prepare(stub, idempotency_key="key-7", exclude_history=True)
-    assert reply.replay.assistant_message.content == "answer 7"
-    assert not prepare(stub, idempotency_key="key-8", exclude_history=True).HasField("replay")
-    assert not prepare(stub, exclude_history=True).HasField("replay")
-
-
 def test_history_summary_and_preferences_come_back_together(server, redis_url) -> None:
     import redis
 

@@ -163,22 +163,6 @@ return now
 """,
 )
 
-# KEYS: 1 messages. ARGV: 1, 2 the two message ids of a turn (``message_ids_for``).
-# The held messages whose JSON contains either id, oldest first: PrepareTurn's replay check
-# on the drop-in path, which needs no other message (they stay in Redis, not on the wire).
-FIND_TURN_MESSAGES = LuaScript(
-    "find_turn_messages",
-    r"""
-local found = {}
-for _, raw in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
-  if string.find(raw, ARGV[1], 1, true) or string.find(raw, ARGV[2], 1, true) then
-    found[#found + 1] = raw
-  end
-end
-return found
-""",
-)
-
 # KEYS: 1 messages, 2 meta, 3 summary. ARGV: message ids.
 # Removes the held messages with those ids (a deleted memory's sources); when some are no
 # longer held they were folded into the running summary, which then goes too.
