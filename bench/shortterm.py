@@ -2,10 +2,14 @@
 floor (a raw redis-py pipeline doing the same reads and writes).
 
     python -m bench.shortterm [--threads 10000] [--ops 2000] [--ops32 8000]
+                              [--baseline-src ../main]
 
 Starts a private redis-server and a ``mnemo-memory serve`` subprocess, preloads
 ``--threads`` threads (5 turns each) over 1,000 users, then measures at concurrency 1
 and 32 from one asyncio client process. Writes bench/results/shortterm.{json,md}.
+``--baseline-src`` also runs another checkout's memory service (e.g. the main branch) on
+the same Redis and data, measured right after this one's in the same run (rows marked
+"baseline code", each with its own floor).
 """
 
 from __future__ import annotations
@@ -253,13 +257,18 @@ def write_results(rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
         "| floor ops/s | added p50 (ms) | p50 ratio |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    hops = {r["concurrency"]: r["service"] for r in rows if r["rpc"] == "grpc_hop"}
+    hops = {
+        r["concurrency"]: r["service"]
+        for r in rows
+        if r["rpc"] == "grpc_hop" and not r.get("baseline")
+    }
     for r in rows:
         if r["rpc"] == "grpc_hop":
             continue
         s, f = r["service"], r["floor"]
+        name = f"{r['rpc']} (baseline code)" if r.get("baseline") else r["rpc"]
         lines.append(
-            f"| {r['rpc']} | {r['concurrency']} | {s['p50_ms']:.2f} / {s['p99_ms']:.2f}"
+            f"| {name} | {r['concurrency']} | {s['p50_ms']:.2f} / {s['p99_ms']:.2f}"
             f" | {s['ops_per_s']:,.0f} | {f['p50_ms']:.2f} / {f['p99_ms']:.2f} | "
             f"{f['ops_per_s']:,.0f} | {r['added_p50_ms']:+.2f} | {r['ratio_p50']:.1f}x |"
         )
@@ -293,7 +302,23 @@ def write_results(rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
         "alone takes most of that budget; see the table for whether this run met it.",
         "",
     ]
+    if meta.get("baseline_src"):
+        lines[-1:-1] = [
+            "",
+            f"Rows marked *baseline code* ran `{meta['baseline_src']}`'s memory service (commit "
+            f"{meta.get('baseline_commit', '?')}) against the same Redis and preloaded data, "
+            "measured right after this checkout's in the same run, each with its own floor.",
+        ]
     (RESULTS / "shortterm.md").write_text("\n".join(lines))
+
+
+def _commit_of(src: str) -> str:
+    import subprocess
+
+    out = subprocess.run(
+        ["git", "-C", src, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
+    return out.stdout.strip() or "?"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -301,6 +326,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=10_000)
     parser.add_argument("--ops", type=int, default=2_000, help="calls at concurrency 1")
     parser.add_argument("--ops32", type=int, default=8_000, help="calls at concurrency 32")
+    parser.add_argument(
+        "--baseline-src",
+        help="also measure the memory service of this checkout (e.g. the main branch)",
+    )
     args = parser.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="mnemo-bench-"))
     redis_server = RedisServer(data_dir=tmp / "redis").start()
@@ -311,25 +340,31 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(preload(redis_server.url, args.threads))
         print(f"preloaded in {time.monotonic() - started:.1f}s", flush=True)
         settings = build_settings(redis_url=redis_server.url, redis={"key_prefix": PREFIX})
-        proc = MemoryServiceProcess(
-            settings,
-            log_dir=tmp,
-            env={
+        rows = []
+        for src in (None, args.baseline_src) if args.baseline_src else (None,):
+            env = {
                 "RATE_LIMIT__PER_MINUTE": "100000000",
                 "RATE_LIMIT__PER_HOUR": "100000000",
                 "RATE_LIMIT__PER_DAY": "100000000",
                 "LOG__LEVEL": "INFO",
                 "SERVER__STATS_INTERVAL_S": "3600",
-            },
-        ).start()
-        # serve() loads the embedding model in the background at startup: let it finish
-        # so it does not compete for the CPU with the measurement
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and "long-term memory" not in proc.log_tail(20_000):
-            time.sleep(0.5)
-        rows = asyncio.run(
-            measure(proc.address, redis_server.url, args.threads, {1: args.ops, 32: args.ops32})
-        )
+            }
+            if src is not None:
+                base = Path(src).resolve()
+                env["PYTHONPATH"] = os.pathsep.join(
+                    str(base / d) for d in ("libs", "services/memory", "services/gateway")
+                )
+            proc = MemoryServiceProcess(settings, log_dir=tmp, env=env).start()
+            # serve() loads the embedding model in the background at startup: let it
+            # finish so it does not compete for the CPU with the measurement
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and "long-term memory" not in proc.log_tail(20_000):
+                time.sleep(0.5)
+            ops = {1: args.ops, 32: args.ops32}
+            measured = asyncio.run(measure(proc.address, redis_server.url, args.threads, ops))
+            rows += [{**r, "baseline": src is not None} for r in measured]
+            proc.stop()
+            proc = None
         meta = {
             "threads": args.threads,
             "ops": args.ops,
@@ -338,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "date": time.strftime("%Y-%m-%d"),
+            "baseline_src": args.baseline_src,
+            "baseline_commit": _commit_of(args.baseline_src) if args.baseline_src else None,
         }
         write_results(rows, meta)
         print(f"wrote {RESULTS / 'shortterm.md'}")

@@ -1,6 +1,6 @@
 """Domain errors of the memory service. Stores, the long-term layer and the servicers
-raise them and nothing gRPC-specific; the server's ``ErrorMappingInterceptor``
-(``interceptors.py``, one table) maps them to gRPC status codes."""
+raise them and nothing gRPC-specific; the server's ``ErrorMapping`` (``interceptors.py``,
+one table, wrapped around every handler) maps them to gRPC status codes."""
 
 from __future__ import annotations
 

@@ -1,12 +1,15 @@
-"""The one place where domain errors become gRPC status codes (a server interceptor).
+"""The one place where domain errors become gRPC status codes.
 
-Every RPC — short-term, long-term, whatever a servicer mixin adds — passes through
-:class:`ErrorMappingInterceptor`, which also: sets the request id (gRPC metadata
-``x-request-id``, generated when absent) for the logs and echoes it in trailing metadata;
-applies the caller's deadline to the handler (→ DEADLINE_EXCEEDED); turns a request that
-fails to parse because a string is not UTF-8 into INVALID_ARGUMENT naming the field; and
-records latency/outcome metrics. Unknown exceptions → INTERNAL with the request id, logged
-with the traceback.
+Every unary RPC — short-term, long-term, whatever a servicer mixin adds, health too — is
+registered through :class:`ErrorMapping` (``ErrorMapping(server).add(add_fn, servicer)``),
+which wraps its handler once, at registration, so that it also: sets the request id (gRPC
+metadata ``x-request-id``, generated when absent) for the logs and echoes it in trailing
+metadata; applies the caller's deadline to the handler (→ DEADLINE_EXCEEDED); turns a
+request that fails to parse because a string is not UTF-8 into INVALID_ARGUMENT naming the
+field; and records latency/outcome metrics. Unknown exceptions → INTERNAL with the request
+id, logged with the traceback. It is not a ``grpc.aio.ServerInterceptor``: grpc.aio runs an
+interceptor chain as coroutines on every call to find a handler whose wrapping never
+changes per method (ADR 0031); wrapped at registration, a call pays only for the wrapper.
 """
 
 from __future__ import annotations
@@ -189,45 +192,73 @@ async def _fail(context: Any, exc: BaseException, rid: str, method: str) -> grpc
     return code  # pragma: no cover - abort raises
 
 
-class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
-    """Wraps unary-unary and unary-stream handlers (see module docstring)."""
+def wrap_handler(handler: Any, method: str) -> Any:
+    """``handler`` (a ``grpc.RpcMethodHandler``) with the mapping of the module docstring;
+    client-streaming handlers are returned as they are (the service has none of its own)."""
+    if handler is None or handler.request_streaming:
+        return handler
+    deserializer = _safe_deserializer(handler.request_deserializer)
+    if handler.unary_unary is not None:
+        return handler._replace(
+            request_deserializer=deserializer,
+            unary_unary=_wrap_unary(handler.unary_unary, method),
+        )
+    if handler.unary_stream is not None:
+        return handler._replace(
+            request_deserializer=deserializer,
+            unary_stream=_wrap_stream(handler.unary_stream, method),
+        )
+    return handler
 
-    #: wrapped handlers are built once per method, not per call (bounded: the servicer's
-    #: registered handlers are a fixed set)
-    _CACHE_LIMIT = 256
 
-    def __init__(self) -> None:
-        self._wrapped: dict[tuple[str, Any], Any] = {}
+class _WrappedGenericHandler(grpc.GenericRpcHandler):
+    """A generic handler whose method handlers come back wrapped, built once per method."""
 
-    async def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.request_streaming:
-            return handler
-        key = (handler_call_details.method, handler)
-        wrapped = self._wrapped.get(key)
+    _CACHE_LIMIT = 256  # the registered services' methods are a fixed set
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self._wrapped: dict[str, Any] = {}
+
+    def service(self, handler_call_details: Any) -> Any:
+        method = handler_call_details.method
+        wrapped = self._wrapped.get(method)
         if wrapped is None:
-            wrapped = self._wrap(handler, handler_call_details.method.rsplit("/", 1)[-1])
+            handler = self._inner.service(handler_call_details)
+            if handler is None:
+                return None
+            wrapped = wrap_handler(handler, method.rsplit("/", 1)[-1])
             if len(self._wrapped) < self._CACHE_LIMIT:
-                self._wrapped[key] = wrapped
+                self._wrapped[method] = wrapped
         return wrapped
 
-    @staticmethod
-    def _wrap(handler: Any, method: str) -> Any:
-        deserializer = _safe_deserializer(handler.request_deserializer)
-        if handler.unary_unary is not None:
-            return handler._replace(
-                request_deserializer=deserializer,
-                unary_unary=_wrap_unary(handler.unary_unary, method),
-            )
-        if handler.unary_stream is not None:
-            return handler._replace(
-                request_deserializer=deserializer,
-                unary_stream=_wrap_stream(handler.unary_stream, method),
-            )
-        return handler
+
+class ErrorMapping:
+    """Registers services on ``server`` with their handlers wrapped (module docstring):
+    ``ErrorMapping(server).add(memory_pb2_grpc.add_MemoryServiceServicer_to_server,
+    servicer)``; code that takes a server to register on (reflection) can be given this
+    object instead."""
+
+    def __init__(self, server: Any) -> None:
+        self._server = server
+
+    def add(self, add_to_server: Callable[[Any, Any], None], servicer: Any) -> None:
+        """Call a generated ``add_XServicer_to_server(servicer, server)`` through this."""
+        add_to_server(servicer, self)
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        self._server.add_generic_rpc_handlers(tuple(_WrappedGenericHandler(h) for h in handlers))
+
+    def add_registered_method_handlers(self, service_name: str, handlers: dict[str, Any]) -> None:
+        # registered handlers take precedence over generic ones: they must be wrapped too
+        self._server.add_registered_method_handlers(
+            service_name, {name: wrap_handler(h, name) for name, h in handlers.items()}
+        )
 
 
 def _wrap_unary(behavior: Any, method: str) -> Any:
+    ok_seconds = RPC_SECONDS.labels(method, "OK")  # the common case, looked up once
+
     async def wrapped(request: Any, context: Any) -> Any:
         rid = _request_id(context)
         token = request_id_var.set(rid)
@@ -248,7 +279,8 @@ def _wrap_unary(behavior: Any, method: str) -> Any:
             await _fail(context, exc, rid, method)
             raise
         finally:
-            RPC_SECONDS.labels(method, code).observe(time.perf_counter() - start)
+            seconds = ok_seconds if code == "OK" else RPC_SECONDS.labels(method, code)
+            seconds.observe(time.perf_counter() - start)
             request_id_var.reset(token)
 
     return wrapped

@@ -24,7 +24,7 @@ from mnemo_common.logging import configure_logging
 
 from mnemo_memory.config import MemoryServiceSettings
 from mnemo_memory.health import SERVICE_NAME, RedisHealth
-from mnemo_memory.interceptors import ErrorMappingInterceptor, TokenAuthInterceptor
+from mnemo_memory.interceptors import ErrorMapping, TokenAuthInterceptor
 from mnemo_memory.longterm.service import LongTermMemory
 from mnemo_memory.purge import Purger
 from mnemo_memory.runtime import DEFAULT, build_runtime, build_worker
@@ -113,21 +113,19 @@ async def create_server(
     redis, stores, longterm = runtime.redis, runtime.stores, runtime.longterm
     probe_redis = create_redis(settings, target=runtime.target)
     server = grpc.aio.server(
-        interceptors=[
-            *(
-                [TokenAuthInterceptor(settings.server.auth_token)]
-                if settings.server.auth_token
-                else []
-            ),
-            ErrorMappingInterceptor(),
-        ],
+        # error mapping, request ids and RPC metrics are wrapped around each handler at
+        # registration (ErrorMapping), not run as a per-call interceptor (ADR 0031)
+        interceptors=(
+            [TokenAuthInterceptor(settings.server.auth_token)] if settings.server.auth_token else []
+        ),
         options=[
             ("grpc.max_receive_message_length", settings.server.max_receive_message_bytes),
             ("grpc.so_reuseport", 0),
         ],
     )
+    registrar = ErrorMapping(server)
     health_servicer = health_aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    registrar.add(health_pb2_grpc.add_HealthServicer_to_server, health_servicer)
     health = RedisHealth(
         probe_redis,
         health_servicer,
@@ -135,7 +133,7 @@ async def create_server(
         timeout_s=settings.server.health_probe_timeout_s,
     )
     servicer = MemoryServicer(settings, stores, longterm, redis_health=health)
-    memory_pb2_grpc.add_MemoryServiceServicer_to_server(servicer, server)
+    registrar.add(memory_pb2_grpc.add_MemoryServiceServicer_to_server, servicer)
     if settings.server.reflection:
         reflection.enable_server_reflection(
             (
@@ -143,7 +141,7 @@ async def create_server(
                 health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
                 reflection.SERVICE_NAME,
             ),
-            server,
+            registrar,
         )
     bind_port = settings.server.grpc_port if port is None else port
     host = settings.server.host

@@ -42,6 +42,57 @@ def test_request_id_is_echoed_and_generated(server) -> None:
     assert dict(err.value.trailing_metadata())["x-request-id"] == "req-43"
 
 
+def test_every_service_is_registered_with_the_error_mapping(server) -> None:
+    """The mapping is wrapped around the handlers at registration (ADR 0031), not run as a
+    per-call interceptor: the health service, the memory service and what a request that
+    fails to parse gets all come through it (request id, metrics, INVALID_ARGUMENT)."""
+    from grpc_health.v1 import health_pb2
+    from mnemo_memory.interceptors import RPC_SECONDS
+
+    _, call = server.health_stub().Check.with_call(
+        health_pb2.HealthCheckRequest(service=""), metadata=(("x-request-id", "req-h"),)
+    )
+    assert dict(call.trailing_metadata())["x-request-id"] == "req-h"
+    before = RPC_SECONDS.labels("GetPreferences", "OK")._sum.get()
+    server.stub().GetPreferences(pb.GetPreferencesRequest(user_id="alice"))
+    assert RPC_SECONDS.labels("GetPreferences", "OK")._sum.get() > before
+    with grpc.insecure_channel(server.address) as channel:
+        bad = channel.unary_unary(
+            "/mnemo.memory.v1.MemoryService/PrepareTurn",
+            request_serializer=lambda raw: raw,
+            response_deserializer=pb.PrepareTurnResponse.FromString,
+        )
+        user_id = pb.PrepareTurnRequest.DESCRIPTOR.fields_by_name["user_id"].number
+        with pytest.raises(grpc.RpcError) as err:
+            bad(bytes([user_id << 3 | 2, 2, 0xFF, 0xFE]), metadata=(("x-request-id", "req-u"),))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "user_id" in err.value.details()
+    assert dict(err.value.trailing_metadata())["x-request-id"] == "req-u"
+
+
+def test_no_interceptor_runs_per_call_without_an_auth_token(
+    memory_server_factory, memory_settings, monkeypatch
+) -> None:
+    """grpc.aio runs interceptors as a coroutine chain on every RPC (ADR 0031): only the
+    opt-in token check is one; the error mapping is wrapped around the handlers."""
+    import grpc.aio
+    from mnemo_memory.interceptors import TokenAuthInterceptor
+
+    made: list = []
+    real = grpc.aio.server
+
+    def recording(*args, **kwargs):
+        made.append(list(kwargs.get("interceptors") or ()))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(grpc.aio, "server", recording)
+    plain = memory_server_factory(memory_settings(), longterm=None)
+    assert plain.stub().GetPreferences(pb.GetPreferencesRequest(user_id="a")).values == {}
+    memory_server_factory(memory_settings(server={"auth_token": "s3cret"}), longterm=None)
+    assert made[0] == []
+    assert [type(i) for i in made[1]] == [TokenAuthInterceptor]
+
+
 def test_unexpected_errors_are_internal_with_the_request_id(server, redis_url, caplog) -> None:
     stub = server.stub()
     fill_user(stub, "alice", threads=1, turns=1)

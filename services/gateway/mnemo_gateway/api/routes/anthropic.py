@@ -48,7 +48,8 @@ async def messages(body: MessagesBody, ctx: TurnCtx) -> Response:
     user = memory_user(
         ctx.identity, ctx.request, ("metadata.user_id", (body.metadata or {}).get("user_id"))
     )
-    opening = anthropic_opening(body.system, [m.model_dump() for m in body.messages])
+    # lazily: the opening is read up to the first user message, not the whole history
+    opening = anthropic_opening(body.system, (m.model_dump() for m in body.messages))
     turn = ctx.drop_in_turn(
         "messages",
         call,

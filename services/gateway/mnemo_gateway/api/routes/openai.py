@@ -51,7 +51,8 @@ async def completions(body: CompletionsBody, ctx: TurnCtx) -> Response:
         ("user", body.user),
         ("safety_identifier", (body.model_extra or {}).get("safety_identifier")),
     )
-    opening = openai_opening([m.model_dump() for m in body.messages])
+    # lazily: the opening is read up to the first user message, not the whole history
+    opening = openai_opening(m.model_dump() for m in body.messages)
     turn = ctx.drop_in_turn(
         "completions",
         call,
