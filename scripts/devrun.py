@@ -305,7 +305,9 @@ def main(argv: list[str] | None = None) -> int:
                 "GATEWAY__PORT": str(args.port),
                 "GATEWAY__HOST": "127.0.0.1",
                 "GATEWAY__MEMORY_ADDR": f"127.0.0.1:{args.memory_port}",
-                "GATEWAY__MEMORY_WIRE_ADDR": f"127.0.0.1:{args.wire_port}" if args.wire_port else "",
+                "GATEWAY__MEMORY_WIRE_ADDR": f"127.0.0.1:{args.wire_port}"
+                if args.wire_port
+                else "",
             },
         ),
     ]
