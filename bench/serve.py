@@ -7,7 +7,9 @@ KIND is ``fake`` (the fake Anthropic upstream), ``memory`` (the memory service;
 long-term recall on a given vector backend, filled with ``bench.longterm``'s synthetic
 facts before it reports ready; ``{"redis_url", "data_dir", "backend", "users", "facts",
 "vectors", "settings"}``) or ``gateway`` (``{"fake_url", "memory_addr"}``). The
-process writes its address to READY_FILE once it serves, then runs until SIGTERM.
+process writes its address to READY_FILE once it serves (a memory service: its gRPC address
+and its memory-wire address, which gateways started against it then use, as ``make run``
+does), then runs until SIGTERM.
 :func:`start` launches one and waits for that file. The benchmarks use it so that the
 client, the gateway, the memory service and the fake upstream each have their own
 interpreter (and GIL), like separate pods, instead of sharing one.
