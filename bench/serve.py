@@ -7,7 +7,9 @@ KIND is ``fake`` (the fake Anthropic upstream), ``memory`` (the memory service;
 long-term recall on a given vector backend, filled with ``bench.longterm``'s synthetic
 facts before it reports ready; ``{"redis_url", "data_dir", "backend", "users", "facts",
 "vectors", "settings"}``) or ``gateway`` (``{"fake_url", "memory_addr"}``). The
-process writes its address to READY_FILE once it serves, then runs until SIGTERM.
+process writes its address to READY_FILE once it serves (a memory service: its gRPC address
+and its memory-wire address, which gateways started against it then use, as ``make run``
+does), then runs until SIGTERM.
 :func:`start` launches one and waits for that file. The benchmarks use it so that the
 client, the gateway, the memory service and the fake upstream each have their own
 interpreter (and GIL), like separate pods, instead of sharing one.
@@ -62,13 +64,16 @@ def _serve(kind: str, opts: dict[str, Any]) -> tuple[str, Any]:
             server = InProcessMemoryServer(settings).start()
         else:
             server = InProcessMemoryServer(settings, longterm=None).start()
-        return server.address, server
+        wire = getattr(server, "wire_port", 0)  # a --baseline-src checkout may have none
+        return server.address + (f" {server.wire_address}" if wire else ""), server
     if kind == "longterm":
         return _serve_longterm(opts)
     if kind == "gateway":
         from mnemo_gateway.testing.gateway import GatewayServer, gateway_settings
 
-        gw = {"memory_timeout_s": 30}
+        gw: dict[str, Any] = {"memory_timeout_s": 30}
+        if opts.get("memory_wire_addr"):  # the memory service's wire, as make run sets it
+            gw["memory_wire_addr"] = opts["memory_wire_addr"]
         settings = gateway_settings(
             _FakeRef(opts["fake_url"]), opts.get("memory_addr"), llm={"max_retries": 0}, gateway=gw
         )
@@ -127,10 +132,16 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+#: gRPC address -> memory-wire address of the memory services this process started
+_WIRES: dict[str, str] = {}
+
+
 def start(kind: str, src: str | None = None, **opts: Any) -> tuple[str, ManagedProcess]:
     """Launch one component; returns its address (URL or host:port) and its process.
     ``src``: run the code of another checkout (its libs/ and services/), e.g. the
     baseline of a before/after comparison."""
+    if kind == "gateway" and _WIRES.get(opts.get("memory_addr") or ""):
+        opts = {**opts, "memory_wire_addr": _WIRES[opts["memory_addr"]]}
     tmp = Path(tempfile.mkdtemp(prefix=f"mnemo-bench-{kind}-"))
     ready = tmp / "ready"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
@@ -147,7 +158,10 @@ def start(kind: str, src: str | None = None, **opts: Any) -> tuple[str, ManagedP
             proc.stop()
             raise RuntimeError(f"{kind} did not start:\n{proc.log_tail()}")
         time.sleep(0.1)
-    return ready.read_text(), proc
+    address, _, wire = ready.read_text().partition(" ")
+    if wire:  # a memory service's wire: the gateways started against it use it
+        _WIRES[address] = wire
+    return address, proc
 
 
 if __name__ == "__main__":

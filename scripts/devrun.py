@@ -13,7 +13,8 @@ No ``ANTHROPIC_API_KEY`` → the offline provider (labelled as such in the logs 
 Facts are extracted after every turn (``MEMORY__EXTRACT_EVERY_MESSAGES=2`` unless set),
 so what you just said is remembered in your next conversation.
 
-    python scripts/devrun.py [--port 8000] [--memory-port 50051] [--redis-port 6379]
+    python scripts/devrun.py [--port 8000] [--memory-port 50051] [--wire-port 50052]
+                             [--redis-port 6379]
                              [--chroma embedded|server] [--chroma-port 8001]
                              [--var-dir ./var] [--no-worker]
 """
@@ -153,6 +154,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="gateway HTTP port (web page, API)",
     )
     p.add_argument("--memory-port", type=int, default=int(env("SERVER__GRPC_PORT", "50051")))
+    p.add_argument(
+        "--wire-port",
+        type=int,
+        default=int(env("SERVER__WIRE_PORT", "50052")),
+        help="the memory wire (ADR 0032): the gateway's memory calls; 0 = gRPC only",
+    )
     p.add_argument("--redis-port", type=int, default=int(env("MNEMO_DEV_REDIS_PORT", "6379")))
     p.add_argument("--chroma-port", type=int, default=int(env("MNEMO_DEV_CHROMA_PORT", "8001")))
     p.add_argument(
@@ -188,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, port in (
         ("gateway", args.port),
         ("memory", args.memory_port),
+        ("wire", args.wire_port),
         ("redis", args.redis_port),
         ("chroma", args.chroma_port if args.chroma == "server" else 0),
     ):
@@ -269,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
             {
                 **base,
                 "SERVER__GRPC_PORT": str(args.memory_port),
+                "SERVER__WIRE_PORT": str(args.wire_port),
                 "SERVER__HOST": "127.0.0.1",
                 "SERVER__METRICS_PORT": str(mem_metrics),
                 "SERVER__METRICS_HOST": "127.0.0.1",
@@ -296,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
                 "GATEWAY__PORT": str(args.port),
                 "GATEWAY__HOST": "127.0.0.1",
                 "GATEWAY__MEMORY_ADDR": f"127.0.0.1:{args.memory_port}",
+                "GATEWAY__MEMORY_WIRE_ADDR": f"127.0.0.1:{args.wire_port}"
+                if args.wire_port
+                else "",
             },
         ),
     ]

@@ -43,6 +43,8 @@ class DevRun:
             str(self.port),
             "--memory-port",
             str(free_port()),
+            "--wire-port",
+            str(free_port()),
             "--redis-port",
             str(free_port()),
             "--chroma-port",

@@ -85,6 +85,7 @@ def create_app(
                 token=token.get_secret_value()
                 if (token := settings.gateway.memory_token)
                 else None,
+                wire_addr=settings.gateway.memory_wire_addr,
             )
         app.state.provider = llm
         app.state.upstream = Upstream(settings, llm.name)  # models, count_tokens
@@ -109,6 +110,7 @@ def create_app(
                 "provider": llm.name,
                 "model": llm.model_for("chat"),
                 "memory_addr": settings.gateway.memory_addr if memory else None,
+                "memory_wire_addr": (settings.gateway.memory_wire_addr or None) if memory else None,
                 "metrics_port": metrics_port or settings.gateway.port,
                 "auth_mode": settings.auth.mode.value,
                 "offline": llm.name == "offline",

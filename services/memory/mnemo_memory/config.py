@@ -26,6 +26,9 @@ class ServerSettings(BaseModel):
     host: str = Field("127.0.0.1", description="gRPC bind address")
     # gRPC port (0 = pick a free port; tests use this)
     grpc_port: int = Field(50051, ge=0, le=65535, description="gRPC port")
+    # port of the memory wire (ADR 0032): the gateway's unary calls as framed TCP beside
+    # gRPC, same handlers, same token, same bind address (0 = off, gRPC only)
+    wire_port: int = Field(50052, ge=0, le=65535, description="memory wire port, 0 = off")
     # Prometheus /metrics HTTP port of the memory service (0 = disabled)
     metrics_port: int = Field(9464, ge=0, le=65535, description="metrics HTTP port, 0 = off")
     # interface the /metrics server binds to (loopback by default; the chart: the pod IP)

@@ -21,7 +21,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 from google.protobuf.descriptor import FieldDescriptor
@@ -211,6 +211,13 @@ def wrap_handler(handler: Any, method: str) -> Any:
     return handler
 
 
+class _CallDetails(NamedTuple):
+    """What a generic handler is asked with (``grpc.HandlerCallDetails``'s fields)."""
+
+    method: str
+    invocation_metadata: tuple[Any, ...]
+
+
 class _WrappedGenericHandler(grpc.GenericRpcHandler):
     """A generic handler whose method handlers come back wrapped, built once per method."""
 
@@ -241,19 +248,37 @@ class ErrorMapping:
 
     def __init__(self, server: Any) -> None:
         self._server = server
+        self._registered: dict[str, Any] = {}  # full method path -> wrapped handler
+        self._generic: list[_WrappedGenericHandler] = []
+
+    def lookup(self, method: str) -> Any:
+        """The wrapped handler of ``method`` (``/package.Service/Method``), as gRPC would
+        find it — the memory wire (ADR 0032) dispatches through this; None if unknown."""
+        handler = self._registered.get(method)
+        if handler is not None:
+            return handler
+        details = _CallDetails(method, ())
+        for generic in self._generic:
+            handler = generic.service(details)
+            if handler is not None:
+                return handler
+        return None
 
     def add(self, add_to_server: Callable[[Any, Any], None], servicer: Any) -> None:
         """Call a generated ``add_XServicer_to_server(servicer, server)`` through this."""
         add_to_server(servicer, self)
 
     def add_generic_rpc_handlers(self, handlers: Any) -> None:
-        self._server.add_generic_rpc_handlers(tuple(_WrappedGenericHandler(h) for h in handlers))
+        wrapped = tuple(_WrappedGenericHandler(h) for h in handlers)
+        self._generic.extend(wrapped)
+        self._server.add_generic_rpc_handlers(wrapped)
 
     def add_registered_method_handlers(self, service_name: str, handlers: dict[str, Any]) -> None:
         # registered handlers take precedence over generic ones: they must be wrapped too
-        self._server.add_registered_method_handlers(
-            service_name, {name: wrap_handler(h, name) for name, h in handlers.items()}
-        )
+        wrapped = {name: wrap_handler(h, name) for name, h in handlers.items()}
+        for name, handler in wrapped.items():
+            self._registered[f"/{service_name}/{name}"] = handler
+        self._server.add_registered_method_handlers(service_name, wrapped)
 
 
 def _wrap_unary(behavior: Any, method: str) -> Any:

@@ -32,6 +32,7 @@ from mnemo_memory.servicer import MemoryServicer
 from mnemo_memory.stores import outbox, usage
 from mnemo_memory.stores.redis_client import create_redis, describe_target
 from mnemo_memory.stores.shortterm import ShortTermStores
+from mnemo_memory.wire_server import WireServer
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,9 @@ class ServerHandles:
     servicer: MemoryServicer
     health: RedisHealth
     longterm: LongTermMemory | None
+    #: the memory wire's server and port (ADR 0032); None / 0 when SERVER__WIRE_PORT is 0
+    wire: WireServer | None = None
+    wire_port: int = 0
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     closed: bool = False
 
@@ -57,7 +61,10 @@ class ServerHandles:
         self.closed = True
         await self.health.drain()
         grace = self.settings.server.grace_s if grace is None else grace
-        await server.stop(grace)
+        if self.wire is not None:
+            await asyncio.gather(server.stop(grace), self.wire.stop(grace))
+        else:
+            await server.stop(grace)
         await self.health.stop()
         for task in self.tasks:
             task.cancel()
@@ -102,12 +109,16 @@ async def create_server(
     redis: Any = None,
     longterm: LongTermMemory | str | None = DEFAULT,
     port: int | None = None,
+    wire_port: int | None = None,
     stats_loop: bool = False,
 ) -> tuple[grpc.aio.Server, int, ServerHandles]:
-    """Build and start the gRPC server; returns (server, bound port, handles).
+    """Build and start the gRPC server (and the memory wire); returns (server, bound port,
+    handles).
 
     ``longterm`` defaults to ``build_longterm(settings)``; pass None to run
-    short-term only. ``port`` overrides ``SERVER__GRPC_PORT`` (0 = any free port).
+    short-term only. ``port`` overrides ``SERVER__GRPC_PORT`` (0 = any free port),
+    ``wire_port`` ``SERVER__WIRE_PORT`` (None = the setting; the bound port is
+    ``handles.wire_port``).
     """
     runtime = build_runtime(settings, redis=redis, longterm=longterm)
     redis, stores, longterm = runtime.redis, runtime.stores, runtime.longterm
@@ -164,6 +175,18 @@ async def create_server(
         with contextlib.suppress(Exception):
             await stores.jobs.ensure_group()
     await server.start()
+    wire_bind = settings.server.wire_port if wire_port is None else wire_port
+    if wire_port is not None or wire_bind:
+        handles.wire = WireServer(
+            registrar,
+            auth_token=settings.server.auth_token,
+            max_message_bytes=settings.server.max_receive_message_bytes,
+        )
+        try:
+            handles.wire_port = await handles.wire.start(settings.server.host, wire_bind)
+        except OSError as exc:
+            await server.stop(0)
+            raise RuntimeError(f"cannot bind the memory wire {host}:{wire_bind}: {exc}") from exc
     health.start()
     if stats_loop:
         handles.tasks.append(asyncio.create_task(_stats_loop(stores, settings, longterm)))
@@ -188,6 +211,7 @@ async def create_server(
         "memory service listening",
         extra={
             "port": bound,
+            "wire_port": handles.wire_port or None,
             "redis": describe_target(runtime.target),
             "grpc_service": SERVICE_NAME,
             "longterm": longterm is not None,

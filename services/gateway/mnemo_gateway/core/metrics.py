@@ -39,6 +39,10 @@ MEMORY_CALLS = metrics.counter(
     "Memory service calls by method and gRPC status",
     ("method", "code"),
 )
+MEMORY_WIRE_FALLBACKS = metrics.counter(
+    "mnemo_gateway_memory_wire_fallbacks",
+    "Memory calls sent over gRPC because GATEWAY__MEMORY_WIRE_ADDR could not be connected",
+)
 MEMORY_LATENCY = metrics.histogram(
     "mnemo_gateway_memory_call_seconds",
     "Memory service call latency",

@@ -19,9 +19,10 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import grpc
+from google.protobuf import message_factory
 from google.protobuf.message import Message as ProtoMessage
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from mnemo.memory.v1 import memory_pb2, memory_pb2_grpc
@@ -30,6 +31,7 @@ from mnemo_common.logging import request_id_var
 from ..core import metrics as m
 from ..core.errors import ApiError, from_grpc
 from .breaker import BreakerSet, BreakerState
+from .wire import WireChannel, WireUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,22 @@ Req = TypeVar("Req", bound=ProtoMessage)
 Resp = TypeVar("Resp", bound=ProtoMessage)
 
 SERVICE_NAME = "mnemo.memory.v1.MemoryService"
+
+
+def _unary_methods() -> dict[str, tuple[str, type[ProtoMessage]]]:
+    service = memory_pb2.DESCRIPTOR.services_by_name["MemoryService"]
+    return {
+        method.name: (
+            f"/{service.full_name}/{method.name}",
+            message_factory.GetMessageClass(method.output_type),
+        )
+        for method in service.methods
+        if not (method.client_streaming or method.server_streaming)
+    }
+
+
+#: method name -> (full path, response class) of every unary RPC the wire can carry
+_UNARY = _unary_methods()
 
 #: statuses that say the service (not the request) is in trouble: the only breaker failures
 _HEALTH_FAILURES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
@@ -100,9 +118,12 @@ class MemoryClient:
         breaker_cooldown_s: float,
         max_store_domains: int = 10_000,
         token: str | None = None,
+        wire_addr: str = "",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.addr = addr
+        # GATEWAY__MEMORY_WIRE_ADDR: unary calls over the memory wire (ADR 0032)
+        self._wire = WireChannel(wire_addr) if wire_addr else None
         # SERVER__AUTH_TOKEN of the memory service, sent as gRPC metadata on every call
         self._auth: tuple[tuple[str, str], ...] = (
             (("authorization", f"Bearer {token}"),) if token else ()
@@ -126,7 +147,31 @@ class MemoryClient:
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
     async def aclose(self) -> None:
+        if self._wire is not None:
+            await self._wire.aclose()
         await self._channel.close()
+
+    async def _send(
+        self,
+        method: str,
+        rpc: grpc.aio.UnaryUnaryMultiCallable[Req, Resp],
+        request: Req,
+        deadline_s: float,
+    ) -> Resp:
+        """One unary call, on the memory wire when it is configured and reachable, on gRPC
+        otherwise; either raises AioRpcError the same way."""
+        metadata = self._metadata()
+        wire = self._wire
+        if wire is not None and wire.usable:
+            path, response_type = _UNARY[method]
+            try:
+                response = await wire.call(
+                    path, request, response_type, timeout=deadline_s, metadata=metadata
+                )
+                return cast(Resp, response)
+            except WireUnreachable:
+                m.MEMORY_WIRE_FALLBACKS.inc()  # nothing was sent: gRPC carries this call
+        return await rpc(request, timeout=deadline_s, metadata=metadata)
 
     def _breaker_changed(self, state: BreakerState) -> None:
         m.BREAKER_STATE.set(int(state))
@@ -177,7 +222,7 @@ class MemoryClient:
         self._admit(method, user)
         start = time.perf_counter()
         try:
-            response = await rpc(request, timeout=deadline_s, metadata=self._metadata())
+            response = await self._send(method, rpc, request, deadline_s)
         except grpc.aio.AioRpcError as err:
             m.MEMORY_CALLS.labels(method, err.code().name).inc()
             if self._failed(method, user, err):

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from mnemo_common.testing import wire_registry
 from mnemo_common.testing.procs import free_port, port_open, wait_for
 
 if TYPE_CHECKING:
@@ -96,6 +97,8 @@ def gateway_settings(llm_fake: Any, memory_addr: str | None, **overrides: Any) -
         "port": free_port(),
         "memory_enabled": memory_addr is not None,
         "memory_addr": memory_addr or "127.0.0.1:1",
+        # the test memory service's wire, as a deployment's gateway uses it (ADR 0032)
+        "memory_wire_addr": wire_registry.wire_address_for(memory_addr),
         "memory_timeout_s": 20.0,
         "breaker_failures": 3,
         "breaker_cooldown_s": 1.0,

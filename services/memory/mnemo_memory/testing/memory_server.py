@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from mnemo_common.testing import wire_registry
 from mnemo_common.testing.dicts import deep_merge
 from mnemo_common.testing.procs import ManagedProcess, free_port, wait_for
 
@@ -57,6 +58,7 @@ def build_test_settings(
         "server": {
             "host": "127.0.0.1",
             "grpc_port": 0,
+            "wire_port": 0,
             "metrics_port": 0,
             "health_probe_interval_s": 0.2,
             "health_probe_timeout_s": 1.0,
@@ -77,6 +79,7 @@ class InProcessMemoryServer:
         self.settings = settings
         self.longterm = longterm
         self.port = 0
+        self.wire_port = 0
         self.handles: Any = None
         self._server: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -89,6 +92,11 @@ class InProcessMemoryServer:
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def wire_address(self) -> str:
+        """host:port of the memory wire (ADR 0032)."""
+        return f"127.0.0.1:{self.wire_port}"
 
     def start(self) -> InProcessMemoryServer:
         self._thread = threading.Thread(target=self._run, name="memory-server", daemon=True)
@@ -111,7 +119,7 @@ class InProcessMemoryServer:
 
         self._stop = asyncio.Event()
         try:
-            kwargs: dict[str, Any] = {"port": 0}
+            kwargs: dict[str, Any] = {"port": 0, "wire_port": 0}
             if self.longterm != _DEFAULT:
                 kwargs["longterm"] = self.longterm
             self._server, self.port, self.handles = await create_server(self.settings, **kwargs)
@@ -119,6 +127,8 @@ class InProcessMemoryServer:
             self._error = exc
             self._ready.set()
             return
+        self.wire_port = self.handles.wire_port
+        wire_registry.announce(self.address, self.wire_address)
         self._ready.set()
         await self._stop.wait()
         await self.handles.shutdown(self._server, grace=0.5)
@@ -180,6 +190,7 @@ class MemoryServiceProcess:
         port: int | None = None,
     ) -> None:
         self.port = port or free_port()
+        self.wire_port = free_port()
         self.env = dict(os.environ)
         if settings is not None:
             self.env.update(
@@ -195,6 +206,7 @@ class MemoryServiceProcess:
             {
                 "SERVER__HOST": "127.0.0.1",
                 "SERVER__GRPC_PORT": str(self.port),
+                "SERVER__WIRE_PORT": str(self.wire_port),
                 "SERVER__METRICS_PORT": "0",
                 "SERVER__HEALTH_PROBE_INTERVAL_S": "0.2",
                 "LOG__JSON": "true",
@@ -211,6 +223,11 @@ class MemoryServiceProcess:
         return f"127.0.0.1:{self.port}"
 
     @property
+    def wire_address(self) -> str:
+        """host:port of the memory wire (ADR 0032); a caller's env may have turned it off."""
+        return f"127.0.0.1:{self.env.get('SERVER__WIRE_PORT', self.wire_port)}"
+
+    @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.running
 
@@ -218,6 +235,8 @@ class MemoryServiceProcess:
         """Start and wait until health answers (SERVING unless ``wait_serving=False``)."""
         argv = [sys.executable, "-m", "mnemo_memory", "serve"]
         self._proc = ManagedProcess(argv, env=self.env, log_path=self.log_path).start()
+        if self.env.get("SERVER__WIRE_PORT") != "0":
+            wire_registry.announce(self.address, self.wire_address)
         want = {"SERVING"} if wait_serving else {"SERVING", "NOT_SERVING"}
         try:
             wait_for(
